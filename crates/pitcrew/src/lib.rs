@@ -1,1 +1,17 @@
-//! placeholder
+//! The pitcrew application crate: what every pitcrew binary and every controller shares.
+//!
+//! * [`options`]: the shared command-line options and their resolved form ([`config`]);
+//! * [`app`]: runtime, logging, signals and ordered shutdown for a daemon's `main`;
+//! * [`rpc`]: MessagePack-RPC client and services over the router;
+//! * [`endpoint`]: the ZeroMQ sockets behind all of it (the only module that uses libzmq);
+//! * [`codec`]: the one place that knows the MessagePack serializer.
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod codec;
+pub mod config;
+pub mod endpoint;
+pub mod logging;
+pub mod options;
+pub mod rpc;
+pub mod signals;

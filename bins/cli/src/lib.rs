@@ -1,0 +1,103 @@
+//! The `pitcrew` command-line tool: call any RPC, ping the router, and (as the suite grows)
+//! tail logs and work with devices.
+//!
+//! Exit status: 0 on success, 1 when the RPC (or the operation) failed — its message on
+//! stderr —, 2 on a usage error. Writing to a closed pipe (`pitcrew ... | head`) is not an
+//! error.
+
+mod call;
+mod output;
+mod ping;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use pitcrew::config::Config;
+use pitcrew::options::SharedOptions;
+
+/// Command line of `pitcrew`.
+#[derive(Debug, Parser)]
+#[command(name = "pitcrew", version, about = "The pitcrew command-line tool")]
+pub struct Cli {
+    /// Options shared by every pitcrew binary.
+    #[command(flatten)]
+    pub shared: SharedOptions,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Call METHOD on SERVICE through the router and print the result.
+    Call(call::CallArgs),
+    /// Ping the router and report the round trip.
+    Ping(ping::PingArgs),
+}
+
+/// Exit status for a failed operation (an RPC error, an unreachable service).
+pub const EXIT_FAILED: u8 = 1;
+
+/// Runs the command line and maps the outcome to an exit status.
+pub fn main(cli: Cli) -> ExitCode {
+    let config = Config::resolve(&cli.shared);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pitcrew: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let result = runtime.block_on(async {
+        let _logging = pitcrew::logging::init("cli", &config);
+        match cli.command {
+            Command::Call(args) => call::run(args, &config).await,
+            Command::Ping(args) => ping::run(args, &config).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pitcrew: {e:#}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn call_parses_json_arguments() {
+        let cli = Cli::try_parse_from([
+            "pitcrew",
+            "call",
+            "x-service",
+            "add",
+            "1",
+            "[2]",
+            "--timeout",
+            "2s",
+        ])
+        .unwrap();
+        let Command::Call(args) = cli.command else {
+            panic!("not call")
+        };
+        assert_eq!(args.service, "x-service");
+        assert_eq!(args.args.len(), 2);
+        assert_eq!(args.timeout, Some(std::time::Duration::from_secs(2)));
+    }
+}

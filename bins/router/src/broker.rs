@@ -1,0 +1,270 @@
+//! The routing loop: `[C, S, P]` in on the frontend becomes `[S, C, P]` out on the backend,
+//! and back, per spec/wire.md. Payloads are never decoded on this path; only when a message
+//! cannot be delivered does the router read the request header to answer the sender.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use pitcrew::codec::{peek_header, Header};
+use pitcrew::endpoint::{EndpointError, Monitor, PeerEvent, Poller, RouterSocket, SendOutcome};
+use pitcrew::rpc::{ErrorCode, Message, Response, RpcError};
+
+use crate::control;
+use crate::peers::{Peers, Side};
+
+/// The router's own identity: requests addressed to it are answered by [`control`].
+pub const ROUTER_IDENTITY: &[u8] = b"router";
+
+/// How long one poll may sleep; bounds how late a stop request is noticed.
+const POLL_TIMEOUT_MS: i64 = 50;
+/// Messages taken from one socket before looking at the other, so a flood on one side
+/// cannot starve the other.
+const BATCH: usize = 512;
+/// How many distinct senders of malformed messages are remembered to log each only once.
+const MAX_REMEMBERED_SENDERS: usize = 1024;
+
+/// Counters served by `stats`.
+#[derive(Debug, Default, Clone)]
+pub struct Counters {
+    /// Messages forwarded.
+    pub routed: u64,
+    /// Messages for an identity that is not connected.
+    pub unreachable: u64,
+    /// Messages refused because the destination's pipe was full.
+    pub busy: u64,
+    /// Messages with the wrong number of frames.
+    pub malformed: u64,
+    /// Messages addressed to their own sender.
+    pub self_addressed: u64,
+    /// Responses and notifications that could not be delivered (dropped).
+    pub undeliverable: u64,
+    /// Requests answered by the router itself.
+    pub router_calls: u64,
+}
+
+/// Stops a running [`Broker`] from another thread.
+#[derive(Clone)]
+pub struct StopHandle(Arc<AtomicBool>);
+
+impl StopHandle {
+    /// Asks the loop to return; it notices within one poll timeout.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The router: two ROUTER sockets, their monitors, the peer table and counters.
+pub struct Broker {
+    frontend: RouterSocket,
+    backend: RouterSocket,
+    frontend_monitor: Monitor,
+    backend_monitor: Monitor,
+    pub(crate) peers: Peers,
+    pub(crate) counters: Counters,
+    pub(crate) started: Instant,
+    stop: Arc<AtomicBool>,
+    malformed_senders: HashSet<Vec<u8>>,
+}
+
+impl Broker {
+    /// Binds both sides.
+    ///
+    /// # Errors
+    /// When an endpoint cannot be bound.
+    pub fn bind(frontend: &[String], backend: &[String]) -> Result<Self, EndpointError> {
+        let frontend = RouterSocket::bind(frontend)?;
+        let backend = RouterSocket::bind(backend)?;
+        Ok(Self {
+            frontend_monitor: frontend.monitor()?,
+            backend_monitor: backend.monitor()?,
+            frontend,
+            backend,
+            peers: Peers::default(),
+            counters: Counters::default(),
+            started: Instant::now(),
+            stop: Arc::new(AtomicBool::new(false)),
+            malformed_senders: HashSet::new(),
+        })
+    }
+
+    /// A handle to stop [`Broker::run`].
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(self.stop.clone())
+    }
+
+    /// Routes until stopped.
+    ///
+    /// # Errors
+    /// When polling or receiving fails for a reason other than a transient one.
+    pub fn run(mut self) -> Result<(), EndpointError> {
+        while !self.stop.load(Ordering::Relaxed) {
+            let ready = Poller::wait(
+                &[&self.frontend, &self.backend],
+                &[&self.frontend_monitor, &self.backend_monitor],
+                POLL_TIMEOUT_MS,
+            )?;
+            // Connection events first, so a disconnect is applied before a new connection
+            // reusing the same descriptor is seen.
+            if ready[2] || ready[3] {
+                self.drain_monitors();
+            }
+            if ready[0] {
+                self.drain(Side::Client)?;
+            }
+            if ready[1] {
+                self.drain(Side::Service)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn drain_monitors(&mut self) {
+        for (side, monitor) in [
+            (Side::Client, &self.frontend_monitor),
+            (Side::Service, &self.backend_monitor),
+        ] {
+            while let Some(event) = monitor.try_recv() {
+                if let PeerEvent::Disconnected(fd) = event {
+                    if let Some(identity) = self.peers.disconnected(side, fd) {
+                        tracing::info!(
+                            peer = %String::from_utf8_lossy(&identity),
+                            side = side.as_str(),
+                            "peer disconnected"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn drain(&mut self, side: Side) -> Result<(), EndpointError> {
+        for _ in 0..BATCH {
+            let socket = match side {
+                Side::Client => &self.frontend,
+                Side::Service => &self.backend,
+            };
+            let Some(message) = socket.try_recv()? else {
+                return Ok(());
+            };
+            self.route(side, message.frames, message.peer_fd);
+        }
+        Ok(())
+    }
+
+    /// Forwards one message received on `side`: `[sender, destination, payload]`.
+    fn route(&mut self, side: Side, frames: Vec<Vec<u8>>, fd: Option<i32>) {
+        let [sender, destination, payload] = match <[Vec<u8>; 3]>::try_from(frames) {
+            Ok(parts) => parts,
+            Err(frames) => {
+                let sender = frames.first().cloned().unwrap_or_default();
+                self.peers.seen(side, &sender, fd);
+                self.malformed(
+                    side,
+                    &sender,
+                    format!("{} frames, expected 2", frames.len() - 1),
+                );
+                return;
+            }
+        };
+        self.peers.seen(side, &sender, fd);
+        if destination == sender {
+            self.counters.self_addressed += 1;
+            tracing::debug!(peer = %String::from_utf8_lossy(&sender), "dropped a self-addressed message");
+            return;
+        }
+        if destination == ROUTER_IDENTITY {
+            self.counters.router_calls += 1;
+            if let Some(reply) = control::handle(self, side, &sender, &payload) {
+                let _ = self.socket(side).send(&[&sender, ROUTER_IDENTITY, &reply]);
+            }
+            return;
+        }
+        let (to_side, to) = match side {
+            Side::Client => (Side::Service, &self.backend),
+            Side::Service => (Side::Client, &self.frontend),
+        };
+        match to.send(&[&destination, &sender, &payload]) {
+            SendOutcome::Sent => {
+                self.counters.routed += 1;
+                self.peers.delivered(to_side, &destination);
+            }
+            SendOutcome::Unreachable => {
+                self.counters.unreachable += 1;
+                self.peers.unreachable(to_side, &destination);
+                let who = String::from_utf8_lossy(&destination).into_owned();
+                self.refuse(
+                    side,
+                    &sender,
+                    &destination,
+                    &payload,
+                    RpcError::new(
+                        ErrorCode::Unreachable,
+                        format!("no peer {who:?} is connected to the router"),
+                    )
+                    .with("peer", who.as_str()),
+                );
+            }
+            SendOutcome::Busy => {
+                self.counters.busy += 1;
+                let who = String::from_utf8_lossy(&destination).into_owned();
+                self.refuse(
+                    side,
+                    &sender,
+                    &destination,
+                    &payload,
+                    RpcError::new(
+                        ErrorCode::Busy,
+                        format!("{who:?} is not keeping up (its queue is full); try again later"),
+                    )
+                    .with("peer", who.as_str()),
+                );
+            }
+            SendOutcome::Failed(reason) => {
+                tracing::warn!(peer = %String::from_utf8_lossy(&destination), %reason, "send failed");
+            }
+        }
+    }
+
+    /// Answers a request that could not be delivered; anything else is dropped and counted.
+    fn refuse(
+        &mut self,
+        side: Side,
+        sender: &[u8],
+        destination: &[u8],
+        payload: &[u8],
+        error: RpcError,
+    ) {
+        let Some(Header::Request { msgid }) = peek_header(payload) else {
+            self.counters.undeliverable += 1;
+            return;
+        };
+        let reply = Message::Response(Response {
+            msgid,
+            result: Err(error),
+        })
+        .encode();
+        // If the sender itself is not reading, the answer is dropped: never block.
+        let _ = self.socket(side).send(&[sender, destination, &reply]);
+    }
+
+    fn malformed(&mut self, side: Side, sender: &[u8], reason: String) {
+        self.counters.malformed += 1;
+        let who = String::from_utf8_lossy(sender);
+        if self.malformed_senders.len() < MAX_REMEMBERED_SENDERS
+            && self.malformed_senders.insert(sender.to_vec())
+        {
+            tracing::warn!(peer = %who, side = side.as_str(), %reason, "dropped a malformed message (further ones from this peer are logged at debug level)");
+        } else {
+            tracing::debug!(peer = %who, side = side.as_str(), %reason, "dropped a malformed message");
+        }
+    }
+
+    fn socket(&self, side: Side) -> &RouterSocket {
+        match side {
+            Side::Client => &self.frontend,
+            Side::Service => &self.backend,
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! ZeroMQ endpoints: the only module that talks to libzmq (through the `zmq` crate).
+//!
+//! * [`Dealer`]: an async DEALER driven by one tokio task, used by the RPC client and
+//!   services.
+//! * [`RouterSocket`]: a ROUTER for the router's plain poll loop, with `ROUTER_MANDATORY`
+//!   and non-blocking sends so that an unknown or stalled peer costs only its own messages.
+//!
+//! Why not `async_zmq` or the pure-Rust `zeromq` crate: see the README's design notes
+//! (measured: the former hangs under ROUTER_MANDATORY back-pressure and doubles round-trip
+//! latency; the latter lets one slow client stall a ROUTER for everyone).
+
+mod dealer;
+mod driver;
+mod router;
+mod socket;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use thiserror::Error;
+
+pub use dealer::{Dealer, DealerOptions};
+pub use router::{Monitor, PeerEvent, Poller, RouterSocket, SendOutcome};
+pub use socket::Frames;
+
+/// How often a connected socket sends a ZMTP heartbeat (PING). With
+/// [`HEARTBEAT_TIMEOUT`] this bounds how long a crashed or partitioned peer stays listed.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(1000);
+/// How long without any traffic before a connection is declared dead: three missed
+/// heartbeats, so `list_peers` is true within about 3 s of a crash (the spec asks for 5 s).
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(3000);
+/// How long a closing socket keeps trying to deliver queued messages. Short, because a
+/// stopping process should not hang on an absent peer, but long enough to flush a reply.
+pub const LINGER: Duration = Duration::from_millis(200);
+/// The largest message a socket accepts; a peer sending more is disconnected by libzmq.
+/// RPC payloads are limited to 1 MiB by the decoder, log records to far less; 16 MiB
+/// bounds the memory a hostile peer can make any of our sockets allocate.
+pub const MAX_MESSAGE_BYTES: i64 = 16 << 20;
+
+/// Why an endpoint could not be set up or used.
+#[derive(Debug, Error)]
+pub enum EndpointError {
+    /// A socket option or socket creation failed.
+    #[error("cannot {what}: {reason}")]
+    Socket {
+        /// What was being done.
+        what: &'static str,
+        /// libzmq's explanation.
+        reason: String,
+    },
+    /// Binding or connecting an address failed.
+    #[error("cannot {what} {address}: {reason}")]
+    Address {
+        /// `bind` or `connect`.
+        what: &'static str,
+        /// The ZeroMQ address.
+        address: String,
+        /// libzmq's explanation (e.g. "Address already in use").
+        reason: String,
+    },
+    /// An operating system call failed.
+    #[error("cannot {0}: {1}")]
+    Io(&'static str, #[source] std::io::Error),
+}
+
+impl EndpointError {
+    pub(crate) fn zmq(what: &'static str) -> impl FnOnce(zmq::Error) -> Self {
+        move |e| Self::Socket {
+            what,
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// The process-wide ZeroMQ context. It is never terminated: terminating blocks until every
+/// socket is closed, and the process exit releases it anyway.
+pub(crate) fn context() -> &'static zmq::Context {
+    static CONTEXT: OnceLock<zmq::Context> = OnceLock::new();
+    CONTEXT.get_or_init(zmq::Context::new)
+}
+
+/// Options every socket of ours carries: heartbeats, linger, message size limit.
+pub(crate) fn apply_common_options(socket: &zmq::Socket) -> Result<(), EndpointError> {
+    let ms = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
+    socket
+        .set_linger(ms(LINGER))
+        .map_err(EndpointError::zmq("set ZMQ_LINGER"))?;
+    socket
+        .set_heartbeat_ivl(ms(HEARTBEAT_INTERVAL))
+        .map_err(EndpointError::zmq("set ZMQ_HEARTBEAT_IVL"))?;
+    socket
+        .set_heartbeat_timeout(ms(HEARTBEAT_TIMEOUT))
+        .map_err(EndpointError::zmq("set ZMQ_HEARTBEAT_TIMEOUT"))?;
+    socket
+        .set_heartbeat_ttl(ms(HEARTBEAT_TIMEOUT))
+        .map_err(EndpointError::zmq("set ZMQ_HEARTBEAT_TTL"))?;
+    socket
+        .set_maxmsgsize(MAX_MESSAGE_BYTES)
+        .map_err(EndpointError::zmq("set ZMQ_MAXMSGSIZE"))?;
+    Ok(())
+}
+
+/// Picks the address to connect to from the list a peer binds: `ipc://` first, because
+/// it skips the TCP stack (spec/wire.md: "a connecting side prefers an ipc:// address").
+/// A wildcard host (`tcp://*:6000`) is rewritten to loopback.
+pub fn preferred_connect_address(bound: &[String]) -> Option<String> {
+    let pick = bound
+        .iter()
+        .find(|a| a.starts_with("ipc://"))
+        .or_else(|| bound.first())?;
+    Some(
+        pick.replace("tcp://*:", "tcp://127.0.0.1:")
+            .replace("tcp://0.0.0.0:", "tcp://127.0.0.1:"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connecting_prefers_ipc_and_rewrites_wildcards() {
+        let bound = vec![
+            "tcp://*:6000".to_owned(),
+            "ipc:///tmp/rt-rpc.sock".to_owned(),
+        ];
+        assert_eq!(
+            preferred_connect_address(&bound).as_deref(),
+            Some("ipc:///tmp/rt-rpc.sock")
+        );
+        let bound = vec!["tcp://*:6000".to_owned()];
+        assert_eq!(
+            preferred_connect_address(&bound).as_deref(),
+            Some("tcp://127.0.0.1:6000")
+        );
+        assert_eq!(preferred_connect_address(&[]), None);
+    }
+}

@@ -1,0 +1,200 @@
+//! ROUTER sockets for a plain (non-async) poll loop, as the router binary runs them.
+//!
+//! The router must never block on one peer: sends are non-blocking and use
+//! `ROUTER_MANDATORY`, so libzmq reports an unknown identity (`EHOSTUNREACH`) or a full
+//! pipe (`EAGAIN`) instead of silently dropping or blocking. A monitor reports connections
+//! and disconnections with the connection's file descriptor, and every received message
+//! carries the descriptor of the connection it came from, which is how the router maps
+//! a disconnect to an identity without libzmq's draft `ROUTER_NOTIFY`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{apply_common_options, context, EndpointError};
+
+/// What happened to one send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// Handed to libzmq.
+    Sent,
+    /// No peer with that identity is connected.
+    Unreachable,
+    /// The peer's pipe is full: it is not reading fast enough.
+    Busy,
+    /// Any other failure (context terminated, ...), with libzmq's words.
+    Failed(String),
+}
+
+/// A message received on a [`RouterSocket`].
+#[derive(Debug)]
+pub struct RouterMessage {
+    /// All frames; the first is the sender's identity.
+    pub frames: Vec<Vec<u8>>,
+    /// The file descriptor of the sender's connection, when libzmq reported one.
+    pub peer_fd: Option<i32>,
+}
+
+/// A bound ROUTER socket.
+pub struct RouterSocket {
+    socket: zmq::Socket,
+}
+
+impl RouterSocket {
+    /// Creates a ROUTER with `ROUTER_MANDATORY`, `ROUTER_HANDOVER` and heartbeats, and binds
+    /// every address in `addresses`.
+    ///
+    /// # Errors
+    /// When an address cannot be bound (in use, bad syntax, missing directory).
+    pub fn bind(addresses: &[String]) -> Result<Self, EndpointError> {
+        let socket = context()
+            .socket(zmq::ROUTER)
+            .map_err(EndpointError::zmq("create a ROUTER socket"))?;
+        apply_common_options(&socket)?;
+        socket
+            .set_router_mandatory(true)
+            .map_err(EndpointError::zmq("set ZMQ_ROUTER_MANDATORY"))?;
+        socket
+            .set_router_handover(true)
+            .map_err(EndpointError::zmq("set ZMQ_ROUTER_HANDOVER"))?;
+        for address in addresses {
+            socket.bind(address).map_err(|e| EndpointError::Address {
+                what: "bind",
+                address: address.clone(),
+                reason: e.to_string(),
+            })?;
+        }
+        Ok(Self { socket })
+    }
+
+    /// Receives one whole message if one is waiting.
+    ///
+    /// # Errors
+    /// Only for failures other than "nothing waiting".
+    pub fn try_recv(&self) -> Result<Option<RouterMessage>, EndpointError> {
+        let mut frames = Vec::with_capacity(3);
+        let mut peer_fd = None;
+        loop {
+            let flags = if frames.is_empty() { zmq::DONTWAIT } else { 0 };
+            let mut msg = match self.socket.recv_msg(flags) {
+                Ok(msg) => msg,
+                Err(zmq::Error::EAGAIN) if frames.is_empty() => return Ok(None),
+                Err(e) => {
+                    return Err(EndpointError::Socket {
+                        what: "receive on a ROUTER",
+                        reason: e.to_string(),
+                    })
+                }
+            };
+            // The identity frame is made by the ROUTER itself; the frames after it come
+            // from the connection and carry its metadata, including the descriptor.
+            if frames.len() == 1 && peer_fd.is_none() {
+                peer_fd = msg.gets("__fd").and_then(|s| s.parse().ok());
+            }
+            let more = msg.get_more();
+            frames.push(msg.to_vec());
+            if !more {
+                return Ok(Some(RouterMessage { frames, peer_fd }));
+            }
+        }
+    }
+
+    /// Sends `parts` (identity first) without blocking.
+    pub fn send(&self, parts: &[&[u8]]) -> SendOutcome {
+        let last = parts.len().saturating_sub(1);
+        for (i, part) in parts.iter().enumerate() {
+            let flags = zmq::DONTWAIT | if i < last { zmq::SNDMORE } else { 0 };
+            match self.socket.send(*part, flags) {
+                Ok(()) => {}
+                // Only the identity frame can fail this way; nothing was sent yet.
+                Err(zmq::Error::EHOSTUNREACH) => return SendOutcome::Unreachable,
+                Err(zmq::Error::EAGAIN) => return SendOutcome::Busy,
+                Err(e) => return SendOutcome::Failed(e.to_string()),
+            }
+        }
+        SendOutcome::Sent
+    }
+
+    /// Starts reporting connections and disconnections of this socket's peers.
+    ///
+    /// # Errors
+    /// When libzmq cannot set up the monitor.
+    pub fn monitor(&self) -> Result<Monitor, EndpointError> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let address = format!(
+            "inproc://pitcrew-monitor-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let events = zmq::SocketEvent::ACCEPTED as i32 | zmq::SocketEvent::DISCONNECTED as i32;
+        self.socket
+            .monitor(&address, events)
+            .map_err(EndpointError::zmq("start a socket monitor"))?;
+        let socket = context()
+            .socket(zmq::PAIR)
+            .map_err(EndpointError::zmq("create a monitor socket"))?;
+        socket
+            .connect(&address)
+            .map_err(EndpointError::zmq("connect the monitor socket"))?;
+        Ok(Monitor { socket })
+    }
+}
+
+/// A connection event reported by a [`Monitor`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerEvent {
+    /// A peer connected on this descriptor.
+    Accepted(i32),
+    /// The connection on this descriptor closed (peer exit, crash, heartbeat timeout).
+    Disconnected(i32),
+}
+
+/// Connection events of one [`RouterSocket`].
+pub struct Monitor {
+    socket: zmq::Socket,
+}
+
+impl Monitor {
+    /// Returns the next event if one is waiting.
+    pub fn try_recv(&self) -> Option<PeerEvent> {
+        let frames = self.socket.recv_multipart(zmq::DONTWAIT).ok()?;
+        // Frame 1: u16 event id then u32 value (native endian), frame 2: the endpoint.
+        let head = frames.first()?;
+        let id = u16::from_ne_bytes(head.get(0..2)?.try_into().ok()?);
+        let value = i32::from_ne_bytes(head.get(2..6)?.try_into().ok()?);
+        if id == zmq::SocketEvent::ACCEPTED as u16 {
+            Some(PeerEvent::Accepted(value))
+        } else if id == zmq::SocketEvent::DISCONNECTED as u16 {
+            Some(PeerEvent::Disconnected(value))
+        } else {
+            None
+        }
+    }
+}
+
+/// Waits for any of several router sockets and monitors to have input.
+pub struct Poller;
+
+impl Poller {
+    /// Blocks up to `timeout_ms` until one of `sockets` or `monitors` is readable and
+    /// returns which ones (in the same order).
+    ///
+    /// # Errors
+    /// When `zmq_poll` itself fails (other than an interrupted call).
+    pub fn wait(
+        sockets: &[&RouterSocket],
+        monitors: &[&Monitor],
+        timeout_ms: i64,
+    ) -> Result<Vec<bool>, EndpointError> {
+        let mut items: Vec<zmq::PollItem<'_>> = sockets
+            .iter()
+            .map(|s| s.socket.as_poll_item(zmq::POLLIN))
+            .chain(monitors.iter().map(|m| m.socket.as_poll_item(zmq::POLLIN)))
+            .collect();
+        match zmq::poll(&mut items, timeout_ms) {
+            Ok(_) | Err(zmq::Error::EINTR) => Ok(items.iter().map(|i| i.is_readable()).collect()),
+            Err(e) => Err(EndpointError::Socket {
+                what: "poll the router sockets",
+                reason: e.to_string(),
+            }),
+        }
+    }
+}

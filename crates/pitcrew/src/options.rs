@@ -1,0 +1,265 @@
+//! The options every pitcrew binary shares, flattened into each binary's clap parser.
+//!
+//! Stage one of two (ripgrep's LowArgs/HiArgs): these are validated values with no I/O; the
+//! defaults that depend on the namespace are filled in by [`crate::config::Config`].
+//! Every option can also be set through `PITCREW_<NAME>` in the environment.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, ValueEnum};
+
+/// Options shared by every binary of the suite.
+#[derive(Debug, Clone, Args)]
+pub struct SharedOptions {
+    /// Instance name: prefixes ipc paths and shared-memory names so that several
+    /// instances (tests, simulated robots) run side by side.
+    #[arg(long, env = "PITCREW_NAMESPACE", default_value = "rt", value_parser = parse_namespace, help_heading = "Instance")]
+    pub namespace: String,
+
+    /// Router frontend endpoints (clients), comma-separated
+    /// [default: tcp://*:6000,ipc:///tmp/<namespace>-rpc.sock].
+    #[arg(long, env = "PITCREW_ROUTER_FRONTEND", value_delimiter = ',', value_parser = parse_zmq_endpoint, help_heading = "Endpoints")]
+    pub router_frontend: Vec<String>,
+
+    /// Router backend endpoints (services), comma-separated
+    /// [default: ipc:///tmp/<namespace>-srv.sock].
+    #[arg(long, env = "PITCREW_ROUTER_BACKEND", value_delimiter = ',', value_parser = parse_zmq_endpoint, help_heading = "Endpoints")]
+    pub router_backend: Vec<String>,
+
+    /// Log forwarder frontend (PUB to subscribers), comma-separated [default: tcp://*:6001].
+    #[arg(long, env = "PITCREW_LOG_FRONTEND", value_delimiter = ',', value_parser = parse_zmq_endpoint, help_heading = "Endpoints")]
+    pub log_frontend: Vec<String>,
+
+    /// Log forwarder backend (SUB from publishers), comma-separated
+    /// [default: ipc:///tmp/<namespace>-log.sock].
+    #[arg(long, env = "PITCREW_LOG_BACKEND", value_delimiter = ',', value_parser = parse_zmq_endpoint, help_heading = "Endpoints")]
+    pub log_backend: Vec<String>,
+
+    /// Control input address of the gamepad receiver.
+    #[arg(long, env = "PITCREW_CONTROL_ADDR", default_value = "udp://0.0.0.0:6002", value_parser = parse_udp_endpoint, help_heading = "Endpoints")]
+    pub control_addr: String,
+
+    /// Multicast group and port of device updates.
+    #[arg(long, env = "PITCREW_UPDATE_ADDR", default_value = "udp://224.1.1.1:6003", value_parser = parse_udp_endpoint, help_heading = "Endpoints")]
+    pub update_addr: String,
+
+    /// Period of device update datagrams (e.g. 50ms, 0.05).
+    #[arg(long, env = "PITCREW_UPDATE_INTERVAL", default_value = "50ms", value_parser = parse_duration, help_heading = "Timing")]
+    pub update_interval: Duration,
+
+    /// Default deadline of an RPC call (e.g. 5s, 250ms).
+    #[arg(long, env = "PITCREW_CALL_TIMEOUT", default_value = "5s", value_parser = parse_duration, help_heading = "Timing")]
+    pub call_timeout: Duration,
+
+    /// How many handlers a service runs at once; more requests queue up to a bound.
+    #[arg(long, env = "PITCREW_SERVICE_WORKERS", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024), help_heading = "Timing")]
+    pub service_workers: u16,
+
+    /// Device catalog (YAML) [default: the catalog built into the binary].
+    #[arg(long, env = "PITCREW_CATALOG", help_heading = "Devices")]
+    pub catalog: Option<PathBuf>,
+
+    /// Least severe level logged and published.
+    #[arg(
+        long,
+        env = "PITCREW_LOG_LEVEL",
+        default_value = "info",
+        help_heading = "Logging"
+    )]
+    pub log_level: LogLevel,
+
+    /// Local log output: `pretty` for a terminal, `json` (one object per line) otherwise
+    /// [default: pretty on a terminal, json otherwise].
+    #[arg(long, env = "PITCREW_LOG_FORMAT", help_heading = "Logging")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// A log level name, as on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum LogLevel {
+    /// Everything, including per-message detail.
+    Trace,
+    /// Diagnostic detail.
+    Debug,
+    /// Normal operation.
+    Info,
+    /// Something unexpected that the process handled.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+impl LogLevel {
+    /// The `tracing` level.
+    pub fn as_tracing(self) -> tracing::Level {
+        match self {
+            Self::Trace => tracing::Level::TRACE,
+            Self::Debug => tracing::Level::DEBUG,
+            Self::Info => tracing::Level::INFO,
+            Self::Warn => tracing::Level::WARN,
+            Self::Error => tracing::Level::ERROR,
+        }
+    }
+}
+
+/// Local log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable, coloured on a terminal.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Parses the command line of a binary; on a usage error prints ONE line naming the
+/// problem (clap's first line) and exits with status 2, as DESIGN.md asks. `--help` and
+/// `--version` print as usual and exit 0.
+pub fn parse<T: Parser>() -> T {
+    match T::try_parse() {
+        Ok(options) => options,
+        Err(e) => match e.kind() {
+            clap::error::ErrorKind::DisplayHelp
+            | clap::error::ErrorKind::DisplayVersion
+            | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+            _ => {
+                let text = e.render().to_string();
+                let first = text.lines().next().unwrap_or("error: invalid arguments");
+                eprintln!("{first}");
+                std::process::exit(2);
+            }
+        },
+    }
+}
+
+/// A namespace is a short name safe in file names and shm names.
+pub fn parse_namespace(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 32
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || (c == '-'));
+    if ok && !s.starts_with('-') {
+        Ok(s.to_owned())
+    } else {
+        Err("use 1 to 32 letters, digits, '_' or '-' (not starting with '-')".to_owned())
+    }
+}
+
+/// A ZeroMQ endpoint: `tcp://HOST:PORT`, `ipc://PATH` or `inproc://NAME`.
+pub fn parse_zmq_endpoint(s: &str) -> Result<String, String> {
+    let rest = ["tcp://", "ipc://", "inproc://"]
+        .iter()
+        .find_map(|p| s.strip_prefix(p));
+    match rest {
+        Some(r) if !r.is_empty() => {
+            if s.starts_with("tcp://")
+                && !r
+                    .rsplit_once(':')
+                    .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+            {
+                return Err("a tcp endpoint needs a port: tcp://HOST:PORT".to_owned());
+            }
+            Ok(s.to_owned())
+        }
+        _ => Err("expected tcp://HOST:PORT, ipc://PATH or inproc://NAME".to_owned()),
+    }
+}
+
+/// A UDP endpoint `udp://IP:PORT` (or plain `IP:PORT`), normalised to `udp://IP:PORT`.
+pub fn parse_udp_endpoint(s: &str) -> Result<String, String> {
+    let addr = s.strip_prefix("udp://").unwrap_or(s);
+    addr.parse::<std::net::SocketAddr>()
+        .map(|a| format!("udp://{a}"))
+        .map_err(|_| "expected udp://IP:PORT, e.g. udp://0.0.0.0:6002".to_owned())
+}
+
+/// A duration: `250ms`, `5s`, `1.5s`, `2m`, or a plain number of seconds (`0.05`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = s.strip_suffix("us") {
+        (n, 1e-6)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (s, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| "expected a duration such as 250ms, 5s or 0.05".to_owned())?;
+    if !value.is_finite() || value < 0.0 || value * scale > 86_400.0 {
+        return Err("expected a duration between 0 and 24 h".to_owned());
+    }
+    Ok(Duration::from_secs_f64(value * scale))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        shared: SharedOptions,
+    }
+
+    #[test]
+    fn defaults_parse() {
+        let cli = Cli::try_parse_from(["x"]).unwrap();
+        assert_eq!(cli.shared.namespace, "rt");
+        assert_eq!(cli.shared.call_timeout, Duration::from_secs(5));
+        assert_eq!(cli.shared.update_interval, Duration::from_millis(50));
+        assert_eq!(cli.shared.service_workers, 8);
+        assert_eq!(cli.shared.control_addr, "udp://0.0.0.0:6002");
+        assert!(cli.shared.router_frontend.is_empty());
+    }
+
+    #[test]
+    fn namespace() {
+        assert!(parse_namespace("test-42_a").is_ok());
+        for bad in ["", "a/b", "-x", "x y", &"n".repeat(33)] {
+            assert!(parse_namespace(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn endpoints() {
+        assert!(parse_zmq_endpoint("tcp://*:6000").is_ok());
+        assert!(parse_zmq_endpoint("ipc:///tmp/x.sock").is_ok());
+        assert!(parse_zmq_endpoint("tcp://host").is_err());
+        assert!(parse_zmq_endpoint("http://x:1").is_err());
+        assert_eq!(
+            parse_udp_endpoint("127.0.0.1:6002").unwrap(),
+            "udp://127.0.0.1:6002"
+        );
+        assert!(parse_udp_endpoint("udp://nowhere").is_err());
+        let cli = Cli::try_parse_from(["x", "--router-frontend", "ipc:///a,tcp://*:1"]).unwrap();
+        assert_eq!(cli.shared.router_frontend, ["ipc:///a", "tcp://*:1"]);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("0.05").unwrap(), Duration::from_millis(50));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        for bad in ["", "-1s", "fast", "NaN", "1e9"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn bad_values_name_the_option() {
+        let err = Cli::try_parse_from(["x", "--call-timeout", "soon"]).unwrap_err();
+        let first = err.render().to_string();
+        let first = first.lines().next().unwrap();
+        assert!(first.contains("--call-timeout"), "{first}");
+        let err = Cli::try_parse_from(["x", "--service-workers", "0"]).unwrap_err();
+        assert!(err.to_string().contains("--service-workers"));
+        let err = Cli::try_parse_from(["x", "--log-level", "loud"]).unwrap_err();
+        assert!(err.to_string().contains("--log-level"));
+    }
+}

@@ -1,0 +1,357 @@
+//! An RPC service: a registry of typed handlers behind a DEALER on the router's backend.
+//!
+//! Guarantees a caller can rely on:
+//! * at most `workers` handlers run at once; up to `queue` more requests wait; beyond that
+//!   the caller gets `busy` at once rather than an unbounded wait;
+//! * a handler that runs past its deadline yields `timeout`; one that fails yields
+//!   `handler_failed` with its text; one that panics yields `handler_failed` too, and the
+//!   service goes on;
+//! * malformed input is answered with `bad_request` when a msgid is readable, counted,
+//!   logged once per sender, and never takes a worker down.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::message::{BadMessage, ErrorCode, Message, Notification, Request, Response, RpcError};
+use super::params::FromParams;
+use crate::codec::Value;
+use crate::endpoint::{Dealer, DealerOptions, EndpointError, Frames};
+
+/// Default handler deadline (spec/wire.md).
+pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default number of concurrent handlers (spec/wire.md `service_workers`).
+pub const DEFAULT_WORKERS: usize = 8;
+/// How many requests may wait per worker before callers get `busy`: enough to absorb a burst
+/// from a handful of pipelining clients, small enough that a caller learns quickly.
+pub const QUEUE_PER_WORKER: usize = 16;
+/// How long a stopping service lets running handlers finish before it gives up on them.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
+/// How many distinct malformed senders are remembered for "log once"; past that, every
+/// malformed message is logged at debug level only, so the set cannot grow without bound.
+const MAX_REMEMBERED_SENDERS: usize = 1024;
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send>>;
+type Handler = Arc<dyn Fn(Vec<Value>) -> BoxFuture + Send + Sync>;
+
+/// Counters a service keeps about itself (served by its `stats` method).
+#[derive(Debug, Default)]
+pub struct ServiceStats {
+    /// Requests answered (any outcome).
+    pub requests: AtomicU64,
+    /// Notifications handled.
+    pub notifications: AtomicU64,
+    /// Requests refused with `busy`.
+    pub busy: AtomicU64,
+    /// Handler deadlines missed.
+    pub timeouts: AtomicU64,
+    /// Malformed messages received.
+    pub malformed: AtomicU64,
+}
+
+/// A service under construction: register handlers, then [`Service::serve`].
+pub struct Service {
+    name: String,
+    handlers: HashMap<String, Handler>,
+    workers: usize,
+    queue: usize,
+    handler_timeout: Duration,
+    stats: Arc<ServiceStats>,
+}
+
+impl Service {
+    /// A service reachable as `<app>-service` (e.g. `device-service`).
+    pub fn new(app: &str) -> Self {
+        let mut service = Self {
+            name: format!("{app}-service"),
+            handlers: HashMap::new(),
+            workers: DEFAULT_WORKERS,
+            queue: DEFAULT_WORKERS * QUEUE_PER_WORKER,
+            handler_timeout: DEFAULT_HANDLER_TIMEOUT,
+            stats: Arc::new(ServiceStats::default()),
+        };
+        service.register("ping", &[], |()| async { Ok("pong") });
+        service
+    }
+
+    /// The identity the service registers with at the router.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The service's counters, shared with the running service.
+    pub fn stats(&self) -> Arc<ServiceStats> {
+        self.stats.clone()
+    }
+
+    /// Sets how many handlers run at once, and the queue bound to `workers ×
+    /// QUEUE_PER_WORKER`.
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers.max(1);
+        self.queue = self.workers * QUEUE_PER_WORKER;
+        self
+    }
+
+    /// Sets how many requests may wait for a worker before callers get `busy`.
+    pub fn queue(mut self, queue: usize) -> Self {
+        self.queue = queue;
+        self
+    }
+
+    /// Sets the per-handler deadline.
+    pub fn handler_timeout(mut self, timeout: Duration) -> Self {
+        self.handler_timeout = timeout;
+        self
+    }
+
+    /// Registers `handler` for `method`. `names` name the positional parameters for error
+    /// messages; `P` is a tuple whose arity and types are checked before the handler runs.
+    pub fn register<P, F, Fut, R>(
+        &mut self,
+        method: &str,
+        names: &'static [&'static str],
+        handler: F,
+    ) -> &mut Self
+    where
+        P: FromParams + Send + 'static,
+        F: Fn(P) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, RpcError>> + Send + 'static,
+        R: Into<Value>,
+    {
+        let handler = Arc::new(handler);
+        let erased: Handler = Arc::new(move |params: Vec<Value>| {
+            let handler = handler.clone();
+            Box::pin(async move {
+                let params = P::from_params(params, names)?;
+                handler(params).await.map(Into::into)
+            })
+        });
+        self.handlers.insert(method.to_owned(), erased);
+        self
+    }
+
+    /// Connects to the router backend at `address` and serves until `shutdown` fires; then
+    /// refuses new requests with `shutting_down` and waits up to [`DRAIN_DEADLINE`] for
+    /// running handlers.
+    ///
+    /// # Errors
+    /// When the DEALER cannot be set up.
+    pub async fn serve(
+        self,
+        address: &str,
+        shutdown: CancellationToken,
+    ) -> Result<(), EndpointError> {
+        let socket_cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let core = Arc::new(Core {
+            handlers: self.handlers,
+            semaphore: Arc::new(Semaphore::new(self.workers)),
+            admitted: AtomicUsize::new(0),
+            capacity: self.workers + self.queue,
+            handler_timeout: self.handler_timeout,
+            stats: self.stats,
+            stopping: shutdown.clone(),
+            malformed_senders: Mutex::new(HashSet::new()),
+            tracker: tracker.clone(),
+        });
+        // The callback runs on the socket task and needs the dealer to reply; the dealer
+        // exists only once `connect` returns, hence the cell. No message can arrive before
+        // it is set: the connection handshake happens on that same task, later.
+        let cell: Arc<OnceLock<Dealer>> = Arc::new(OnceLock::new());
+        let (dealer, socket_task) = Dealer::connect(
+            DealerOptions {
+                identity: self.name.clone(),
+                address: address.to_owned(),
+                queue: self.workers + self.queue + 64,
+            },
+            {
+                let (core, cell) = (core.clone(), cell.clone());
+                move |frames| match cell.get() {
+                    Some(dealer) => on_message(&core, dealer, frames),
+                    None => tracing::debug!("message before the service was ready; dropped"),
+                }
+            },
+            socket_cancel.clone(),
+        )?;
+        let _ = cell.set(dealer.clone());
+        // Introduce ourselves so the router lists this service before its first reply.
+        let hello = Message::Notification(Notification {
+            method: "hello".into(),
+            params: vec![self.name.as_str().into()],
+        });
+        let _ = dealer.try_send(vec![b"router".to_vec(), hello.encode()]);
+        tracing::info!(service = %self.name, %address, "service ready");
+
+        shutdown.cancelled().await;
+        tracing::debug!(service = %self.name, "service stopping");
+
+        tracker.close();
+        if tokio::time::timeout(DRAIN_DEADLINE, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(service = %self.name, "handlers still running at shutdown; abandoning them");
+        }
+        // Give the socket task a moment to flush the last replies, then stop it.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        socket_cancel.cancel();
+        let _ = socket_task.await;
+        Ok(())
+    }
+}
+
+/// State shared by the dispatcher and the handler tasks.
+struct Core {
+    handlers: HashMap<String, Handler>,
+    semaphore: Arc<Semaphore>,
+    /// Requests admitted and not yet answered (running + waiting).
+    admitted: AtomicUsize,
+    capacity: usize,
+    handler_timeout: Duration,
+    stats: Arc<ServiceStats>,
+    stopping: CancellationToken,
+    malformed_senders: Mutex<HashSet<Vec<u8>>>,
+    tracker: TaskTracker,
+}
+
+fn on_message(core: &Arc<Core>, dealer: &Dealer, frames: Frames) {
+    let [sender, payload] = <[Vec<u8>; 2]>::try_from(frames)
+        .unwrap_or_else(|frames| [frames.first().cloned().unwrap_or_default(), Vec::new()]);
+    match Message::decode(&payload) {
+        Ok(Message::Request(request)) => admit(core, dealer, sender, request),
+        Ok(Message::Notification(n)) => {
+            core.stats.notifications.fetch_add(1, Ordering::Relaxed);
+            if let Some(handler) = core.handlers.get(&n.method) {
+                let fut = handler(n.params);
+                core.tracker.spawn(async move {
+                    let _ = fut.await;
+                });
+            }
+        }
+        Ok(Message::Response(_)) => {
+            tracing::debug!(sender = %String::from_utf8_lossy(&sender), "service ignored a response");
+        }
+        Err(bad) => malformed(core, dealer, sender, bad),
+    }
+}
+
+fn admit(core: &Arc<Core>, dealer: &Dealer, sender: Vec<u8>, request: Request) {
+    let reply_now = |error: RpcError| reply(dealer, &sender, request.msgid, Err(error));
+    if core.stopping.is_cancelled() {
+        return reply_now(RpcError::new(
+            ErrorCode::ShuttingDown,
+            "the service is stopping",
+        ));
+    }
+    let Some(handler) = core.handlers.get(&request.method).cloned() else {
+        core.stats.requests.fetch_add(1, Ordering::Relaxed);
+        return reply_now(
+            RpcError::new(
+                ErrorCode::NoSuchMethod,
+                format!("no method {:?}", request.method),
+            )
+            .with("method", request.method.as_str()),
+        );
+    };
+    if core.admitted.fetch_add(1, Ordering::AcqRel) >= core.capacity {
+        core.admitted.fetch_sub(1, Ordering::AcqRel);
+        core.stats.busy.fetch_add(1, Ordering::Relaxed);
+        return reply_now(RpcError::new(
+            ErrorCode::Busy,
+            format!(
+                "all workers busy and {} requests queued; try again later",
+                core.capacity
+            ),
+        ));
+    }
+    let core = core.clone();
+    let dealer = dealer.clone();
+    core.tracker.clone().spawn(async move {
+        let result = run_handler(&core, handler, request.params, &request.method).await;
+        core.admitted.fetch_sub(1, Ordering::AcqRel);
+        core.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let response = Message::Response(Response {
+            msgid: request.msgid,
+            result,
+        });
+        let _ = dealer.send(vec![sender, response.encode()]).await;
+    });
+}
+
+async fn run_handler(
+    core: &Core,
+    handler: Handler,
+    params: Vec<Value>,
+    method: &str,
+) -> Result<Value, RpcError> {
+    // The semaphore is never closed, so acquire only fails if it were; treat as stopping.
+    let Ok(_permit) = core.semaphore.acquire().await else {
+        return Err(RpcError::new(
+            ErrorCode::ShuttingDown,
+            "the service is stopping",
+        ));
+    };
+    // A separate task, so that a panicking handler is contained and reported.
+    let task = tokio::spawn(handler(params));
+    let abort = task.abort_handle();
+    match tokio::time::timeout(core.handler_timeout, task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(join_error)) => {
+            tracing::error!(method, error = %join_error, "handler panicked");
+            Err(RpcError::new(
+                ErrorCode::HandlerFailed,
+                format!("handler for {method:?} panicked"),
+            ))
+        }
+        Err(_) => {
+            abort.abort();
+            core.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+            Err(RpcError::new(
+                ErrorCode::Timeout,
+                format!(
+                    "handler for {method:?} took longer than {:.3} s",
+                    core.handler_timeout.as_secs_f64()
+                ),
+            ))
+        }
+    }
+}
+
+fn malformed(core: &Core, dealer: &Dealer, sender: Vec<u8>, bad: BadMessage) {
+    core.stats.malformed.fetch_add(1, Ordering::Relaxed);
+    let first = {
+        let mut seen = core
+            .malformed_senders
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        seen.len() < MAX_REMEMBERED_SENDERS && seen.insert(sender.clone())
+    };
+    let who = String::from_utf8_lossy(&sender).into_owned();
+    if first {
+        tracing::warn!(sender = %who, reason = %bad.reason, "malformed message (further ones from this sender are logged at debug level)");
+    } else {
+        tracing::debug!(sender = %who, reason = %bad.reason, "malformed message");
+    }
+    if let Some(msgid) = bad.msgid {
+        reply(
+            dealer,
+            &sender,
+            msgid,
+            Err(RpcError::new(ErrorCode::BadRequest, bad.reason)),
+        );
+    }
+}
+
+/// Sends a response now if the outgoing queue has room; an immediate error reply that does
+/// not fit is dropped (the caller's timeout covers it) rather than blocking the dispatcher.
+fn reply(dealer: &Dealer, sender: &[u8], msgid: u32, result: Result<Value, RpcError>) {
+    let response = Message::Response(Response { msgid, result });
+    let _ = dealer.try_send(vec![sender.to_vec(), response.encode()]);
+}
