@@ -2,7 +2,7 @@
 //! and back, per spec/wire.md. Payloads are never decoded on this path; only when a message
 //! cannot be delivered does the router read the request header to answer the sender.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,6 +22,11 @@ const POLL_TIMEOUT_MS: i64 = 50;
 /// Messages taken from one socket before looking at the other, so a flood on one side
 /// cannot starve the other.
 const BATCH: usize = 512;
+/// Requests one client may have in flight to one service. Below the 1000-message pipe
+/// high-water mark, so that a single client that floods a service (or one that has
+/// stalled) can never fill that service's pipe and make everyone else's calls `busy`; far
+/// above what a pipelining client needs (the benchmark pipelines 32).
+pub const MAX_IN_FLIGHT_PER_PAIR: u32 = 64;
 /// How many distinct senders of malformed messages are remembered to log each only once.
 const MAX_REMEMBERED_SENDERS: usize = 1024;
 
@@ -66,6 +71,8 @@ pub struct Broker {
     pub(crate) started: Instant,
     stop: Arc<AtomicBool>,
     malformed_senders: HashSet<Vec<u8>>,
+    /// Requests forwarded from (client, service) and not yet answered.
+    in_flight: HashMap<(Vec<u8>, Vec<u8>), u32>,
 }
 
 impl Broker {
@@ -86,6 +93,7 @@ impl Broker {
             started: Instant::now(),
             stop: Arc::new(AtomicBool::new(false)),
             malformed_senders: HashSet::new(),
+            in_flight: HashMap::new(),
         })
     }
 
@@ -128,6 +136,11 @@ impl Broker {
             while let Some(event) = monitor.try_recv() {
                 if let PeerEvent::Disconnected(fd) = event {
                     if let Some(identity) = self.peers.disconnected(side, fd) {
+                        // Its requests will never be answered (or its answers never read).
+                        self.in_flight.retain(|(client, service), _| match side {
+                            Side::Client => *client != identity,
+                            Side::Service => *service != identity,
+                        });
                         tracing::info!(
                             peer = %String::from_utf8_lossy(&identity),
                             side = side.as_str(),
@@ -181,6 +194,42 @@ impl Broker {
             }
             return;
         }
+        // Only the header is read, to keep the per-pair in-flight count.
+        let header = peek_header(&payload);
+        let pair_key = match (side, header) {
+            (Side::Client, Some(Header::Request { .. })) => {
+                Some((sender.clone(), destination.clone()))
+            }
+            (Side::Service, Some(Header::Response { .. })) => {
+                let key = (destination.clone(), sender.clone());
+                if let Some(n) = self.in_flight.get_mut(&key) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.in_flight.remove(&key);
+                    }
+                }
+                None
+            }
+            _ => None,
+        };
+        if let Some(key) = &pair_key {
+            if self.in_flight.get(key).copied().unwrap_or(0) >= MAX_IN_FLIGHT_PER_PAIR {
+                self.counters.busy += 1;
+                let who = String::from_utf8_lossy(&destination).into_owned();
+                self.refuse(
+                    side,
+                    &sender,
+                    &destination,
+                    &payload,
+                    RpcError::new(
+                        ErrorCode::Busy,
+                        format!("you have {MAX_IN_FLIGHT_PER_PAIR} requests in flight to {who:?}, the most one client may; try again later"),
+                    )
+                    .with("peer", who.as_str()),
+                );
+                return;
+            }
+        }
         let (to_side, to) = match side {
             Side::Client => (Side::Service, &self.backend),
             Side::Service => (Side::Client, &self.frontend),
@@ -189,6 +238,9 @@ impl Broker {
             SendOutcome::Sent => {
                 self.counters.routed += 1;
                 self.peers.delivered(to_side, &destination);
+                if let Some(key) = pair_key {
+                    *self.in_flight.entry(key).or_insert(0) += 1;
+                }
             }
             SendOutcome::Unreachable => {
                 self.counters.unreachable += 1;

@@ -390,7 +390,7 @@ mod tests {
     fn malformed_messages_are_rejected_with_msgid_when_readable() {
         let enc = |v: Value| codec::encode(&v);
         let cases: Vec<(Vec<u8>, Option<u32>, &str)> = vec![
-            (b"\xc1".to_vec(), None, "not a MessagePack value"),
+            (b"\x92\x01".to_vec(), None, "not a MessagePack value"),
             (enc(Value::from(5)), None, "expected an RPC array"),
             (
                 enc(Value::Array(vec![7.into()])),

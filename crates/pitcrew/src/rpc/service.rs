@@ -3,6 +3,8 @@
 //! Guarantees a caller can rely on:
 //! * at most `workers` handlers run at once; up to `queue` more requests wait; beyond that
 //!   the caller gets `busy` at once rather than an unbounded wait;
+//! * one sender may hold at most half of that capacity, so a client that floods a service
+//!   gets `busy` itself while the other clients' calls still get through;
 //! * a handler that runs past its deadline yields `timeout`; one that fails yields
 //!   `handler_failed` with its text; one that panics yields `handler_failed` too, and the
 //!   service goes on;
@@ -155,6 +157,8 @@ impl Service {
             semaphore: Arc::new(Semaphore::new(self.workers)),
             admitted: AtomicUsize::new(0),
             capacity: self.workers + self.queue,
+            per_sender: Mutex::new(HashMap::new()),
+            per_sender_cap: ((self.workers + self.queue) / 2).max(1),
             handler_timeout: self.handler_timeout,
             stats: self.stats,
             stopping: shutdown.clone(),
@@ -214,11 +218,58 @@ struct Core {
     /// Requests admitted and not yet answered (running + waiting).
     admitted: AtomicUsize,
     capacity: usize,
+    /// Admitted requests per sender; an entry disappears when its count drops to zero, so
+    /// the map holds at most `capacity` entries.
+    per_sender: Mutex<HashMap<Vec<u8>, usize>>,
+    per_sender_cap: usize,
     handler_timeout: Duration,
     stats: Arc<ServiceStats>,
     stopping: CancellationToken,
     malformed_senders: Mutex<HashSet<Vec<u8>>>,
     tracker: TaskTracker,
+}
+
+impl Core {
+    /// Counts a request against the total and the sender's share, or says `busy`.
+    fn try_admit(&self, sender: &[u8]) -> Result<(), RpcError> {
+        let mut per_sender = lock(&self.per_sender);
+        let mine = per_sender.get(sender).copied().unwrap_or(0);
+        if mine >= self.per_sender_cap {
+            return Err(RpcError::new(
+                ErrorCode::Busy,
+                format!("you have {mine} requests in progress, the most one caller may; try again later"),
+            ));
+        }
+        if self.admitted.load(Ordering::Acquire) >= self.capacity {
+            return Err(RpcError::new(
+                ErrorCode::Busy,
+                format!(
+                    "all workers busy and {} requests queued; try again later",
+                    self.capacity
+                ),
+            ));
+        }
+        self.admitted.fetch_add(1, Ordering::AcqRel);
+        per_sender.insert(sender.to_vec(), mine + 1);
+        Ok(())
+    }
+
+    /// Undoes [`Core::try_admit`] once the request is answered.
+    fn release(&self, sender: &[u8]) {
+        let mut per_sender = lock(&self.per_sender);
+        if let Some(n) = per_sender.get_mut(sender) {
+            *n -= 1;
+            if *n == 0 {
+                per_sender.remove(sender);
+            }
+        }
+        self.admitted.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every critical section is a few map operations that cannot panic half-way.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn on_message(core: &Arc<Core>, dealer: &Dealer, frames: Frames) {
@@ -260,22 +311,15 @@ fn admit(core: &Arc<Core>, dealer: &Dealer, sender: Vec<u8>, request: Request) {
             .with("method", request.method.as_str()),
         );
     };
-    if core.admitted.fetch_add(1, Ordering::AcqRel) >= core.capacity {
-        core.admitted.fetch_sub(1, Ordering::AcqRel);
+    if let Err(error) = core.try_admit(&sender) {
         core.stats.busy.fetch_add(1, Ordering::Relaxed);
-        return reply_now(RpcError::new(
-            ErrorCode::Busy,
-            format!(
-                "all workers busy and {} requests queued; try again later",
-                core.capacity
-            ),
-        ));
+        return reply_now(error);
     }
     let core = core.clone();
     let dealer = dealer.clone();
     core.tracker.clone().spawn(async move {
         let result = run_handler(&core, handler, request.params, &request.method).await;
-        core.admitted.fetch_sub(1, Ordering::AcqRel);
+        core.release(&sender);
         core.stats.requests.fetch_add(1, Ordering::Relaxed);
         let response = Message::Response(Response {
             msgid: request.msgid,
@@ -327,10 +371,7 @@ async fn run_handler(
 fn malformed(core: &Core, dealer: &Dealer, sender: Vec<u8>, bad: BadMessage) {
     core.stats.malformed.fetch_add(1, Ordering::Relaxed);
     let first = {
-        let mut seen = core
-            .malformed_senders
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut seen = lock(&core.malformed_senders);
         seen.len() < MAX_REMEMBERED_SENDERS && seen.insert(sender.clone())
     };
     let who = String::from_utf8_lossy(&sender).into_owned();

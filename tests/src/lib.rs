@@ -1,0 +1,230 @@
+//! Test harness for end-to-end tests: starts the real binaries in a namespace of their own
+//! (ipc paths under /tmp named after it), kills them for real, and cleans up.
+//!
+//! Every test makes its own [`Namespace`], so tests run in parallel without sharing ports,
+//! sockets or shared-memory names, and without global locks.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use pitcrew::rpc::{Client, RpcError};
+
+/// The directory holding the workspace's built binaries (`target/debug` or
+/// `target/release`), found from the running test executable (`.../deps/<test>`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable has a path");
+    let deps = exe.parent().expect("the test executable is in a directory");
+    if deps.ends_with("deps") {
+        deps.parent().expect("deps has a parent").to_path_buf()
+    } else {
+        deps.to_path_buf()
+    }
+}
+
+/// The path of a workspace binary, which must have been built (`cargo build --workspace`,
+/// done by `scripts/test`).
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run `cargo build --workspace` (scripts/test does) before the tests",
+        path.display()
+    );
+    path
+}
+
+/// A unique instance name and the endpoints derived from it.
+pub struct Namespace {
+    /// e.g. `t4242-3-router`.
+    pub name: String,
+}
+
+impl Namespace {
+    /// A fresh namespace; `tag` makes it readable in `ls /tmp`.
+    pub fn new(tag: &str) -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let tag: String = tag
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(12)
+            .collect();
+        Self {
+            name: format!("t{}-{n}-{tag}", std::process::id()),
+        }
+    }
+
+    /// The router frontend (clients) address.
+    pub fn frontend(&self) -> String {
+        format!("ipc:///tmp/{}-rpc.sock", self.name)
+    }
+
+    /// The router backend (services) address.
+    pub fn backend(&self) -> String {
+        format!("ipc:///tmp/{}-srv.sock", self.name)
+    }
+
+    /// The shared options that keep a binary inside this namespace.
+    pub fn args(&self) -> Vec<String> {
+        vec![
+            "--namespace".into(),
+            self.name.clone(),
+            "--router-frontend".into(),
+            self.frontend(),
+            "--router-backend".into(),
+            self.backend(),
+            "--log-frontend".into(),
+            format!("ipc:///tmp/{}-logpub.sock", self.name),
+            "--log-backend".into(),
+            format!("ipc:///tmp/{}-log.sock", self.name),
+            "--log-format".into(),
+            "json".into(),
+        ]
+    }
+
+    /// Starts binary `name` in this namespace with `extra` arguments. Its stderr goes to
+    /// `/tmp/<namespace>-<name>.log` for post-mortems.
+    pub fn spawn(&self, name: &str, extra: &[&str]) -> Proc {
+        let log = std::fs::File::create(format!("/tmp/{}-{name}.log", self.name))
+            .expect("can create a log file in /tmp");
+        let child = Command::new(bin(name))
+            .args(self.args())
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Proc {
+            child,
+            name: name.to_owned(),
+        }
+    }
+
+    /// A `pitcrew` CLI command in this namespace (not started).
+    pub fn cli(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("pitcrew"));
+        cmd.args(self.args()).args(args).stdin(Stdio::null());
+        cmd
+    }
+
+    /// An RPC client connected to this namespace's router.
+    pub fn client(&self) -> Client {
+        Client::connect(&self.frontend(), "test", Duration::from_secs(5))
+            .expect("a client can be created")
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        if let Ok(entries) = std::fs::read_dir("/tmp") {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with(&format!("{}-", self.name)) && !name.ends_with(".log") {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+}
+
+/// A running binary; killed with SIGKILL when dropped, so a failing test leaves nothing.
+pub struct Proc {
+    child: Child,
+    /// The binary's name.
+    pub name: String,
+}
+
+impl Proc {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGTERM`) and waits up to `timeout` for the exit.
+    pub fn signal_and_wait(&mut self, signal: i32, timeout: Duration) -> Option<ExitStatus> {
+        let pid = i32::try_from(self.child.id()).expect("pid fits i32");
+        // SAFETY: kill(2) with a pid we started and have not reaped; no memory involved.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Calls `service.ping` until it answers or `timeout` passes.
+///
+/// # Errors
+/// The last error when the service never answered.
+pub async fn wait_for_service(
+    client: &Client,
+    service: &str,
+    timeout: Duration,
+) -> Result<(), RpcError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let res = client
+            .call_with_timeout(service, "ping", vec![], Duration::from_millis(200))
+            .await;
+        match res {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// Starts a router and the given test services (`<app>-service` for each app) and waits
+/// until all answer.
+pub async fn router_with_services(
+    ns: &Namespace,
+    apps: &[&str],
+    extra: &[&str],
+) -> (Proc, Vec<Proc>, Client) {
+    let router = ns.spawn("pitcrew-router", &[]);
+    let services: Vec<Proc> = apps
+        .iter()
+        .map(|app| {
+            let mut args = vec!["--app", app];
+            args.extend_from_slice(extra);
+            ns.spawn("pitcrew-testsvc", &args)
+        })
+        .collect();
+    let client = ns.client();
+    wait_for_service(&client, "router", Duration::from_secs(10))
+        .await
+        .expect("router answers");
+    for app in apps {
+        wait_for_service(&client, &format!("{app}-service"), Duration::from_secs(10))
+            .await
+            .expect("service answers");
+    }
+    (router, services, client)
+}
