@@ -1,0 +1,30 @@
+#!/usr/bin/env python3
+"""Call a pitcrew service through the router, with nothing but pyzmq and msgpack.
+
+    python3 examples/python_client.py SERVICE METHOD [JSON-ARG ...]
+    python3 examples/python_client.py router list_peers
+"""
+import argparse, json, os, sys
+import msgpack, zmq
+
+parser = argparse.ArgumentParser(description="Call a pitcrew RPC method through the router.")
+parser.add_argument("service", help="service identity, e.g. device-service, or router")
+parser.add_argument("method")
+parser.add_argument("params", nargs="*", help="parameters as JSON")
+parser.add_argument("--endpoint", default=f"ipc:///tmp/{os.environ.get('PITCREW_NAMESPACE', 'rt')}-rpc.sock")
+parser.add_argument("--timeout", type=float, default=5.0, help="seconds")
+args = parser.parse_args()
+
+sock = zmq.Context.instance().socket(zmq.DEALER)
+sock.setsockopt(zmq.IDENTITY, f"py-{os.getpid()}".encode())  # unique per process
+sock.setsockopt(zmq.LINGER, 0)
+sock.connect(args.endpoint)
+request = [0, 1, args.method, [json.loads(p) for p in args.params]]  # [type, msgid, method, params]
+sock.send_multipart([args.service.encode(), msgpack.packb(request)])  # no empty delimiter frame
+if not sock.poll(int(args.timeout * 1000)):
+    sys.exit(f"timeout: no answer from {args.service}.{args.method}")
+source, payload = sock.recv_multipart()  # [service identity, response]
+kind, msgid, error, result = msgpack.unpackb(payload, raw=False)
+if error is not None:
+    sys.exit(f"{error['code']}: {error['message']}")
+print(json.dumps(result))
