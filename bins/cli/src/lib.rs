@@ -5,7 +5,9 @@
 //! stderr —, 2 on a usage error. Writing to a closed pipe (`pitcrew ... | head`) is not an
 //! error.
 
+mod buffers_cmd;
 mod call;
+mod catalog_cmd;
 mod output;
 mod ping;
 
@@ -35,6 +37,14 @@ pub enum Command {
     Call(call::CallArgs),
     /// Ping the router and report the round trip.
     Ping(ping::PingArgs),
+    /// Validate a device catalog or show a type.
+    Catalog(catalog_cmd::CatalogArgs),
+    /// List the shared-memory device buffers of the namespace.
+    Buffers(buffers_cmd::BuffersArgs),
+    /// Read a parameter from a device buffer (shared memory; for debugging).
+    Get(buffers_cmd::GetArgs),
+    /// Write a parameter into a device buffer (shared memory; for debugging).
+    Set(buffers_cmd::SetArgs),
 }
 
 /// Exit status for a failed operation (an RPC error, an unreachable service).
@@ -58,6 +68,10 @@ pub fn main(cli: Cli) -> ExitCode {
         match cli.command {
             Command::Call(args) => call::run(args, &config).await,
             Command::Ping(args) => ping::run(args, &config).await,
+            Command::Catalog(args) => args.run(),
+            Command::Buffers(args) => args.run(&config.namespace),
+            Command::Get(args) => args.run(&config.namespace),
+            Command::Set(args) => args.run(&config.namespace),
         }
     });
     match result {

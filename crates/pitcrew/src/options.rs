@@ -14,50 +14,50 @@ use clap::{Args, Parser, ValueEnum};
 pub struct SharedOptions {
     /// Instance name: prefixes ipc paths and shared-memory names so that several
     /// instances (tests, simulated robots) run side by side.
-    #[arg(long, env = "PITCREW_NAMESPACE", default_value = "rt", value_parser = parse_namespace, help_heading = "Instance")]
+    #[arg(long, global = true, env = "PITCREW_NAMESPACE", default_value = "rt", value_parser = parse_namespace, help_heading = "Instance")]
     pub namespace: String,
 
     /// Router frontend endpoints (clients), comma-separated
     /// [default: tcp://*:6000,ipc:///tmp/<namespace>-rpc.sock].
-    #[arg(long, env = "PITCREW_ROUTER_FRONTEND", value_delimiter = ',', value_parser = parse_zmq_endpoint, help_heading = "Endpoints")]
+    #[arg(long, global = true, env = "PITCREW_ROUTER_FRONTEND", value_delimiter = ',', value_parser = parse_zmq_endpoint, help_heading = "Endpoints")]
     pub router_frontend: Vec<String>,
 
     /// Router backend endpoints (services), comma-separated
     /// [default: ipc:///tmp/<namespace>-srv.sock].
-    #[arg(long, env = "PITCREW_ROUTER_BACKEND", value_delimiter = ',', value_parser = parse_zmq_endpoint, help_heading = "Endpoints")]
+    #[arg(long, global = true, env = "PITCREW_ROUTER_BACKEND", value_delimiter = ',', value_parser = parse_zmq_endpoint, help_heading = "Endpoints")]
     pub router_backend: Vec<String>,
 
     /// Log forwarder frontend (PUB to subscribers), comma-separated [default: tcp://*:6001].
-    #[arg(long, env = "PITCREW_LOG_FRONTEND", value_delimiter = ',', value_parser = parse_zmq_endpoint, help_heading = "Endpoints")]
+    #[arg(long, global = true, env = "PITCREW_LOG_FRONTEND", value_delimiter = ',', value_parser = parse_zmq_endpoint, help_heading = "Endpoints")]
     pub log_frontend: Vec<String>,
 
     /// Log forwarder backend (SUB from publishers), comma-separated
     /// [default: ipc:///tmp/<namespace>-log.sock].
-    #[arg(long, env = "PITCREW_LOG_BACKEND", value_delimiter = ',', value_parser = parse_zmq_endpoint, help_heading = "Endpoints")]
+    #[arg(long, global = true, env = "PITCREW_LOG_BACKEND", value_delimiter = ',', value_parser = parse_zmq_endpoint, help_heading = "Endpoints")]
     pub log_backend: Vec<String>,
 
     /// Control input address of the gamepad receiver.
-    #[arg(long, env = "PITCREW_CONTROL_ADDR", default_value = "udp://0.0.0.0:6002", value_parser = parse_udp_endpoint, help_heading = "Endpoints")]
+    #[arg(long, global = true, env = "PITCREW_CONTROL_ADDR", default_value = "udp://0.0.0.0:6002", value_parser = parse_udp_endpoint, help_heading = "Endpoints")]
     pub control_addr: String,
 
     /// Multicast group and port of device updates.
-    #[arg(long, env = "PITCREW_UPDATE_ADDR", default_value = "udp://224.1.1.1:6003", value_parser = parse_udp_endpoint, help_heading = "Endpoints")]
+    #[arg(long, global = true, env = "PITCREW_UPDATE_ADDR", default_value = "udp://224.1.1.1:6003", value_parser = parse_udp_endpoint, help_heading = "Endpoints")]
     pub update_addr: String,
 
     /// Period of device update datagrams (e.g. 50ms, 0.05).
-    #[arg(long, env = "PITCREW_UPDATE_INTERVAL", default_value = "50ms", value_parser = parse_duration, help_heading = "Timing")]
+    #[arg(long, global = true, env = "PITCREW_UPDATE_INTERVAL", default_value = "50ms", value_parser = parse_duration, help_heading = "Timing")]
     pub update_interval: Duration,
 
     /// Default deadline of an RPC call (e.g. 5s, 250ms).
-    #[arg(long, env = "PITCREW_CALL_TIMEOUT", default_value = "5s", value_parser = parse_duration, help_heading = "Timing")]
+    #[arg(long, global = true, env = "PITCREW_CALL_TIMEOUT", default_value = "5s", value_parser = parse_duration, help_heading = "Timing")]
     pub call_timeout: Duration,
 
     /// How many handlers a service runs at once; more requests queue up to a bound.
-    #[arg(long, env = "PITCREW_SERVICE_WORKERS", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024), help_heading = "Timing")]
+    #[arg(long, global = true, env = "PITCREW_SERVICE_WORKERS", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024), help_heading = "Timing")]
     pub service_workers: u16,
 
     /// Device catalog (YAML) [default: the catalog built into the binary].
-    #[arg(long, env = "PITCREW_CATALOG", help_heading = "Devices")]
+    #[arg(long, global = true, env = "PITCREW_CATALOG", help_heading = "Devices")]
     pub catalog: Option<PathBuf>,
 
     /// Least severe level logged and published.
@@ -71,7 +71,12 @@ pub struct SharedOptions {
 
     /// Local log output: `pretty` for a terminal, `json` (one object per line) otherwise
     /// [default: pretty on a terminal, json otherwise].
-    #[arg(long, env = "PITCREW_LOG_FORMAT", help_heading = "Logging")]
+    #[arg(
+        long,
+        global = true,
+        env = "PITCREW_LOG_FORMAT",
+        help_heading = "Logging"
+    )]
     pub log_format: Option<LogFormat>,
 }
 

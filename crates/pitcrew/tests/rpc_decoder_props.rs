@@ -26,9 +26,16 @@ fn arb_value() -> impl Strategy<Value = Value> {
 
 fn arb_message() -> impl Strategy<Value = Message> {
     prop_oneof![
-        (any::<u32>(), "[a-z_]{1,12}", proptest::collection::vec(arb_value(), 0..4)).prop_map(
-            |(msgid, method, params)| Message::Request(Request { msgid, method, params })
-        ),
+        (
+            any::<u32>(),
+            "[a-z_]{1,12}",
+            proptest::collection::vec(arb_value(), 0..4)
+        )
+            .prop_map(|(msgid, method, params)| Message::Request(Request {
+                msgid,
+                method,
+                params
+            })),
         (any::<u32>(), arb_value()).prop_map(|(msgid, v)| Message::Response(Response {
             msgid,
             result: Ok(v)

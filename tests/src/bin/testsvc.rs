@@ -22,6 +22,9 @@ struct Options {
     /// Requests that may wait for a worker before callers get `busy`.
     #[arg(long)]
     queue: Option<usize>,
+    /// Bind this address and serve clients directly, without the router (benchmark baseline).
+    #[arg(long)]
+    direct: Option<String>,
     /// Handler deadline.
     #[arg(long, value_parser = parse_duration, default_value = "30s")]
     handler_timeout: Duration,
@@ -68,7 +71,10 @@ fn main() -> ExitCode {
                         ]))
                     }
                 });
-            service.serve(&config.backend_connect(), shutdown).await
+            match &options.direct {
+                Some(address) => service.serve_direct(address, shutdown).await,
+                None => service.serve(&config.backend_connect(), shutdown).await,
+            }
         },
     )
 }

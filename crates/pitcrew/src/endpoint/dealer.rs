@@ -17,6 +17,9 @@ pub struct DealerOptions {
     pub address: String,
     /// How many outgoing messages may wait for the socket before senders wait too.
     pub queue: usize,
+    /// Bind `address` instead of connecting to it: peers then connect straight to this
+    /// socket, with no router in between (benchmark baseline, single-process setups).
+    pub bind: bool,
 }
 
 /// A connected DEALER. Cloning gives another handle to the same socket; the socket closes
@@ -58,13 +61,16 @@ impl Dealer {
         socket
             .set_reconnect_ivl_max(1000)
             .map_err(EndpointError::zmq("set ZMQ_RECONNECT_IVL_MAX"))?;
-        socket
-            .connect(&options.address)
-            .map_err(|e| EndpointError::Address {
-                what: "connect to",
-                address: options.address.clone(),
-                reason: e.to_string(),
-            })?;
+        let (what, result) = if options.bind {
+            ("bind", socket.bind(&options.address))
+        } else {
+            ("connect to", socket.connect(&options.address))
+        };
+        result.map_err(|e| EndpointError::Address {
+            what,
+            address: options.address.clone(),
+            reason: e.to_string(),
+        })?;
         let socket = AsyncSocket::new(socket)?;
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let task = tokio::spawn(driver::run(

@@ -66,6 +66,7 @@ impl Client {
                 identity: identity.to_string(),
                 address: address.to_owned(),
                 queue: OUTGOING_QUEUE,
+                bind: false,
             },
             on_message,
             cancel.clone(),

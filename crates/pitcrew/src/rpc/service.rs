@@ -150,6 +150,30 @@ impl Service {
         address: &str,
         shutdown: CancellationToken,
     ) -> Result<(), EndpointError> {
+        self.run(address, false, shutdown).await
+    }
+
+    /// Like [`Service::serve`], but binds `address` so that clients connect straight to the
+    /// service with no router in between. A client's `[service, payload]` then arrives as is
+    /// and the reply `[service, response]` is exactly what the router would have delivered,
+    /// so the same client code works. Used as the baseline of the router benchmark.
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub async fn serve_direct(
+        self,
+        address: &str,
+        shutdown: CancellationToken,
+    ) -> Result<(), EndpointError> {
+        self.run(address, true, shutdown).await
+    }
+
+    async fn run(
+        self,
+        address: &str,
+        bind: bool,
+        shutdown: CancellationToken,
+    ) -> Result<(), EndpointError> {
         let socket_cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let core = Arc::new(Core {
@@ -174,6 +198,7 @@ impl Service {
                 identity: self.name.clone(),
                 address: address.to_owned(),
                 queue: self.workers + self.queue + 64,
+                bind,
             },
             {
                 let (core, cell) = (core.clone(), cell.clone());
@@ -190,7 +215,9 @@ impl Service {
             method: "hello".into(),
             params: vec![self.name.as_str().into()],
         });
-        let _ = dealer.try_send(vec![b"router".to_vec(), hello.encode()]);
+        if !bind {
+            let _ = dealer.try_send(vec![b"router".to_vec(), hello.encode()]);
+        }
         tracing::info!(service = %self.name, %address, "service ready");
 
         shutdown.cancelled().await;

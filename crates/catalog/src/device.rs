@@ -1,0 +1,258 @@
+//! A validated peripheral type: its params in id order, access rules, default subscription
+//! and the layout fingerprint that shared-memory consumers compare before attaching.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::bounds::{Bounds, Clamp};
+use crate::value::{ParamType, ScalarType, Value, ValueError};
+
+/// The most params a Smart Device type may have (the SDP params bitmap is 16 bits).
+pub const MAX_SMART_PARAMS: usize = 16;
+
+/// The widest Smart Device param: a 255-byte payload minus the 2-byte bitmap.
+pub const MAX_SMART_PARAM_WIDTH: usize = 253;
+
+/// Which block(s) a param lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// Readable only: a sensed value in the read block.
+    Read,
+    /// Writeable only: a desired value in the write block.
+    Write,
+    /// Both: a slot in each block.
+    ReadWrite,
+}
+
+impl Access {
+    /// True when the param has a read-block slot.
+    pub fn readable(self) -> bool {
+        matches!(self, Access::Read | Access::ReadWrite)
+    }
+
+    /// True when the param has a write-block slot.
+    pub fn writeable(self) -> bool {
+        matches!(self, Access::Write | Access::ReadWrite)
+    }
+}
+
+impl fmt::Display for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Access::Read => "R",
+            Access::Write => "W",
+            Access::ReadWrite => "RW",
+        })
+    }
+}
+
+/// One validated parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param {
+    pub(crate) id: usize,
+    pub(crate) name: String,
+    pub(crate) ty: ParamType,
+    pub(crate) access: Access,
+    pub(crate) subscribed: bool,
+    pub(crate) bounds: Bounds,
+    pub(crate) safe: Option<Value>,
+    pub(crate) width: usize,
+}
+
+impl Param {
+    /// The param id (its position in the type's list; bit `id` of every bitmap).
+    #[inline]
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
+    /// The name, unique within the type.
+    #[inline]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The storage type.
+    pub fn ty(&self) -> &ParamType {
+        &self.ty
+    }
+
+    /// The scalar type, or `None` for arrays.
+    #[inline]
+    pub fn scalar(&self) -> Option<ScalarType> {
+        self.ty.as_scalar()
+    }
+
+    /// Which blocks the param lives in.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// Has a read-block slot (sensed value).
+    #[inline]
+    pub fn readable(&self) -> bool {
+        self.access.readable()
+    }
+
+    /// Has a write-block slot (desired value).
+    #[inline]
+    pub fn writeable(&self) -> bool {
+        self.access.writeable()
+    }
+
+    /// Marked `subscribed` in the catalog (before masking to readable params).
+    pub fn subscribed(&self) -> bool {
+        self.subscribed
+    }
+
+    /// The numeric bounds (unbounded when absent).
+    pub fn bounds(&self) -> Bounds {
+        self.bounds
+    }
+
+    /// The value to drive the param to when control is lost, if any.
+    pub fn safe(&self) -> Option<Value> {
+        self.safe
+    }
+
+    /// Bytes at storage width (arrays: all elements).
+    #[inline]
+    pub fn storage_width(&self) -> usize {
+        self.width
+    }
+
+    /// Turns a caller's value into what is stored for a write: converts integers with a
+    /// range check, refuses the wrong kind and NaN, and clamps numbers to the bounds,
+    /// returning the [`Clamp`] when it did so the caller can warn once.
+    ///
+    /// # Errors
+    /// [`ValueError`] for array params, a wrong kind, NaN or an out-of-range integer.
+    #[inline]
+    pub fn prepare_write(&self, value: Value) -> Result<(Value, Option<Clamp>), ValueError> {
+        let Some(scalar) = self.scalar() else {
+            return Err(ValueError::WrongType {
+                expected: self.ty.to_string(),
+                found: value.type_name().into(),
+            });
+        };
+        let v = value.convert(scalar)?;
+        self.bounds.clamp(v)
+    }
+}
+
+/// One validated peripheral type. Immutable once loaded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceType {
+    pub(crate) name: String,
+    pub(crate) device_id: Option<u16>,
+    pub(crate) sub_interval: Duration,
+    pub(crate) heartbeat_interval: Duration,
+    pub(crate) params: Vec<Param>,
+    pub(crate) fingerprint: u64,
+}
+
+impl DeviceType {
+    /// The kebab-case type name (`polar-bear`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The Smart Device type id; `None` for plain peripherals (gamepad, field).
+    pub fn device_id(&self) -> Option<u16> {
+        self.device_id
+    }
+
+    /// True for Smart Device types (they have a device id and a control protocol).
+    pub fn is_smart(&self) -> bool {
+        self.device_id.is_some()
+    }
+
+    /// The subscription interval sent after discovery.
+    pub fn sub_interval(&self) -> Duration {
+        self.sub_interval
+    }
+
+    /// How often the host sends HB_REQ.
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.heartbeat_interval
+    }
+
+    /// The params in id order.
+    #[inline]
+    pub fn params(&self) -> &[Param] {
+        &self.params
+    }
+
+    /// Looks a param up by name.
+    pub fn param(&self, name: &str) -> Option<&Param> {
+        self.params.iter().find(|p| p.name == name)
+    }
+
+    /// Looks a param up by id.
+    pub fn param_by_id(&self, id: usize) -> Option<&Param> {
+        self.params.get(id)
+    }
+
+    /// Bitmap of the default subscription: params marked `subscribed` that are readable.
+    pub fn default_subscription(&self) -> u64 {
+        self.mask(|p| p.subscribed && p.readable())
+    }
+
+    /// Bitmap of the readable params.
+    pub fn readable_mask(&self) -> u64 {
+        self.mask(Param::readable)
+    }
+
+    /// Bitmap of the writeable params.
+    pub fn writeable_mask(&self) -> u64 {
+        self.mask(Param::writeable)
+    }
+
+    fn mask(&self, pred: impl Fn(&Param) -> bool) -> u64 {
+        self.params
+            .iter()
+            .filter(|p| pred(p) && p.id < 64)
+            .fold(0, |m, p| m | (1u64 << p.id))
+    }
+
+    /// A stable 64-bit FNV-1a hash of the layout (type name, and each param's id, name,
+    /// type and access). Shared-memory consumers compare it with the segment's header and
+    /// refuse to attach on a mismatch, so a stale catalog never misreads bytes.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    pub(crate) fn compute_fingerprint(&self) -> u64 {
+        let mut h = Fnv1a::new();
+        h.write(self.name.as_bytes());
+        for p in &self.params {
+            h.write(&[0xFF]);
+            h.write(&(p.id as u64).to_le_bytes());
+            h.write(p.name.as_bytes());
+            h.write(&[0xFE]);
+            h.write(p.ty.to_string().as_bytes());
+            h.write(&[0xFD, u8::from(p.readable()), u8::from(p.writeable())]);
+        }
+        h.finish()
+    }
+}
+
+/// FNV-1a, 64-bit: tiny, stable across releases and platforms (unlike `DefaultHasher`).
+struct Fnv1a(u64);
+
+impl Fnv1a {
+    fn new() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}

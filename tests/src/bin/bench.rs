@@ -1,0 +1,146 @@
+//! `pitcrew-bench`: the suite's benchmarks (not timed tests). Starts the real binaries in a
+//! namespace of its own and prints a table on stderr and one JSON object per figure on
+//! stdout, e.g. `{"bench":"router_rtt_us","p50":..,"p99":..}`.
+//!
+//!     pitcrew-bench rpc          # router_rtt_us, direct_rtt_us, router_throughput
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use pitcrew::codec::Value;
+use pitcrew::rpc::Client;
+use pitcrew_e2e::{wait_for_service, Namespace};
+
+/// Sequential calls per latency figure (the issue asks for 10 000).
+const RTT_CALLS: usize = 10_000;
+/// Calls made before measuring, to warm caches, connections and the allocator.
+const WARMUP_CALLS: usize = 1_000;
+/// Throughput: clients, calls each keeps in flight, and how long.
+const THROUGHPUT_CLIENTS: usize = 8;
+const THROUGHPUT_DEPTH: usize = 32;
+const THROUGHPUT_SECONDS: u64 = 5;
+
+fn main() -> anyhow::Result<()> {
+    let which: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    for bench in if which.is_empty() {
+        vec!["rpc".to_owned()]
+    } else {
+        which
+    } {
+        match bench.as_str() {
+            "rpc" => runtime.block_on(rpc())?,
+            other => bail!("unknown benchmark {other:?} (known: rpc)"),
+        }
+    }
+    Ok(())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or(f64::NAN)
+}
+
+/// Prints one latency figure as a table row (stderr) and a JSON line (stdout).
+fn report_latency(name: &str, mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    let (p50, p99) = (percentile(&samples, 0.5), percentile(&samples, 0.99));
+    eprintln!(
+        "{name:<24} p50 {p50:>9.1}   p99 {p99:>9.1}   n {}",
+        samples.len()
+    );
+    println!(
+        "{{\"bench\":\"{name}\",\"p50\":{p50:.1},\"p99\":{p99:.1},\"n\":{}}}",
+        samples.len()
+    );
+    p50
+}
+
+async fn rtt(client: &Client, service: &str) -> anyhow::Result<Vec<f64>> {
+    // A 64-byte request: the MessagePack header plus a 48-byte binary parameter.
+    let payload = Value::Binary(vec![0x5a; 48]);
+    for _ in 0..WARMUP_CALLS {
+        client.call(service, "echo", vec![payload.clone()]).await?;
+    }
+    let mut samples = Vec::with_capacity(RTT_CALLS);
+    for _ in 0..RTT_CALLS {
+        let started = Instant::now();
+        client.call(service, "echo", vec![payload.clone()]).await?;
+        samples.push(started.elapsed().as_secs_f64() * 1e6);
+    }
+    Ok(samples)
+}
+
+async fn rpc() -> anyhow::Result<()> {
+    let ns = Namespace::new("bench");
+    let _router = ns.spawn("pitcrew-router", &["--log-level", "warn"]);
+    let _via_router = ns.spawn(
+        "pitcrew-testsvc",
+        &["--app", "bench", "--log-level", "warn"],
+    );
+    let direct_address = format!("ipc:///tmp/{}-direct.sock", ns.name);
+    let _direct = ns.spawn(
+        "pitcrew-testsvc",
+        &[
+            "--app",
+            "bench",
+            "--direct",
+            &direct_address,
+            "--log-level",
+            "warn",
+        ],
+    );
+    let client = ns.client();
+    wait_for_service(&client, "bench-service", Duration::from_secs(10))
+        .await
+        .context("the service behind the router did not start")?;
+    let direct = Client::connect(&direct_address, "bench", Duration::from_secs(5))?;
+    wait_for_service(&direct, "bench-service", Duration::from_secs(10))
+        .await
+        .context("the direct service did not start")?;
+
+    let router_p50 = report_latency("router_rtt_us", rtt(&client, "bench-service").await?);
+    let direct_p50 = report_latency("direct_rtt_us", rtt(&direct, "bench-service").await?);
+    let ratio = router_p50 / direct_p50;
+    eprintln!("{:<24} {ratio:.2} (target ≤ 1.6)", "router/direct p50");
+    println!("{{\"bench\":\"router_over_direct_p50\",\"ratio\":{ratio:.2}}}");
+
+    // Throughput: 8 clients × 32 calls in flight for 5 s.
+    let clients: Vec<Client> = (0..THROUGHPUT_CLIENTS).map(|_| ns.client()).collect();
+    let deadline = Instant::now() + Duration::from_secs(THROUGHPUT_SECONDS);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in &clients {
+        for _ in 0..THROUGHPUT_DEPTH {
+            let client = client.clone();
+            tasks.push(tokio::spawn(async move {
+                let (mut ok, mut lost) = (0u64, 0u64);
+                while Instant::now() < deadline {
+                    match client
+                        .call("bench-service", "echo", vec![Value::Binary(vec![1; 48])])
+                        .await
+                    {
+                        Ok(_) => ok += 1,
+                        Err(_) => lost += 1,
+                    }
+                }
+                (ok, lost)
+            }));
+        }
+    }
+    let (mut ok, mut lost) = (0u64, 0u64);
+    for task in tasks {
+        let (o, l) = task.await?;
+        ok += o;
+        lost += l;
+    }
+    let per_s = ok as f64 / started.elapsed().as_secs_f64();
+    eprintln!(
+        "{:<24} {per_s:>9.0} calls/s   lost {lost}",
+        "router_throughput"
+    );
+    println!("{{\"bench\":\"router_throughput\",\"calls_per_s\":{per_s:.0},\"lost\":{lost},\"clients\":{THROUGHPUT_CLIENTS},\"depth\":{THROUGHPUT_DEPTH}}}");
+    Ok(())
+}
