@@ -157,11 +157,10 @@ pub fn parse_zmq_endpoint(s: &str) -> Result<String, String> {
         .find_map(|p| s.strip_prefix(p));
     match rest {
         Some(r) if !r.is_empty() => {
-            if s.starts_with("tcp://")
-                && !r
-                    .rsplit_once(':')
-                    .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-            {
+            let has_port = r
+                .rsplit_once(':')
+                .is_some_and(|(_, p)| p.parse::<u16>().is_ok());
+            if s.starts_with("tcp://") && !has_port {
                 return Err("a tcp endpoint needs a port: tcp://HOST:PORT".to_owned());
             }
             Ok(s.to_owned())

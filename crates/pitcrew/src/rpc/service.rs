@@ -33,7 +33,7 @@ pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_WORKERS: usize = 8;
 /// How many requests may wait per worker before callers get `busy`: enough to absorb a burst
 /// from a handful of pipelining clients, small enough that a caller learns quickly.
-pub const QUEUE_PER_WORKER: usize = 16;
+pub const QUEUE_PER_WORKER: usize = 64;
 /// How long a stopping service lets running handlers finish before it gives up on them.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
 /// How many distinct malformed senders are remembered for "log once"; past that, every
