@@ -114,7 +114,11 @@ impl Broker {
     pub fn run(mut self) -> Result<(), EndpointError> {
         let mut last_activity = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
-            let timeout = if last_activity.elapsed() < SPIN { 0 } else { POLL_TIMEOUT_MS };
+            let timeout = if last_activity.elapsed() < SPIN {
+                0
+            } else {
+                POLL_TIMEOUT_MS
+            };
             let ready = Poller::wait(
                 &[&self.frontend, &self.backend],
                 &[&self.frontend_monitor, &self.backend_monitor],
