@@ -3,12 +3,15 @@
 //! cannot be delivered does the router read the request header to answer the sender.
 
 use std::collections::{HashMap, HashSet};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use pitcrew::codec::{peek_header, Header};
-use pitcrew::endpoint::{EndpointError, Monitor, PeerEvent, Poller, RouterSocket, SendOutcome};
+use pitcrew::endpoint::{
+    EndpointError, Frame, Monitor, PeerEvent, Poller, RouterSocket, SendOutcome,
+};
 use pitcrew::rpc::{ErrorCode, Message, Response, RpcError};
 
 use crate::control;
@@ -54,6 +57,63 @@ pub struct Counters {
     pub router_calls: u64,
 }
 
+/// Requests in flight per (client, service) pair, looked up without allocating.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight(HashMap<Vec<u8>, HashMap<Vec<u8>, u32>>);
+
+impl InFlight {
+    fn count(&self, client: &[u8], service: &[u8]) -> u32 {
+        self.0
+            .get(client)
+            .and_then(|m| m.get(service))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn sent(&mut self, client: &[u8], service: &[u8]) {
+        let per_client = match self.0.get_mut(client) {
+            Some(m) => m,
+            None => self.0.entry(client.to_vec()).or_default(),
+        };
+        match per_client.get_mut(service) {
+            Some(n) => *n += 1,
+            None => {
+                per_client.insert(service.to_vec(), 1);
+            }
+        }
+    }
+
+    fn answered(&mut self, client: &[u8], service: &[u8]) {
+        let Some(per_client) = self.0.get_mut(client) else {
+            return;
+        };
+        if let Some(n) = per_client.get_mut(service) {
+            *n -= 1;
+            if *n == 0 {
+                per_client.remove(service);
+            }
+        }
+        if per_client.is_empty() {
+            self.0.remove(client);
+        }
+    }
+
+    /// A peer left: its requests will never be answered, or its answers never read.
+    fn forget(&mut self, side: Side, identity: &[u8]) {
+        match side {
+            Side::Client => {
+                self.0.remove(identity);
+            }
+            Side::Service => {
+                self.0.retain(|_, per_client| {
+                    per_client.remove(identity);
+                    !per_client.is_empty()
+                });
+            }
+        }
+    }
+}
+
 /// Stops a running [`Broker`] from another thread.
 #[derive(Clone)]
 pub struct StopHandle(Arc<AtomicBool>);
@@ -76,8 +136,8 @@ pub struct Broker {
     pub(crate) started: Instant,
     stop: Arc<AtomicBool>,
     malformed_senders: HashSet<Vec<u8>>,
-    /// Requests forwarded from (client, service) and not yet answered.
-    in_flight: HashMap<(Vec<u8>, Vec<u8>), u32>,
+    /// Requests forwarded from each client to each service and not yet answered.
+    in_flight: InFlight,
 }
 
 impl Broker {
@@ -98,7 +158,7 @@ impl Broker {
             started: Instant::now(),
             stop: Arc::new(AtomicBool::new(false)),
             malformed_senders: HashSet::new(),
-            in_flight: HashMap::new(),
+            in_flight: InFlight::default(),
         })
     }
 
@@ -151,10 +211,7 @@ impl Broker {
                 if let PeerEvent::Disconnected(fd) = event {
                     if let Some(identity) = self.peers.disconnected(side, fd) {
                         // Its requests will never be answered (or its answers never read).
-                        self.in_flight.retain(|(client, service), _| match side {
-                            Side::Client => *client != identity,
-                            Side::Service => *service != identity,
-                        });
+                        self.in_flight.forget(side, &identity);
                         tracing::info!(
                             peer = %String::from_utf8_lossy(&identity),
                             side = side.as_str(),
@@ -181,111 +238,90 @@ impl Broker {
     }
 
     /// Forwards one message received on `side`: `[sender, destination, payload]`.
-    fn route(&mut self, side: Side, frames: Vec<Vec<u8>>, fd: Option<i32>) {
-        let [sender, destination, payload] = match <[Vec<u8>; 3]>::try_from(frames) {
+    fn route(&mut self, side: Side, frames: Vec<Frame>, fd: Option<i32>) {
+        let [sender, destination, payload] = match <[Frame; 3]>::try_from(frames) {
             Ok(parts) => parts,
             Err(frames) => {
-                let sender = frames.first().cloned().unwrap_or_default();
+                let sender = frames.first().map(|f| f.to_vec()).unwrap_or_default();
                 self.peers.seen(side, &sender, fd);
                 self.malformed(
                     side,
                     &sender,
-                    format!("{} frames, expected 2", frames.len() - 1),
+                    format!("{} frames, expected 3", frames.len()),
                 );
                 return;
             }
         };
         self.peers.seen(side, &sender, fd);
-        if destination == sender {
+        if *destination == *sender {
             self.counters.self_addressed += 1;
             tracing::debug!(peer = %String::from_utf8_lossy(&sender), "dropped a self-addressed message");
             return;
         }
-        if destination == ROUTER_IDENTITY {
+        if &*destination == ROUTER_IDENTITY {
             self.counters.router_calls += 1;
             if let Some(reply) = control::handle(self, side, &sender, &payload) {
-                let _ = self.socket(side).send(&[&sender, ROUTER_IDENTITY, &reply]);
+                let _ = self
+                    .socket(side)
+                    .send(&[&sender, ROUTER_IDENTITY], reply.into());
             }
             return;
         }
-        // Only the header is read, to keep the per-pair in-flight count.
+        // Only the header is read, to keep the per-pair in-flight count and to answer a
+        // request that cannot be delivered.
         let header = peek_header(&payload);
-        let pair_key = match (side, header) {
-            (Side::Client, Some(Header::Request { .. })) => {
-                Some((sender.clone(), destination.clone()))
-            }
-            (Side::Service, Some(Header::Response { .. })) => {
-                let key = (destination.clone(), sender.clone());
-                if let Some(n) = self.in_flight.get_mut(&key) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.in_flight.remove(&key);
-                    }
-                }
-                None
-            }
-            _ => None,
-        };
-        if let Some(key) = &pair_key {
-            if self.in_flight.get(key).copied().unwrap_or(0) >= MAX_IN_FLIGHT_PER_PAIR {
+        let is_request = matches!(header, Some(Header::Request { .. }));
+        match (side, header) {
+            (Side::Client, Some(Header::Request { .. }))
+                if self.in_flight.count(&sender, &destination) >= MAX_IN_FLIGHT_PER_PAIR =>
+            {
                 self.counters.busy += 1;
                 let who = String::from_utf8_lossy(&destination).into_owned();
-                self.refuse(
-                    side,
-                    &sender,
-                    &destination,
-                    &payload,
-                    RpcError::new(
-                        ErrorCode::Busy,
-                        format!("you have {MAX_IN_FLIGHT_PER_PAIR} requests in flight to {who:?}, the most one client may; try again later"),
-                    )
-                    .with("peer", who.as_str()),
-                );
+                let error = RpcError::new(
+                    ErrorCode::Busy,
+                    format!("you have {MAX_IN_FLIGHT_PER_PAIR} requests in flight to {who:?}, the most one client may; try again later"),
+                )
+                .with("peer", who.as_str());
+                self.refuse(side, &sender, &destination, header, error);
                 return;
             }
+            (Side::Service, Some(Header::Response { .. })) => {
+                self.in_flight.answered(&destination, &sender);
+            }
+            _ => {}
         }
         let (to_side, to) = match side {
             Side::Client => (Side::Service, &self.backend),
             Side::Service => (Side::Client, &self.frontend),
         };
-        match to.send(&[&destination, &sender, &payload]) {
+        match to.send(&[&destination, &sender], payload) {
             SendOutcome::Sent => {
                 self.counters.routed += 1;
                 self.peers.delivered(to_side, &destination);
-                if let Some(key) = pair_key {
-                    *self.in_flight.entry(key).or_insert(0) += 1;
+                if side == Side::Client && is_request {
+                    self.in_flight.sent(&sender, &destination);
                 }
             }
             SendOutcome::Unreachable => {
                 self.counters.unreachable += 1;
                 self.peers.unreachable(to_side, &destination);
                 let who = String::from_utf8_lossy(&destination).into_owned();
-                self.refuse(
-                    side,
-                    &sender,
-                    &destination,
-                    &payload,
-                    RpcError::new(
-                        ErrorCode::Unreachable,
-                        format!("no peer {who:?} is connected to the router"),
-                    )
-                    .with("peer", who.as_str()),
-                );
+                let error = RpcError::new(
+                    ErrorCode::Unreachable,
+                    format!("no peer {who:?} is connected to the router"),
+                )
+                .with("peer", who.as_str());
+                self.refuse(side, &sender, &destination, header, error);
             }
             SendOutcome::Busy => {
                 self.counters.busy += 1;
                 let who = String::from_utf8_lossy(&destination).into_owned();
-                self.refuse(
-                    side,
-                    &sender,
-                    &destination,
-                    &payload,
-                    RpcError::new(
-                        ErrorCode::Busy,
-                        format!("{who:?} is not keeping up (its queue is full); try again later"),
-                    )
-                    .with("peer", who.as_str()),
-                );
+                let error = RpcError::new(
+                    ErrorCode::Busy,
+                    format!("{who:?} is not keeping up (its queue is full); try again later"),
+                )
+                .with("peer", who.as_str());
+                self.refuse(side, &sender, &destination, header, error);
             }
             SendOutcome::Failed(reason) => {
                 tracing::warn!(peer = %String::from_utf8_lossy(&destination), %reason, "send failed");
@@ -299,10 +335,10 @@ impl Broker {
         side: Side,
         sender: &[u8],
         destination: &[u8],
-        payload: &[u8],
+        header: Option<Header>,
         error: RpcError,
     ) {
-        let Some(Header::Request { msgid }) = peek_header(payload) else {
+        let Some(Header::Request { msgid }) = header else {
             self.counters.undeliverable += 1;
             return;
         };
@@ -312,7 +348,7 @@ impl Broker {
         })
         .encode();
         // If the sender itself is not reading, the answer is dropped: never block.
-        let _ = self.socket(side).send(&[sender, destination, &reply]);
+        let _ = self.socket(side).send(&[sender, destination], reply.into());
     }
 
     fn malformed(&mut self, side: Side, sender: &[u8], reason: String) {

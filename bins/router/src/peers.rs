@@ -48,16 +48,31 @@ pub struct Peer {
 /// All peers of both sides.
 #[derive(Debug, Default)]
 pub struct Peers {
-    peers: HashMap<(Side, Vec<u8>), Peer>,
+    clients: HashMap<Vec<u8>, Peer>,
+    services: HashMap<Vec<u8>, Peer>,
     by_fd: HashMap<(Side, i32), Vec<u8>>,
 }
 
 impl Peers {
-    /// Records a message from `identity` arriving on connection `fd`.
+    fn side(&self, side: Side) -> &HashMap<Vec<u8>, Peer> {
+        match side {
+            Side::Client => &self.clients,
+            Side::Service => &self.services,
+        }
+    }
+
+    fn side_mut(&mut self, side: Side) -> &mut HashMap<Vec<u8>, Peer> {
+        match side {
+            Side::Client => &mut self.clients,
+            Side::Service => &mut self.services,
+        }
+    }
+
+    /// Records a message from `identity` arriving on connection `fd`. Allocates only for a
+    /// peer not seen before.
     pub fn seen(&mut self, side: Side, identity: &[u8], fd: Option<i32>) {
         let now = Instant::now();
-        let key = (side, identity.to_vec());
-        let moved = match self.peers.get_mut(&key) {
+        let moved = match self.side_mut(side).get_mut(identity) {
             Some(peer) => {
                 peer.last_seen = now;
                 peer.messages_in += 1;
@@ -71,8 +86,8 @@ impl Peers {
                 }
             }
             None => {
-                self.peers.insert(
-                    key,
+                self.side_mut(side).insert(
+                    identity.to_vec(),
                     Peer {
                         connected_since: SystemTime::now(),
                         last_seen: now,
@@ -93,7 +108,7 @@ impl Peers {
 
     /// Records a message delivered to `identity`.
     pub fn delivered(&mut self, side: Side, identity: &[u8]) {
-        if let Some(peer) = self.peers.get_mut(&(side, identity.to_vec())) {
+        if let Some(peer) = self.side_mut(side).get_mut(identity) {
             peer.messages_out += 1;
         }
     }
@@ -102,17 +117,17 @@ impl Peers {
     /// Returns the identity removed.
     pub fn disconnected(&mut self, side: Side, fd: i32) -> Option<Vec<u8>> {
         let identity = self.by_fd.remove(&(side, fd))?;
-        let key = (side, identity);
-        if self.peers.get(&key).is_some_and(|p| p.fd == Some(fd)) {
-            self.peers.remove(&key);
-            return Some(key.1);
+        let peers = self.side_mut(side);
+        if peers.get(&identity).is_some_and(|p| p.fd == Some(fd)) {
+            peers.remove(&identity);
+            return Some(identity);
         }
         None
     }
 
     /// Forgets a peer that libzmq says is unreachable.
     pub fn unreachable(&mut self, side: Side, identity: &[u8]) {
-        if let Some(peer) = self.peers.remove(&(side, identity.to_vec())) {
+        if let Some(peer) = self.side_mut(side).remove(identity) {
             if let Some(fd) = peer.fd {
                 self.by_fd.remove(&(side, fd));
             }
@@ -121,19 +136,22 @@ impl Peers {
 
     /// How many peers are on `side`.
     pub fn count(&self, side: Side) -> usize {
-        self.peers.keys().filter(|(s, _)| *s == side).count()
+        self.side(side).len()
     }
 
     /// The `list_peers` answer: one map per peer, services first, then by identity.
     pub fn to_value(&self) -> Value {
-        let mut rows: Vec<_> = self.peers.iter().collect();
-        rows.sort_by(|((sa, ia), _), ((sb, ib), _)| {
-            (sb.as_str(), ia).cmp(&(sa.as_str(), ib)).then(ia.cmp(ib))
-        });
+        // Services first, then clients, each by identity.
+        let mut rows: Vec<(Side, &Vec<u8>, &Peer)> = Vec::new();
+        for side in [Side::Service, Side::Client] {
+            let mut these: Vec<_> = self.side(side).iter().map(|(i, p)| (side, i, p)).collect();
+            these.sort_by(|a, b| a.1.cmp(b.1));
+            rows.extend(these);
+        }
         let now = Instant::now();
         Value::Array(
             rows.into_iter()
-                .map(|((side, identity), peer)| {
+                .map(|(side, identity, peer)| {
                     let since = peer
                         .connected_since
                         .duration_since(SystemTime::UNIX_EPOCH)

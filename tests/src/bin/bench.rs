@@ -38,6 +38,21 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`. Unlike
+/// wall-clock figures, this does not depend on what else the machine is doing.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return f64::NAN;
+    };
+    // Fields after the parenthesised command name: state is field 3; utime 14, stime 15.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    // SAFETY: sysconf has no memory effects.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(14) + ticks(15)) / hz
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted.get(i).copied().unwrap_or(f64::NAN)
@@ -75,8 +90,8 @@ async fn rtt(client: &Client, service: &str) -> anyhow::Result<Vec<f64>> {
 
 async fn rpc() -> anyhow::Result<()> {
     let ns = Namespace::new("bench");
-    let _router = ns.spawn("pitcrew-router", &["--log-level", "warn"]);
-    let _via_router = ns.spawn(
+    let router = ns.spawn("pitcrew-router", &["--log-level", "warn"]);
+    let via_router = ns.spawn(
         "pitcrew-testsvc",
         &["--app", "bench", "--log-level", "warn"],
     );
@@ -111,6 +126,7 @@ async fn rpc() -> anyhow::Result<()> {
     let clients: Vec<Client> = (0..THROUGHPUT_CLIENTS).map(|_| ns.client()).collect();
     let deadline = Instant::now() + Duration::from_secs(THROUGHPUT_SECONDS);
     let started = Instant::now();
+    let cpu_before = [cpu_seconds(router.pid()), cpu_seconds(via_router.pid()), cpu_seconds(std::process::id())];
     let mut tasks = Vec::new();
     for client in &clients {
         for _ in 0..THROUGHPUT_DEPTH {
@@ -137,6 +153,12 @@ async fn rpc() -> anyhow::Result<()> {
         lost += l;
     }
     let per_s = ok as f64 / started.elapsed().as_secs_f64();
+    let cpu_after = [cpu_seconds(router.pid()), cpu_seconds(via_router.pid()), cpu_seconds(std::process::id())];
+    for (i, name) in ["router", "service", "clients"].iter().enumerate() {
+        let us_per_call = (cpu_after[i] - cpu_before[i]) * 1e6 / ok.max(1) as f64;
+        eprintln!("{:<24} {us_per_call:>9.2} µs CPU per call", format!("{name}_cpu_per_call"));
+        println!("{{\"bench\":\"{name}_cpu_us_per_call\",\"value\":{us_per_call:.2}}}");
+    }
     eprintln!(
         "{:<24} {per_s:>9.0} calls/s   lost {lost}",
         "router_throughput"

@@ -20,7 +20,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 pub use dealer::{Dealer, DealerOptions};
-pub use router::{Monitor, PeerEvent, Poller, RouterSocket, SendOutcome};
+pub use router::{Frame, Monitor, PeerEvent, Poller, RouterMessage, RouterSocket, SendOutcome};
 pub use socket::Frames;
 
 /// How often a connected socket sends a ZMTP heartbeat (PING). With

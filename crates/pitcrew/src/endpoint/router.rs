@@ -24,11 +24,33 @@ pub enum SendOutcome {
     Failed(String),
 }
 
+/// One frame of a message, owned without copying: forwarding it hands libzmq's buffer on.
+pub struct Frame(zmq::Message);
+
+impl std::ops::Deref for Frame {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<Vec<u8>> for Frame {
+    fn from(bytes: Vec<u8>) -> Self {
+        Frame(zmq::Message::from(bytes))
+    }
+}
+
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Frame({} bytes)", self.0.len())
+    }
+}
+
 /// A message received on a [`RouterSocket`].
 #[derive(Debug)]
 pub struct RouterMessage {
     /// All frames; the first is the sender's identity.
-    pub frames: Vec<Vec<u8>>,
+    pub frames: Vec<Frame>,
     /// The file descriptor of the sender's connection, when libzmq reported one.
     pub peer_fd: Option<i32>,
 }
@@ -90,19 +112,18 @@ impl RouterSocket {
                 peer_fd = msg.gets("__fd").and_then(|s| s.parse().ok());
             }
             let more = msg.get_more();
-            frames.push(msg.to_vec());
+            frames.push(Frame(msg));
             if !more {
                 return Ok(Some(RouterMessage { frames, peer_fd }));
             }
         }
     }
 
-    /// Sends `parts` (identity first) without blocking.
-    pub fn send(&self, parts: &[&[u8]]) -> SendOutcome {
-        let last = parts.len().saturating_sub(1);
-        for (i, part) in parts.iter().enumerate() {
-            let flags = zmq::DONTWAIT | if i < last { zmq::SNDMORE } else { 0 };
-            match self.socket.send(*part, flags) {
+    /// Sends `head` (identity first; copied, which for short identities costs no
+    /// allocation) followed by `body` (moved, not copied), without blocking.
+    pub fn send(&self, head: &[&[u8]], body: Frame) -> SendOutcome {
+        for part in head {
+            match self.socket.send(*part, zmq::DONTWAIT | zmq::SNDMORE) {
                 Ok(()) => {}
                 // Only the identity frame can fail this way; nothing was sent yet.
                 Err(zmq::Error::EHOSTUNREACH) => return SendOutcome::Unreachable,
@@ -110,7 +131,12 @@ impl RouterSocket {
                 Err(e) => return SendOutcome::Failed(e.to_string()),
             }
         }
-        SendOutcome::Sent
+        match self.socket.send(body.0, zmq::DONTWAIT) {
+            Ok(()) => SendOutcome::Sent,
+            Err(zmq::Error::EHOSTUNREACH) => SendOutcome::Unreachable,
+            Err(zmq::Error::EAGAIN) => SendOutcome::Busy,
+            Err(e) => SendOutcome::Failed(e.to_string()),
+        }
     }
 
     /// Starts reporting connections and disconnections of this socket's peers.
