@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use crate::device::DeviceType;
 use crate::error::LoadError;
 use crate::schema;
-use crate::uid::Uid;
+use pitcrew_sdp::Uid;
 
 /// The shipped catalog, compiled in so that every binary runs without a file.
 pub const EMBEDDED_YAML: &str = include_str!("../../../catalog/devices.yaml");

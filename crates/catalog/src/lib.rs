@@ -3,15 +3,14 @@
 //! by everything that reads or writes a param (shared-memory buffers, the CLI, RPC).
 //!
 //! Layers, bottom up: `yaml` text → line-numbered tree; `schema` tree →
-//! validated [`DeviceType`]s; [`Catalog`] lookups. [`value`] owns storage types and values;
-//! [`uid`] the 88-bit UID.
+//! validated [`DeviceType`]s; [`Catalog`] lookups. [`value`] owns storage types and values.
+//! The 88-bit UID is the Smart Device Protocol's ([`Uid`], re-exported from `pitcrew-sdp`).
 
 mod bounds;
 mod catalog;
 mod device;
 mod error;
 mod schema;
-pub mod uid;
 pub mod value;
 mod yaml;
 
@@ -19,5 +18,5 @@ pub use bounds::{Bounds, Clamp};
 pub use catalog::{Catalog, EMBEDDED_ORIGIN, EMBEDDED_YAML};
 pub use device::{Access, DeviceType, Param, MAX_SMART_PARAMS, MAX_SMART_PARAM_WIDTH};
 pub use error::{LoadError, LoadErrorKind};
-pub use uid::{Uid, UidError};
+pub use pitcrew_sdp::{Uid, UidError};
 pub use value::{LeBytes, ParamType, Scalar, ScalarType, Value, ValueError};
