@@ -8,6 +8,7 @@
 mod buffers_cmd;
 mod call;
 mod catalog_cmd;
+mod logs;
 mod output;
 mod ping;
 
@@ -45,6 +46,8 @@ pub enum Command {
     Get(buffers_cmd::GetArgs),
     /// Write a parameter into a device buffer (shared memory; for debugging).
     Set(buffers_cmd::SetArgs),
+    /// Print recent log records from the forwarder and follow the live stream.
+    Logs(logs::LogsArgs),
 }
 
 /// Exit status for a failed operation (an RPC error, an unreachable service).
@@ -72,6 +75,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Buffers(args) => args.run(&config.namespace),
             Command::Get(args) => args.run(&config.namespace),
             Command::Set(args) => args.run(&config.namespace),
+            Command::Logs(args) => logs::run(args, &config).await,
         }
     });
     match result {

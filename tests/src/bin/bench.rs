@@ -47,7 +47,12 @@ fn cpu_seconds(pid: u32) -> f64 {
     // Fields after the parenthesised command name: state is field 3; utime 14, stime 15.
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    let ticks = |i: usize| {
+        fields
+            .get(i - 3)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
     // SAFETY: sysconf has no memory effects.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     (ticks(14) + ticks(15)) / hz
@@ -126,7 +131,11 @@ async fn rpc() -> anyhow::Result<()> {
     let clients: Vec<Client> = (0..THROUGHPUT_CLIENTS).map(|_| ns.client()).collect();
     let deadline = Instant::now() + Duration::from_secs(THROUGHPUT_SECONDS);
     let started = Instant::now();
-    let cpu_before = [cpu_seconds(router.pid()), cpu_seconds(via_router.pid()), cpu_seconds(std::process::id())];
+    let cpu_before = [
+        cpu_seconds(router.pid()),
+        cpu_seconds(via_router.pid()),
+        cpu_seconds(std::process::id()),
+    ];
     let mut tasks = Vec::new();
     for client in &clients {
         for _ in 0..THROUGHPUT_DEPTH {
@@ -153,10 +162,17 @@ async fn rpc() -> anyhow::Result<()> {
         lost += l;
     }
     let per_s = ok as f64 / started.elapsed().as_secs_f64();
-    let cpu_after = [cpu_seconds(router.pid()), cpu_seconds(via_router.pid()), cpu_seconds(std::process::id())];
+    let cpu_after = [
+        cpu_seconds(router.pid()),
+        cpu_seconds(via_router.pid()),
+        cpu_seconds(std::process::id()),
+    ];
     for (i, name) in ["router", "service", "clients"].iter().enumerate() {
         let us_per_call = (cpu_after[i] - cpu_before[i]) * 1e6 / ok.max(1) as f64;
-        eprintln!("{:<24} {us_per_call:>9.2} µs CPU per call", format!("{name}_cpu_per_call"));
+        eprintln!(
+            "{:<24} {us_per_call:>9.2} µs CPU per call",
+            format!("{name}_cpu_per_call")
+        );
         println!("{{\"bench\":\"{name}_cpu_us_per_call\",\"value\":{us_per_call:.2}}}");
     }
     eprintln!(

@@ -4,6 +4,8 @@
 //!   services.
 //! * [`RouterSocket`]: a ROUTER for the router's plain poll loop, with `ROUTER_MANDATORY`
 //!   and non-blocking sends so that an unknown or stalled peer costs only its own messages.
+//! * [`Publisher`], [`SubSocket`], [`PubSocket`], [`Subscriber`]: the log pipeline's
+//!   PUB/SUB sockets.
 //!
 //! Why not `async_zmq` or the pure-Rust `zeromq` crate: see the README's design notes
 //! (measured: the former hangs under ROUTER_MANDATORY back-pressure and doubles round-trip
@@ -11,6 +13,7 @@
 
 mod dealer;
 mod driver;
+mod pubsub;
 mod router;
 mod socket;
 
@@ -20,6 +23,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 pub use dealer::{Dealer, DealerOptions};
+pub use pubsub::{PubSocket, PubSubOptions, Publisher, Readiness, SubSocket, Subscriber};
 pub use router::{Frame, Monitor, PeerEvent, Poller, RouterMessage, RouterSocket, SendOutcome};
 pub use socket::Frames;
 

@@ -1,0 +1,472 @@
+//! PUB/SUB endpoints: the sockets of the log pipeline (spec/wire.md, "Logs").
+//!
+//! * [`Publisher`]: what every process publishes its log records with. It is an XPUB (a PUB
+//!   that also reads subscriptions) with `ZMQ_IMMEDIATE` and `ZMQ_XPUB_NODROP`, so that,
+//!   unlike a plain PUB, it *tells* its owner what happens to a message: the forwarder's
+//!   subscription arriving and leaving says whether anyone is listening, and a full pipe is
+//!   reported as "not sent" (`Ok(false)`) instead of being dropped silently. The owner keeps
+//!   its own bounded queue and counts what it drops. Blocking API, for a dedicated thread.
+//! * [`SubSocket`] and [`PubSocket`]: the log forwarder's bound sockets, for a plain poll
+//!   loop. A [`PubSocket`] never blocks: libzmq drops a message for a subscriber whose pipe
+//!   is full (its high-water mark), so one stuck subscriber costs only its own messages.
+//! * [`Subscriber`]: an async SUB for tokio code (the CLI's `logs`).
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::time::Duration;
+
+use super::socket::{AsyncSocket, Frames, Want};
+use super::{apply_common_options, context, EndpointError};
+
+/// Socket limits of a PUB/SUB endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct PubSubOptions {
+    /// High-water mark: messages queued per peer before libzmq drops (PUB), refuses
+    /// ([`Publisher`]) or stops reading (SUB).
+    pub hwm: i32,
+    /// The largest message accepted; a peer sending more is disconnected.
+    pub max_message_bytes: i64,
+}
+
+impl Default for PubSubOptions {
+    fn default() -> Self {
+        Self {
+            hwm: 1000,
+            max_message_bytes: super::MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
+fn socket(kind: zmq::SocketType, options: PubSubOptions) -> Result<zmq::Socket, EndpointError> {
+    let socket = context()
+        .socket(kind)
+        .map_err(EndpointError::zmq("create a PUB/SUB socket"))?;
+    apply_common_options(&socket)?;
+    socket
+        .set_maxmsgsize(options.max_message_bytes)
+        .map_err(EndpointError::zmq("set ZMQ_MAXMSGSIZE"))?;
+    socket
+        .set_sndhwm(options.hwm)
+        .map_err(EndpointError::zmq("set ZMQ_SNDHWM"))?;
+    socket
+        .set_rcvhwm(options.hwm)
+        .map_err(EndpointError::zmq("set ZMQ_RCVHWM"))?;
+    // Reconnect quickly after the peer restarts; cap the back-off at 1 s.
+    socket
+        .set_reconnect_ivl(100)
+        .map_err(EndpointError::zmq("set ZMQ_RECONNECT_IVL"))?;
+    socket
+        .set_reconnect_ivl_max(1000)
+        .map_err(EndpointError::zmq("set ZMQ_RECONNECT_IVL_MAX"))?;
+    Ok(socket)
+}
+
+fn bind_all(socket: &zmq::Socket, addresses: &[String]) -> Result<(), EndpointError> {
+    for address in addresses {
+        socket.bind(address).map_err(|e| EndpointError::Address {
+            what: "bind",
+            address: address.clone(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+fn connect(socket: &zmq::Socket, address: &str) -> Result<(), EndpointError> {
+    socket.connect(address).map_err(|e| EndpointError::Address {
+        what: "connect to",
+        address: address.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn millis(timeout: Duration) -> i64 {
+    i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn try_recv(socket: &zmq::Socket) -> Result<Option<Frames>, EndpointError> {
+    match socket.recv_multipart(zmq::DONTWAIT) {
+        Ok(frames) => Ok(Some(frames)),
+        Err(zmq::Error::EAGAIN) => Ok(None),
+        Err(e) => Err(EndpointError::Socket {
+            what: "receive",
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// What [`Publisher::wait`] found ready.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Readiness {
+    /// The socket has input (subscription changes).
+    pub socket: bool,
+    /// The extra descriptor is readable.
+    pub extra: bool,
+}
+
+/// A connecting publisher that reports subscriptions and full pipes (see the module doc).
+pub struct Publisher {
+    socket: zmq::Socket,
+}
+
+impl Publisher {
+    /// Creates the socket and connects it to `address` (libzmq connects in the background
+    /// and reconnects by itself).
+    ///
+    /// # Errors
+    /// When the socket cannot be created, configured or pointed at `address`.
+    pub fn connect(address: &str, options: PubSubOptions) -> Result<Self, EndpointError> {
+        let mut socket = socket(zmq::XPUB, options)?;
+        // No pipe (and no queueing inside libzmq) until a connection exists: while the peer
+        // is away, messages stay in our owner's queue, where they are bounded and counted.
+        socket
+            .set_immediate(true)
+            .map_err(EndpointError::zmq("set ZMQ_IMMEDIATE"))?;
+        set_xpub_nodrop(&mut socket)?;
+        connect(&socket, address)?;
+        Ok(Self { socket })
+    }
+
+    /// Sends `[topic, payload]` if every subscriber's pipe has room; `Ok(false)` means a
+    /// pipe is full and nothing was sent. With no subscriber the message is discarded by
+    /// libzmq (callers check [`Publisher::subscription_changes`] first).
+    ///
+    /// # Errors
+    /// On failures other than a full pipe (e.g. an oversized message).
+    pub fn try_send(&self, topic: &[u8], payload: &[u8]) -> Result<bool, EndpointError> {
+        match self.socket.send_multipart([topic, payload], zmq::DONTWAIT) {
+            Ok(()) => Ok(true),
+            Err(zmq::Error::EAGAIN) => Ok(false),
+            Err(e) => Err(EndpointError::Socket {
+                what: "publish",
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Reads every waiting subscription message and returns the net change in the number
+    /// of subscriptions (+1 per subscribe, -1 per unsubscribe; a disconnected subscriber
+    /// counts as unsubscribing).
+    ///
+    /// # Errors
+    /// When reading from the socket fails.
+    pub fn subscription_changes(&self) -> Result<i64, EndpointError> {
+        let mut delta = 0;
+        while let Some(frames) = try_recv(&self.socket)? {
+            match frames.first().and_then(|f| f.first()) {
+                Some(1) => delta += 1,
+                Some(0) => delta -= 1,
+                _ => {}
+            }
+        }
+        Ok(delta)
+    }
+
+    /// Blocks up to `timeout` until the socket has input or `extra` is readable.
+    ///
+    /// # Errors
+    /// When `zmq_poll` itself fails (other than an interrupted call).
+    pub fn wait(
+        &self,
+        extra: Option<BorrowedFd<'_>>,
+        timeout: Duration,
+    ) -> Result<Readiness, EndpointError> {
+        let mut items = vec![self.socket.as_poll_item(zmq::POLLIN)];
+        if let Some(fd) = extra {
+            items.push(zmq::PollItem::from_fd(fd.as_raw_fd(), zmq::POLLIN));
+        }
+        match zmq::poll(&mut items, millis(timeout)) {
+            Ok(_) | Err(zmq::Error::EINTR) => Ok(Readiness {
+                socket: items[0].is_readable(),
+                extra: items.get(1).is_some_and(zmq::PollItem::is_readable),
+            }),
+            Err(e) => Err(EndpointError::Socket {
+                what: "poll a publisher",
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+/// Sets `ZMQ_XPUB_NODROP`, which the `zmq` crate has no setter for.
+fn set_xpub_nodrop(socket: &mut zmq::Socket) -> Result<(), EndpointError> {
+    let on: libc::c_int = 1;
+    // SAFETY: `as_mut_ptr` is the live libzmq socket owned by `socket`, borrowed mutably
+    // for the call; the option value points to a c_int on our stack whose size is passed,
+    // as zmq_setsockopt(3) requires for ZMQ_XPUB_NODROP.
+    let rc = unsafe {
+        zmq_sys::zmq_setsockopt(
+            socket.as_mut_ptr(),
+            zmq_sys::ZMQ_XPUB_NODROP as libc::c_int,
+            std::ptr::from_ref(&on).cast(),
+            std::mem::size_of::<libc::c_int>(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(EndpointError::Socket {
+            what: "set ZMQ_XPUB_NODROP",
+            reason: std::io::Error::last_os_error().to_string(),
+        })
+    }
+}
+
+/// A SUB socket for a poll loop on a thread of its own.
+pub struct SubSocket {
+    socket: zmq::Socket,
+}
+
+impl SubSocket {
+    /// Creates a SUB subscribed to every topic and binds every address in `addresses`.
+    ///
+    /// # Errors
+    /// When an address cannot be bound (in use, bad syntax, missing directory).
+    pub fn bind(addresses: &[String], options: PubSubOptions) -> Result<Self, EndpointError> {
+        let socket = socket(zmq::SUB, options)?;
+        socket
+            .set_subscribe(b"")
+            .map_err(EndpointError::zmq("subscribe"))?;
+        bind_all(&socket, addresses)?;
+        Ok(Self { socket })
+    }
+
+    /// Creates a SUB subscribed to `topics` (prefixes; an empty one means everything) and
+    /// connects it to `address`.
+    ///
+    /// # Errors
+    /// When the socket cannot be created, configured or pointed at `address`.
+    pub fn connect(
+        address: &str,
+        topics: &[&[u8]],
+        options: PubSubOptions,
+    ) -> Result<Self, EndpointError> {
+        let socket = socket(zmq::SUB, options)?;
+        for topic in topics {
+            socket
+                .set_subscribe(topic)
+                .map_err(EndpointError::zmq("subscribe"))?;
+        }
+        connect(&socket, address)?;
+        Ok(Self { socket })
+    }
+
+    /// Receives one whole message if one is waiting.
+    ///
+    /// # Errors
+    /// Only for failures other than "nothing waiting".
+    pub fn try_recv(&self) -> Result<Option<Frames>, EndpointError> {
+        try_recv(&self.socket)
+    }
+
+    /// Blocks up to `timeout` until a message can be received; `Ok(false)` on timeout.
+    ///
+    /// # Errors
+    /// When `zmq_poll` itself fails (other than an interrupted call).
+    pub fn wait(&self, timeout: Duration) -> Result<bool, EndpointError> {
+        let mut items = [self.socket.as_poll_item(zmq::POLLIN)];
+        match zmq::poll(&mut items, millis(timeout)) {
+            Ok(_) | Err(zmq::Error::EINTR) => Ok(items[0].is_readable()),
+            Err(e) => Err(EndpointError::Socket {
+                what: "poll a SUB socket",
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+/// A bound PUB socket that never blocks (see the module doc).
+pub struct PubSocket {
+    socket: zmq::Socket,
+}
+
+impl PubSocket {
+    /// Creates a PUB and binds every address in `addresses`.
+    ///
+    /// # Errors
+    /// When an address cannot be bound (in use, bad syntax, missing directory).
+    pub fn bind(addresses: &[String], options: PubSubOptions) -> Result<Self, EndpointError> {
+        let socket = socket(zmq::PUB, options)?;
+        bind_all(&socket, addresses)?;
+        Ok(Self { socket })
+    }
+
+    /// Publishes one message made of `frames` (topic first). Subscribers whose pipe is
+    /// full miss it; libzmq does not report that.
+    ///
+    /// # Errors
+    /// On failures libzmq reports (e.g. a terminated context); never for a slow peer.
+    pub fn send(&self, frames: &[&[u8]]) -> Result<(), EndpointError> {
+        self.socket
+            .send_multipart(frames, zmq::DONTWAIT)
+            .or_else(|e| match e {
+                zmq::Error::EAGAIN => Ok(()),
+                e => Err(EndpointError::Socket {
+                    what: "publish",
+                    reason: e.to_string(),
+                }),
+            })
+    }
+}
+
+/// An async SUB socket, for tokio code. Owned by one task (`recv` takes `&mut self`).
+pub struct Subscriber {
+    socket: AsyncSocket,
+    monitor: Option<zmq::Socket>,
+}
+
+impl Subscriber {
+    /// Creates a SUB subscribed to `topics` (prefixes; an empty one means everything) and
+    /// connects it to `address`. Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    /// When the socket cannot be created, configured, registered or pointed at `address`.
+    pub fn connect(
+        address: &str,
+        topics: &[&[u8]],
+        options: PubSubOptions,
+    ) -> Result<Self, EndpointError> {
+        let socket = socket(zmq::SUB, options)?;
+        for topic in topics {
+            socket
+                .set_subscribe(topic)
+                .map_err(EndpointError::zmq("subscribe"))?;
+        }
+        let monitor = monitor_handshakes(&socket)?;
+        connect(&socket, address)?;
+        Ok(Self {
+            socket: AsyncSocket::new(socket)?,
+            monitor: Some(monitor),
+        })
+    }
+
+    /// Waits up to `timeout` for the first completed connection to the publisher; after
+    /// it, the subscriptions are on their way (libzmq sends them right after the
+    /// handshake). `false` when no connection completed in time. Later calls return at
+    /// once.
+    pub async fn wait_connected(&mut self, timeout: Duration) -> bool {
+        let Some(monitor) = self.monitor.take() else {
+            return true;
+        };
+        let waited = tokio::task::spawn_blocking(move || {
+            let mut items = [monitor.as_poll_item(zmq::POLLIN)];
+            matches!(zmq::poll(&mut items, millis(timeout)), Ok(n) if n > 0)
+        })
+        .await;
+        waited.unwrap_or(false)
+    }
+
+    /// Receives the next whole message.
+    ///
+    /// # Errors
+    /// When the socket fails (not for a missing publisher: that is just a long wait).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a message is either returned or left in the socket.
+    pub async fn recv(&mut self) -> Result<Frames, EndpointError> {
+        loop {
+            match self.socket.try_recv() {
+                Ok(Some(frames)) => return Ok(frames),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(EndpointError::Socket {
+                        what: "receive",
+                        reason: e.to_string(),
+                    })
+                }
+            }
+            self.socket
+                .wait(Want::Recv)
+                .await
+                .map_err(|e| EndpointError::Io("wait for a SUB socket", e))?;
+        }
+    }
+}
+
+/// A PAIR socket that receives `socket`'s successful handshakes.
+fn monitor_handshakes(socket: &zmq::Socket) -> Result<zmq::Socket, EndpointError> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let address = format!(
+        "inproc://pitcrew-sub-monitor-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    socket
+        .monitor(&address, zmq::SocketEvent::HANDSHAKE_SUCCEEDED as i32)
+        .map_err(EndpointError::zmq("start a socket monitor"))?;
+    let monitor = context()
+        .socket(zmq::PAIR)
+        .map_err(EndpointError::zmq("create a monitor socket"))?;
+    monitor
+        .connect(&address)
+        .map_err(EndpointError::zmq("connect the monitor socket"))?;
+    Ok(monitor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ipc(dir: &tempfile::TempDir, name: &str) -> String {
+        format!("ipc://{}/{name}", dir.path().display())
+    }
+
+    #[test]
+    fn publisher_sees_the_subscriber_come_and_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let address = ipc(&dir, "log.sock");
+        let publisher = Publisher::connect(&address, PubSubOptions::default()).unwrap();
+        assert_eq!(publisher.subscription_changes().unwrap(), 0);
+        let sub = SubSocket::bind(&[address], PubSubOptions::default()).unwrap();
+        let mut subscribed = 0;
+        for _ in 0..200 {
+            // A bound socket attaches a new connection only when it is used: poll it.
+            assert!(!sub.wait(Duration::ZERO).unwrap());
+            let _ = publisher.wait(None, Duration::from_millis(10)).unwrap();
+            subscribed += publisher.subscription_changes().unwrap();
+            if subscribed > 0 {
+                break;
+            }
+        }
+        assert_eq!(subscribed, 1);
+        assert!(publisher.try_send(b"info", b"payload").unwrap());
+        assert!(sub.wait(Duration::from_secs(5)).unwrap());
+        assert_eq!(
+            sub.try_recv().unwrap().unwrap(),
+            [b"info".to_vec(), b"payload".to_vec()]
+        );
+        drop(sub);
+        for _ in 0..200 {
+            let _ = publisher.wait(None, Duration::from_millis(10)).unwrap();
+            subscribed += publisher.subscription_changes().unwrap();
+            if subscribed == 0 {
+                break;
+            }
+        }
+        assert_eq!(subscribed, 0);
+    }
+
+    #[tokio::test]
+    async fn async_subscriber_receives_what_a_pub_socket_sends() {
+        let dir = tempfile::tempdir().unwrap();
+        let address = ipc(&dir, "pub.sock");
+        let publisher =
+            PubSocket::bind(std::slice::from_ref(&address), PubSubOptions::default()).unwrap();
+        let mut sub = Subscriber::connect(&address, &[b"warn"], PubSubOptions::default()).unwrap();
+        assert!(sub.wait_connected(Duration::from_secs(5)).await);
+        // The subscription travels after the handshake; resend until it has arrived.
+        let frames = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                publisher.send(&[b"info", b"filtered out"]).unwrap();
+                publisher.send(&[b"warn", b"kept"]).unwrap();
+                if let Ok(Ok(f)) = tokio::time::timeout(Duration::from_millis(20), sub.recv()).await
+                {
+                    return f;
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(frames, [b"warn".to_vec(), b"kept".to_vec()]);
+    }
+}
