@@ -63,6 +63,7 @@ pub struct SharedOptions {
     /// Least severe level logged and published.
     #[arg(
         long,
+        global = true,
         env = "PITCREW_LOG_LEVEL",
         default_value = "info",
         help_heading = "Logging"
@@ -128,12 +129,25 @@ pub fn parse<T: Parser>() -> T {
             | clap::error::ErrorKind::DisplayVersion
             | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
             _ => {
-                let text = e.render().to_string();
-                let first = text.lines().next().unwrap_or("error: invalid arguments");
-                eprintln!("{first}");
+                eprintln!("{}", one_line(&e.render().to_string()));
                 std::process::exit(2);
             }
         },
+    }
+}
+
+/// Folds clap's error text into one line: its first paragraph (which for a missing
+/// argument spans several lines naming the arguments), without the usage and help hints.
+fn one_line(text: &str) -> String {
+    let paragraph: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    if paragraph.is_empty() {
+        "error: invalid arguments".to_owned()
+    } else {
+        paragraph.join(" ")
     }
 }
 
@@ -253,6 +267,19 @@ mod tests {
         for bad in ["", "-1s", "fast", "NaN", "1e9"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_missing_argument_is_named_on_the_one_line() {
+        #[derive(Parser, Debug)]
+        struct Needs {
+            #[arg(long)]
+            to: String,
+        }
+        let err = Needs::try_parse_from(["x"]).unwrap_err();
+        let line = one_line(&err.render().to_string());
+        assert!(line.contains("--to"), "{line}");
+        assert!(!line.contains('\n'));
     }
 
     #[test]
