@@ -228,3 +228,25 @@ pub async fn router_with_services(
     }
     (router, services, client)
 }
+
+impl Namespace {
+    /// Like [`Namespace::spawn`], with extra environment variables for the process (e.g.
+    /// `GILRS_DISABLE_UDEV` to take the input subsystem away from the gamepad sender).
+    pub fn spawn_with_env(&self, name: &str, extra: &[&str], env: &[(&str, &str)]) -> Proc {
+        let log = std::fs::File::create(format!("/tmp/{}-{name}.log", self.name))
+            .expect("can create a log file in /tmp");
+        let child = Command::new(bin(name))
+            .args(self.args())
+            .args(extra)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Proc {
+            child,
+            name: name.to_owned(),
+        }
+    }
+}

@@ -8,9 +8,14 @@
 mod buffers_cmd;
 mod call;
 mod catalog_cmd;
+mod devices;
+mod emulate;
+mod gamepads;
 mod logs;
 mod output;
 mod ping;
+mod sdp_cmd;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -38,6 +43,8 @@ pub enum Command {
     Call(call::CallArgs),
     /// Ping the router and report the round trip.
     Ping(ping::PingArgs),
+    /// Print recent log records from the forwarder and follow the live stream.
+    Logs(logs::LogsArgs),
     /// Validate a device catalog or show a type.
     Catalog(catalog_cmd::CatalogArgs),
     /// List the shared-memory device buffers of the namespace.
@@ -46,8 +53,24 @@ pub enum Command {
     Get(buffers_cmd::GetArgs),
     /// Write a parameter into a device buffer (shared memory; for debugging).
     Set(buffers_cmd::SetArgs),
-    /// Print recent log records from the forwarder and follow the live stream.
-    Logs(logs::LogsArgs),
+    /// List the Smart Devices the broker knows (device-service `list_devices`).
+    Devices(devices::DevicesArgs),
+    /// Read parameters of a Smart Device through the broker.
+    Read(devices::ReadArgs),
+    /// Write parameters of a Smart Device through the broker (PARAM=VALUE...).
+    Write(devices::WriteArgs),
+    /// Send DEV_DISABLE to the given devices (all when none is given).
+    Disable(devices::DisableArgs),
+    /// Emergency stop: DEV_DISABLE to every device and the catalog's safe values written.
+    Estop(devices::EstopArgs),
+    /// Emulate Smart Devices connecting to the broker (for tests and development).
+    Emulate(emulate::EmulateArgs),
+    /// Watch the device updates multicast by the broker.
+    Watch(watch::WatchArgs),
+    /// Encode or decode Smart Device Protocol frames.
+    Sdp(sdp_cmd::SdpArgs),
+    /// Show the gamepad bridge's status: watchdog, control sources, gamepads.
+    Gamepads(gamepads::GamepadsArgs),
 }
 
 /// Exit status for a failed operation (an RPC error, an unreachable service).
@@ -71,11 +94,20 @@ pub fn main(cli: Cli) -> ExitCode {
         match cli.command {
             Command::Call(args) => call::run(args, &config).await,
             Command::Ping(args) => ping::run(args, &config).await,
+            Command::Logs(args) => logs::run(args, &config).await,
             Command::Catalog(args) => args.run(),
             Command::Buffers(args) => args.run(&config.namespace),
             Command::Get(args) => args.run(&config.namespace),
             Command::Set(args) => args.run(&config.namespace),
-            Command::Logs(args) => logs::run(args, &config).await,
+            Command::Devices(args) => args.run(&config).await,
+            Command::Read(args) => args.run(&config).await,
+            Command::Write(args) => args.run(&config).await,
+            Command::Disable(args) => args.run(&config).await,
+            Command::Estop(args) => args.run(&config).await,
+            Command::Watch(args) => args.run(&config).await,
+            Command::Sdp(args) => args.run(&devices::catalog(&config)?),
+            Command::Emulate(args) => args.run(&devices::catalog(&config)?).await,
+            Command::Gamepads(args) => args.run(&config).await,
         }
     });
     match result {

@@ -1,0 +1,222 @@
+//! `pitcrew devices | read | write | disable | estop`: the device broker's RPC surface
+//! (`device-service`) from the command line.
+
+use std::io::Write;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use pitcrew::codec::{from_json, to_json, Value};
+use pitcrew::config::Config;
+use pitcrew::rpc::Client;
+use pitcrew_catalog::Catalog;
+
+use crate::output::print_value;
+
+/// The broker's service identity.
+pub const DEVICE_SERVICE: &str = "device-service";
+
+/// The catalog of the configuration (`--catalog`), or the embedded one.
+///
+/// # Errors
+/// When the configured catalog does not load.
+pub fn catalog(config: &Config) -> anyhow::Result<Catalog> {
+    crate::catalog_cmd::load(config.catalog.as_ref())
+}
+
+async fn call(config: &Config, method: &str, params: Vec<Value>) -> anyhow::Result<Value> {
+    let client = Client::connect(&config.frontend_connect(), "cli", config.call_timeout)
+        .context("cannot create the RPC client")?;
+    Ok(client.call(DEVICE_SERVICE, method, params).await?)
+}
+
+/// Arguments of `pitcrew devices`.
+#[derive(Debug, Args)]
+pub struct DevicesArgs {
+    /// Print the raw list as JSON on one line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl DevicesArgs {
+    /// Prints the broker's devices as a table (or JSON).
+    ///
+    /// # Errors
+    /// RPC errors; stdout errors.
+    pub async fn run(self, config: &Config) -> anyhow::Result<()> {
+        let list = call(config, "list_devices", vec![]).await?;
+        if self.json {
+            return print_value(&list, true);
+        }
+        let json = to_json(&list);
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "{:<28} {:<14} {:<24} {:<6} {:>8} {:>8} {:>6}",
+            "UID", "TYPE", "PORT", "VALID", "TO", "FROM", "ERRORS"
+        )?;
+        for d in json.as_array().into_iter().flatten() {
+            let s = |k: &str| d.get(k).and_then(|v| v.as_str()).unwrap_or("-").to_owned();
+            let c = |k: &str| {
+                d.pointer(&format!("/counters/{k}"))
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0)
+            };
+            let valid = d
+                .get("valid")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false);
+            writeln!(
+                out,
+                "{:<28} {:<14} {:<24} {:<6} {:>8} {:>8} {:>6}",
+                s("uid"),
+                s("type"),
+                s("port"),
+                if valid { "yes" } else { "no" },
+                c("to_device"),
+                c("from_device"),
+                c("decode_errors") + c("invalid_types"),
+            )?;
+        }
+        out.flush()?;
+        Ok(())
+    }
+}
+
+/// Arguments of `pitcrew read`.
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// The device's UID (decimal).
+    pub uid: String,
+    /// Params to read (all readable ones when none is given).
+    pub params: Vec<String>,
+    /// Print JSON on one line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ReadArgs {
+    /// Prints the values.
+    ///
+    /// # Errors
+    /// RPC errors; stdout errors.
+    pub async fn run(self, config: &Config) -> anyhow::Result<()> {
+        let params = if self.params.is_empty() {
+            Value::Nil
+        } else {
+            Value::Array(
+                self.params
+                    .iter()
+                    .map(|p| Value::from(p.as_str()))
+                    .collect(),
+            )
+        };
+        let values = call(config, "read", vec![Value::from(self.uid.as_str()), params]).await?;
+        print_value(&values, self.json)
+    }
+}
+
+/// Arguments of `pitcrew write`.
+#[derive(Debug, Args)]
+pub struct WriteArgs {
+    /// The device's UID (decimal).
+    pub uid: String,
+    /// `PARAM=VALUE` pairs; VALUE is JSON (`0.5`, `true`) or a plain word.
+    #[arg(required = true)]
+    pub values: Vec<String>,
+}
+
+/// Parses `PARAM=VALUE` pairs into a map value.
+///
+/// # Errors
+/// A pair without `=`.
+pub fn parse_pairs(pairs: &[String]) -> anyhow::Result<Value> {
+    let mut map = Vec::new();
+    for pair in pairs {
+        let Some((name, value)) = pair.split_once('=') else {
+            bail!("{pair:?} is not PARAM=VALUE");
+        };
+        let value = serde_json::from_str::<serde_json::Value>(value)
+            .map(|j| from_json(&j))
+            .unwrap_or_else(|_| Value::from(value));
+        map.push((Value::from(name), value));
+    }
+    Ok(Value::Map(map))
+}
+
+impl WriteArgs {
+    /// Writes the values and reports clamping.
+    ///
+    /// # Errors
+    /// Bad pairs; RPC errors.
+    pub async fn run(self, config: &Config) -> anyhow::Result<()> {
+        let map = parse_pairs(&self.values)?;
+        let result = call(config, "write", vec![Value::from(self.uid.as_str()), map]).await?;
+        let json = to_json(&result);
+        for name in json
+            .get("clamped")
+            .and_then(|c| c.as_array())
+            .into_iter()
+            .flatten()
+        {
+            eprintln!(
+                "pitcrew: {} was clamped to its bounds",
+                name.as_str().unwrap_or("?")
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Arguments of `pitcrew disable`.
+#[derive(Debug, Args)]
+pub struct DisableArgs {
+    /// UIDs to disable (all connected devices when none is given).
+    pub uids: Vec<String>,
+}
+
+impl DisableArgs {
+    /// Sends DEV_DISABLE and prints the disabled UIDs.
+    ///
+    /// # Errors
+    /// RPC errors.
+    pub async fn run(self, config: &Config) -> anyhow::Result<()> {
+        let uids = if self.uids.is_empty() {
+            Value::Nil
+        } else {
+            Value::Array(self.uids.iter().map(|u| Value::from(u.as_str())).collect())
+        };
+        let done = call(config, "disable", vec![uids]).await?;
+        print_value(&done, true)
+    }
+}
+
+/// Arguments of `pitcrew estop`.
+#[derive(Debug, Args)]
+pub struct EstopArgs {}
+
+impl EstopArgs {
+    /// Emergency stop through the broker.
+    ///
+    /// # Errors
+    /// RPC errors.
+    pub async fn run(self, config: &Config) -> anyhow::Result<()> {
+        let done = call(config, "estop", vec![]).await?;
+        print_value(&done, true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_parse() {
+        let v =
+            parse_pairs(&["duty_cycle=0.5".into(), "mode=true".into(), "x=word".into()]).unwrap();
+        assert_eq!(
+            to_json(&v),
+            serde_json::json!({"duty_cycle": 0.5, "mode": true, "x": "word"})
+        );
+        assert!(parse_pairs(&["nope".into()]).is_err());
+    }
+}

@@ -1,0 +1,332 @@
+//! One emulated Smart Device: its parameter values, its subscription, and the device side of
+//! the protocol over one byte stream.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use pitcrew_catalog::{DeviceType, Uid, Value};
+use pitcrew_sdp::{ErrorCode, FrameDecoder, Message, Packet, ParamData, ParamWidths};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::{event, DeviceSpec};
+
+/// The fault modes of `pitcrew emulate`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Faults {
+    /// Never send anything.
+    pub silent: bool,
+    /// Send garbage instead of answering.
+    pub garbage: bool,
+    /// Vanish mid-frame after this long.
+    pub vanish_after: Option<Duration>,
+    /// Answer this late.
+    pub slow: Option<Duration>,
+}
+
+/// How often the device sends its own HB_REQ (a board disables itself after 1 s of silence,
+/// so it keeps the line alive well inside that).
+const OWN_HEARTBEAT: Duration = Duration::from_millis(300);
+/// How often a `--garbage` device sprays.
+const GARBAGE_PERIOD: Duration = Duration::from_millis(50);
+/// How long to keep retrying the first connection (the broker may still be starting).
+const CONNECT_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Firmware clamps a subscription interval to 40..=250 ms; 0 stays 0.
+fn clamp_interval(ms: u16) -> u16 {
+    if ms == 0 {
+        0
+    } else {
+        ms.clamp(40, 250)
+    }
+}
+
+/// Value state of one device.
+struct State {
+    ty: Arc<DeviceType>,
+    uid: Uid,
+    values: Vec<Value>,
+    defaults: Vec<Value>,
+    sub_params: u16,
+    sub_interval_ms: u16,
+    write_widths: ParamWidths,
+}
+
+fn zero(ty: &DeviceType) -> Vec<Value> {
+    ty.params()
+        .iter()
+        .map(|p| {
+            p.scalar()
+                .and_then(|s| Value::from_le_bytes(s, &[0u8; 8][..p.storage_width().min(8)]).ok())
+                .unwrap_or(Value::Bool(false))
+        })
+        .collect()
+}
+
+impl State {
+    fn new(spec: &DeviceSpec) -> State {
+        let defaults = zero(&spec.ty);
+        let mut values = defaults.clone();
+        for (name, v) in &spec.initial {
+            if let Some(p) = spec.ty.param(name) {
+                if let Some(slot) = values.get_mut(p.id()) {
+                    *slot = *v;
+                }
+            }
+        }
+        let mut write_widths = ParamWidths::new();
+        for p in spec.ty.params().iter().filter(|p| p.writeable()) {
+            if let (Ok(id), Ok(w)) = (u8::try_from(p.id()), u8::try_from(p.storage_width())) {
+                let _ = write_widths.set(id, w);
+            }
+        }
+        State {
+            ty: Arc::clone(&spec.ty),
+            uid: spec.uid,
+            values,
+            defaults,
+            sub_params: 0,
+            sub_interval_ms: 0,
+            write_widths,
+        }
+    }
+
+    fn readable_mask(&self) -> u16 {
+        (self.ty.readable_mask() & 0xFFFF) as u16
+    }
+
+    /// Frames DEV_DATA with the current values of `params` (masked to readable ones).
+    fn data_frames(&self, params: u16, out: &mut Vec<u8>) {
+        let params = params & self.readable_mask();
+        let bytes: Vec<(u8, pitcrew_catalog::LeBytes)> = self
+            .values
+            .iter()
+            .zip(0u8..)
+            .filter(|(_, id)| params & (1 << id) != 0)
+            .map(|(v, id)| (id, v.le_bytes()))
+            .collect();
+        let mut data = ParamData::new();
+        for (id, b) in &bytes {
+            let _ = data.insert(*id, b.as_slice());
+        }
+        for part in data.split() {
+            let _ = Message::DevData(part).encode_frame(out);
+        }
+    }
+
+    fn sub_res(&self) -> Message<'static> {
+        Message::SubRes {
+            params: self.sub_params,
+            interval_ms: self.sub_interval_ms,
+            uid: self.uid,
+        }
+    }
+
+    /// Applies a DEV_WRITE; returns the bitmap of written readable params (to echo).
+    fn apply_write(&mut self, data: &ParamData<'_>) -> u16 {
+        let mut shown = serde_json::Map::new();
+        for (id, bytes) in data.iter() {
+            let Some(p) = self.ty.param_by_id(usize::from(id)) else {
+                continue;
+            };
+            let Some(v) = p.scalar().and_then(|s| Value::from_le_bytes(s, bytes).ok()) else {
+                continue;
+            };
+            if let Some(slot) = self.values.get_mut(usize::from(id)) {
+                *slot = v;
+            }
+            shown.insert(p.name().to_owned(), v.to_json());
+        }
+        event(self.uid, "write", json!({ "values": shown }));
+        data.bitmap() & self.readable_mask()
+    }
+
+    fn disable(&mut self) {
+        for p in self.ty.params().iter().filter(|p| p.writeable()) {
+            if let (Some(slot), Some(d)) = (self.values.get_mut(p.id()), self.defaults.get(p.id()))
+            {
+                *slot = *d;
+            }
+        }
+        event(self.uid, "disable", json!({}));
+    }
+
+    /// Answers one packet; appends reply frames to `out`.
+    fn handle(&mut self, packet: &Packet, out: &mut Vec<u8>) {
+        let msg = match Message::from_packet(packet, &self.write_widths) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = Message::Error(e.error_code()).encode_frame(out);
+                return;
+            }
+        };
+        let _ = match msg {
+            Message::Ping => self.sub_res().encode_frame(out),
+            Message::SubReq {
+                params,
+                interval_ms,
+            } => {
+                self.sub_params = params & self.readable_mask();
+                self.sub_interval_ms = clamp_interval(interval_ms);
+                event(
+                    self.uid,
+                    "subscribe",
+                    json!({ "params": self.sub_params, "interval_ms": self.sub_interval_ms }),
+                );
+                self.sub_res().encode_frame(out)
+            }
+            Message::DevRead { params } => {
+                self.data_frames(params, out);
+                Ok(())
+            }
+            Message::DevWrite(data) => {
+                let echo = self.apply_write(&data);
+                if echo != 0 {
+                    self.data_frames(echo, out);
+                }
+                Ok(())
+            }
+            Message::DevDisable => {
+                self.disable();
+                Ok(())
+            }
+            Message::HbReq(id) => Message::HbRes(id).encode_frame(out),
+            Message::Error(code) => {
+                event(self.uid, "error", json!({ "code": code.name() }));
+                Ok(())
+            }
+            Message::HbRes(_) | Message::SubRes { .. } | Message::DevData(_) => {
+                Message::Error(ErrorCode::InvalidType).encode_frame(out)
+            }
+        };
+    }
+}
+
+/// Connects to the broker (retrying while it starts) and runs the device.
+///
+/// # Errors
+/// When the broker cannot be reached or the connection fails.
+pub async fn run_tcp(spec: DeviceSpec, addr: String, faults: Faults) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let stream = loop {
+        match TcpStream::connect(&addr).await {
+            Ok(s) => break s,
+            Err(e) if started.elapsed() < CONNECT_PATIENCE => {
+                tracing::debug!(error = %e, "broker not reachable yet");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot connect to tcp://{addr}")),
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let uid = spec.uid;
+    let result = run(spec, stream, faults).await;
+    let error = result.as_ref().err().map(|e| format!("{e:#}"));
+    event(uid, "closed", json!({ "error": error }));
+    result
+}
+
+/// Runs the device on a pseudo-terminal until the process ends (the line stays up while
+/// the broker closes and reopens it).
+///
+/// # Errors
+/// I/O errors of the terminal.
+pub async fn run_pty(spec: DeviceSpec, pty: super::pty::Pty, faults: Faults) -> anyhow::Result<()> {
+    let uid = spec.uid;
+    let master = super::pty::PtyStream::new(&pty)?;
+    let result = run(spec, master, faults).await;
+    drop(pty);
+    let error = result.as_ref().err().map(|e| format!("{e:#}"));
+    event(uid, "closed", json!({ "error": error }));
+    result
+}
+
+/// Runs the device side of the protocol on `stream` until it closes.
+///
+/// # Errors
+/// I/O errors of the stream.
+pub async fn run<S>(spec: DeviceSpec, stream: S, faults: Faults) -> anyhow::Result<()>
+where
+    S: tokio::io::AsyncRead + AsyncWrite + Unpin,
+{
+    let mut state = State::new(&spec);
+    event(state.uid, "connected", json!({ "type": state.ty.name() }));
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let mut decoder = FrameDecoder::new();
+    let mut buf = [0u8; 512];
+    let far = Instant::now() + Duration::from_secs(86_400 * 365);
+    let vanish_at = faults.vanish_after.map_or(far, |d| Instant::now() + d);
+    let mut next_data = far;
+    let mut heartbeat = tokio::time::interval(OWN_HEARTBEAT);
+    let mut garbage = tokio::time::interval(GARBAGE_PERIOD);
+    let mut hb_id = 0u8;
+    let mut out = Vec::new();
+    loop {
+        out.clear();
+        tokio::select! {
+            _ = tokio::time::sleep_until(vanish_at) => {
+                let mut frame = Vec::new();
+                state.data_frames(state.readable_mask(), &mut frame);
+                let half = frame.get(..frame.len() / 2).unwrap_or_default();
+                writer.write_all(half).await?;
+                event(state.uid, "vanished", json!({}));
+                return Ok(());
+            }
+            _ = tokio::time::sleep_until(next_data), if !faults.silent && !faults.garbage => {
+                state.data_frames(state.sub_params, &mut out);
+            }
+            _ = heartbeat.tick(), if !faults.silent && !faults.garbage => {
+                let _ = Message::HbReq(hb_id).encode_frame(&mut out);
+                hb_id = hb_id.wrapping_add(1);
+            }
+            _ = garbage.tick(), if faults.garbage => spray(&mut out, hb_id),
+            n = reader.read(&mut buf) => {
+                let n = n?;
+                if n == 0 {
+                    return Ok(());
+                }
+                for frame in decoder.decode(buf.get(..n).unwrap_or_default()) {
+                    match frame {
+                        Ok(p) if faults.garbage => {
+                            if let Ok(Message::Error(code)) = Message::from_packet(&p, &ParamWidths::new()) {
+                                event(state.uid, "error", json!({ "code": code.name() }));
+                            }
+                        }
+                        Ok(p) => state.handle(&p, &mut out),
+                        Err(e) => { let _ = Message::Error(e.error_code()).encode_frame(&mut out); }
+                    }
+                }
+                if let (Some(slow), false) = (faults.slow, out.is_empty()) {
+                    tokio::time::sleep(slow).await;
+                }
+            }
+        }
+        if state.sub_interval_ms == 0 || state.sub_params == 0 {
+            next_data = far;
+        } else if next_data == far || Instant::now() >= next_data {
+            next_data = Instant::now() + Duration::from_millis(u64::from(state.sub_interval_ms));
+        }
+        if !out.is_empty() && !faults.silent {
+            writer.write_all(&out).await?;
+        }
+        hb_id = hb_id.wrapping_add(u8::from(faults.garbage));
+    }
+}
+
+/// Garbage: random-looking bytes, a frame with a bad checksum, an over-long run without a
+/// delimiter now and then, and a host → device type (PING) the broker must refuse.
+fn spray(out: &mut Vec<u8>, salt: u8) {
+    out.extend((0..17u8).map(|i| i.wrapping_mul(37).wrapping_add(salt) | 1));
+    out.push(0);
+    out.extend([
+        0x04, 0x15, 0x06, 0x02, 0x06, 0x6d, 0xe7, 0xfb, 0xbd, 0xde, 0x00,
+    ]);
+    let _ = Message::Ping.encode_frame(out);
+    if salt % 8 == 0 {
+        out.extend(std::iter::repeat_n(0x55, 300));
+        out.push(0);
+    }
+}

@@ -1,0 +1,123 @@
+//! `pitcrew watch`: joins the device-update multicast group and shows the devices' values,
+//! as a live table or as one JSON line per datagram (`--json`).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use pitcrew::codec::{self, to_json};
+use pitcrew::config::Config;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+
+/// Arguments of `pitcrew watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// IPv4 address of the interface to join the group on (127.0.0.1 on a loopback-only
+    /// machine).
+    #[arg(long, default_value = "0.0.0.0")]
+    pub interface: Ipv4Addr,
+    /// One JSON line per datagram instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit after this many datagrams.
+    #[arg(long)]
+    pub count: Option<u64>,
+}
+
+/// A receiving socket joined to `group` on `interface`.
+///
+/// # Errors
+/// Socket errors, naming the group and interface.
+pub fn join(group: std::net::SocketAddrV4, interface: Ipv4Addr) -> anyhow::Result<UdpSocket> {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
+        .context("cannot create a UDP socket")?;
+    socket.set_reuse_address(true).context("SO_REUSEADDR")?;
+    socket.set_reuse_port(true).context("SO_REUSEPORT")?;
+    socket
+        .bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, group.port())).into())
+        .with_context(|| format!("cannot bind UDP port {}", group.port()))?;
+    socket
+        .join_multicast_v4(group.ip(), &interface)
+        .with_context(|| format!("cannot join {} on interface {interface}", group.ip()))?;
+    socket.set_nonblocking(true).context("non-blocking")?;
+    UdpSocket::from_std(socket.into()).context("cannot register the socket")
+}
+
+/// Validates `[2, "update", [devices, meta]]`, returning `(devices, meta)` as JSON.
+fn parse_update(bytes: &[u8]) -> Option<(serde_json::Value, serde_json::Value)> {
+    let v = to_json(&codec::decode(bytes).ok()?);
+    if v.get(0)? != 2 || v.get(1)? != "update" {
+        return None;
+    }
+    let body = v.get(2)?;
+    let devices = body.get(0)?.as_object()?.clone();
+    let meta = body.get(1)?.as_object()?.clone();
+    Some((devices.into(), meta.into()))
+}
+
+impl WatchArgs {
+    /// Receives and prints until interrupted (or `--count` datagrams).
+    ///
+    /// # Errors
+    /// Bad group address, socket errors, stdout errors.
+    pub async fn run(self, config: &Config) -> anyhow::Result<()> {
+        let bare = config
+            .update_addr
+            .strip_prefix("udp://")
+            .unwrap_or(&config.update_addr);
+        let group = match bare.parse::<SocketAddr>() {
+            Ok(SocketAddr::V4(a)) if a.ip().is_multicast() => a,
+            _ => bail!(
+                "--update-addr {:?} is not an IPv4 multicast group",
+                config.update_addr
+            ),
+        };
+        let socket = join(group, self.interface)?;
+        let mut buf = vec![0u8; 65_536];
+        let mut state: BTreeMap<String, serde_json::Map<String, serde_json::Value>> =
+            BTreeMap::new();
+        let mut seen = 0u64;
+        let mut malformed = 0u64;
+        while self.count.is_none_or(|c| seen < c) {
+            let n = socket.recv(&mut buf).await.context("receive")?;
+            let Some((devices, meta)) = parse_update(buf.get(..n).unwrap_or_default()) else {
+                malformed += 1;
+                if malformed == 1 {
+                    eprintln!("pitcrew: ignoring a malformed update datagram");
+                }
+                continue;
+            };
+            seen += 1;
+            let mut out = std::io::stdout().lock();
+            if self.json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({ "devices": devices, "meta": meta })
+                )?;
+            } else {
+                for (uid, values) in devices.as_object().into_iter().flatten() {
+                    let entry = state.entry(uid.clone()).or_default();
+                    for (k, v) in values.as_object().into_iter().flatten() {
+                        entry.insert(k.clone(), v.clone());
+                    }
+                }
+                if meta["full"] == true {
+                    writeln!(out, "--- seq {} ---", meta["seq"])?;
+                    for (uid, values) in &state {
+                        let text: Vec<String> =
+                            values.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                        writeln!(out, "{uid:<28} {}", text.join(" "))?;
+                    }
+                }
+            }
+            out.flush()?;
+        }
+        tokio::time::sleep(Duration::ZERO).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,26 @@
+//! `pitcrew-devices`: the Smart Device broker. See the crate's `lib.rs`.
+
+use std::process::ExitCode;
+
+use pitcrew_devices::Options;
+
+fn main() -> ExitCode {
+    let options: Options = pitcrew::options::parse();
+    pitcrew::app::main(
+        "devices",
+        &options.shared.clone(),
+        move |config, shutdown| pitcrew_devices::run(options, config, shutdown),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn help_is_complete() {
+        Options::command().debug_assert();
+        let _ = Options::parse_from(["pitcrew-devices"]);
+    }
+}

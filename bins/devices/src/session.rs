@@ -1,0 +1,515 @@
+//! The host side of one Smart Device connection (a serial port or a TCP stream), per
+//! `spec/smart-device-protocol.md`: discovery (PING every second until SUB_RES, with a
+//! limit), attaching the UID's buffer, the default subscription, heartbeats both ways, the
+//! liveness timeout, moving values between the wire and the buffer, and DEV_DISABLE on
+//! shutdown. Every inbound frame is validated whole before it touches any state; decode
+//! errors and unexpected types are answered with ERROR, counted, and logged once.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pitcrew_buffer::Owner;
+use pitcrew_catalog::{DeviceType, Uid};
+use pitcrew_sdp::message::Direction;
+use pitcrew_sdp::{ErrorCode, FrameDecoder, Message, MessageType, Packet, ParamData, ParamWidths};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use crate::registry::{AttachError, Command, Counters, Registry};
+use crate::waker::Waker;
+
+/// Session timing (spec defaults: PING every 1 s, 10 s discovery limit, 1 s liveness).
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Interval between discovery PINGs.
+    pub ping_interval: Duration,
+    /// Give up discovery after this long.
+    pub discovery_timeout: Duration,
+    /// Declare the device lost when nothing valid arrived for this long.
+    pub liveness_timeout: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            ping_interval: Duration::from_secs(1),
+            discovery_timeout: Duration::from_secs(10),
+            liveness_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What every session shares.
+#[derive(Debug, Clone)]
+pub struct SessionContext {
+    /// The broker's devices.
+    pub registry: Arc<Registry>,
+    /// Timing.
+    pub timing: Timing,
+    /// Fires on broker shutdown: each session sends DEV_DISABLE and ends.
+    pub shutdown: CancellationToken,
+    /// Decode errors on all connections (including unidentified ones).
+    pub decode_errors: Arc<AtomicU64>,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// The peer closed the connection.
+    Closed,
+    /// No SUB_RES within the discovery limit.
+    DiscoveryTimeout,
+    /// The UID is connected elsewhere (or unknown, or its buffer failed).
+    Refused,
+    /// Nothing valid within the liveness timeout.
+    Lost,
+    /// The broker is stopping (DEV_DISABLE was sent).
+    Shutdown,
+}
+
+/// Read chunk size; the frame decoder bounds memory, this only sizes one `read`.
+const READ_CHUNK: usize = 512;
+/// How long to let the DEV_DISABLE of a shutdown drain before closing.
+const DISABLE_FLUSH: Duration = Duration::from_millis(200);
+
+/// The writing half plus the bookkeeping every phase needs.
+struct Host<S> {
+    writer: WriteHalf<S>,
+    out: Vec<u8>,
+    port: String,
+    warned: bool,
+    decode_errors: Arc<AtomicU64>,
+}
+
+impl<S: AsyncRead + AsyncWrite> Host<S> {
+    /// Encodes and sends one message.
+    async fn send(&mut self, msg: &Message<'_>) -> std::io::Result<()> {
+        self.out.clear();
+        msg.encode_frame(&mut self.out)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        self.writer.write_all(&self.out).await
+    }
+
+    /// Sends bytes already framed.
+    async fn send_raw(&mut self, frames: &[u8]) -> std::io::Result<()> {
+        self.writer.write_all(frames).await
+    }
+
+    /// Answers a bad frame with ERROR(code), counts it, logs the first one of the session.
+    async fn reject(
+        &mut self,
+        code: ErrorCode,
+        what: &(dyn std::fmt::Display + Sync),
+        counter: Option<&AtomicU64>,
+    ) -> std::io::Result<()> {
+        self.decode_errors.fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = counter {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.warned {
+            tracing::debug!(port = %self.port, error = %what, "bad frame from device");
+        } else {
+            self.warned = true;
+            tracing::warn!(port = %self.port, error = %what, "bad frame from device (further ones logged at debug)");
+        }
+        self.send(&Message::Error(code)).await
+    }
+}
+
+/// Reads one chunk and decodes the frames it completes. Returns `false` at end of stream.
+///
+/// # Cancel safety
+/// Cancel safe: only the `read` awaits, and decoding happens after it returned.
+async fn read_frames<S: AsyncRead>(
+    reader: &mut ReadHalf<S>,
+    decoder: &mut FrameDecoder,
+    buf: &mut [u8; READ_CHUNK],
+    frames: &mut Vec<Result<Packet, pitcrew_sdp::FrameError>>,
+) -> std::io::Result<bool> {
+    let n = reader.read(buf).await?;
+    if n == 0 {
+        return Ok(false);
+    }
+    frames.extend(decoder.decode(buf.get(..n).unwrap_or_default()));
+    Ok(true)
+}
+
+/// Runs one connection from the first byte to its end.
+pub async fn run<S>(stream: S, port: String, ctx: SessionContext) -> SessionEnd
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut reader, writer) = tokio::io::split(stream);
+    let mut host = Host {
+        writer,
+        out: Vec::with_capacity(pitcrew_sdp::frame::MAX_FRAME_LEN + 1),
+        port,
+        warned: false,
+        decode_errors: Arc::clone(&ctx.decode_errors),
+    };
+    let mut decoder = FrameDecoder::new();
+    let uid = match discover(&mut reader, &mut host, &mut decoder, &ctx).await {
+        Ok(Ok(uid)) => uid,
+        Ok(Err(end)) => return end,
+        Err(e) => {
+            tracing::info!(port = %host.port, error = %e, "connection failed during discovery");
+            return SessionEnd::Closed;
+        }
+    };
+    let attached = match ctx.registry.attach(uid, &host.port) {
+        Ok(a) => a,
+        Err(e @ AttachError::AlreadyConnected { .. }) => {
+            tracing::warn!(port = %host.port, %uid, error = %e, "duplicate UID refused");
+            return SessionEnd::Refused;
+        }
+        Err(e) => {
+            tracing::warn!(port = %host.port, %uid, error = %e, "device refused");
+            return SessionEnd::Refused;
+        }
+    };
+    tracing::info!(port = %host.port, %uid, r#type = attached.owner.device_type().name(), "device connected");
+    let link_id = attached.link_id;
+    let mut active = Active {
+        uid,
+        owner: attached.owner,
+        counters: attached.counters,
+        read_widths: ParamWidths::new(),
+        heartbeats: HeartbeatTable::default(),
+        last_valid: Instant::now(),
+    };
+    active.read_widths = widths(active.owner.device_type(), true);
+    let end = match active
+        .run(
+            &mut reader,
+            &mut host,
+            &mut decoder,
+            attached.commands,
+            &ctx,
+        )
+        .await
+    {
+        Ok(end) => end,
+        Err(e) => {
+            tracing::info!(port = %host.port, %uid, error = %e, "connection failed");
+            SessionEnd::Closed
+        }
+    };
+    ctx.registry.detach(uid, link_id);
+    tracing::info!(port = %host.port, %uid, end = ?end, "device disconnected");
+    end
+}
+
+/// PINGs until SUB_RES; answers heartbeats meanwhile. `Ok(Err(end))` when it gave up.
+async fn discover<S: AsyncRead + AsyncWrite>(
+    reader: &mut ReadHalf<S>,
+    host: &mut Host<S>,
+    decoder: &mut FrameDecoder,
+    ctx: &SessionContext,
+) -> std::io::Result<Result<Uid, SessionEnd>> {
+    let deadline = tokio::time::Instant::now() + ctx.timing.discovery_timeout;
+    let mut ping = tokio::time::interval(ctx.timing.ping_interval);
+    let mut buf = [0u8; READ_CHUNK];
+    let mut frames = Vec::new();
+    let none = ParamWidths::new();
+    loop {
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => return Ok(Err(SessionEnd::Shutdown)),
+            _ = tokio::time::sleep_until(deadline) => {
+                tracing::info!(port = %host.port, "no SUB_RES within the discovery limit");
+                return Ok(Err(SessionEnd::DiscoveryTimeout));
+            }
+            _ = ping.tick() => host.send(&Message::Ping).await?,
+            more = read_frames(reader, decoder, &mut buf, &mut frames) => {
+                if !more? {
+                    return Ok(Err(SessionEnd::Closed));
+                }
+            }
+        }
+        for frame in frames.drain(..) {
+            let packet = match frame {
+                Ok(p) => p,
+                Err(e) => {
+                    host.reject(e.error_code(), &e, None).await?;
+                    continue;
+                }
+            };
+            if let Some(code) = unexpected(&packet) {
+                host.reject(code, &"unexpected message type", None).await?;
+                continue;
+            }
+            if packet.msg_type() == MessageType::DevData.as_byte() {
+                // Data before identification cannot be typed; it is dropped.
+                continue;
+            }
+            match Message::from_packet(&packet, &none) {
+                Ok(Message::SubRes { uid, .. }) => return Ok(Ok(uid)),
+                Ok(Message::HbReq(id)) => host.send(&Message::HbRes(id)).await?,
+                Ok(_) => {}
+                Err(e) => host.reject(e.error_code(), &e, None).await?,
+            }
+        }
+    }
+}
+
+/// `Some(INVALID_TYPE)` for a type byte a device must not send (host → device, or unknown).
+fn unexpected(packet: &Packet) -> Option<ErrorCode> {
+    match MessageType::from_byte(packet.msg_type()) {
+        Some(t) if t.direction() != Direction::HostToDevice => None,
+        _ => Some(ErrorCode::InvalidType),
+    }
+}
+
+/// Value widths of a type's readable (`read`) or writeable params.
+pub fn widths(ty: &DeviceType, read: bool) -> ParamWidths {
+    let mut w = ParamWidths::new();
+    for p in ty.params() {
+        let wanted = if read { p.readable() } else { p.writeable() };
+        if let (true, Ok(id), Ok(width)) = (
+            wanted,
+            u8::try_from(p.id()),
+            u8::try_from(p.storage_width()),
+        ) {
+            // Only fails for ids ≥ 16 or widths > 253, which the catalog refuses to load.
+            let _ = w.set(id, width);
+        }
+    }
+    w
+}
+
+/// In-flight heartbeats by id (a u8, so the table is bounded at 256 entries).
+struct HeartbeatTable {
+    next: u8,
+    sent: Vec<Option<(Instant, Option<oneshot::Sender<Duration>>)>>,
+}
+
+impl Default for HeartbeatTable {
+    fn default() -> Self {
+        HeartbeatTable {
+            next: 0,
+            sent: (0..256).map(|_| None).collect(),
+        }
+    }
+}
+
+impl HeartbeatTable {
+    fn start(&mut self, reply: Option<oneshot::Sender<Duration>>) -> u8 {
+        let id = self.next;
+        self.next = self.next.wrapping_add(1);
+        if let Some(slot) = self.sent.get_mut(usize::from(id)) {
+            *slot = Some((Instant::now(), reply));
+        }
+        id
+    }
+
+    fn finish(&mut self, id: u8) {
+        if let Some((at, Some(reply))) = self.sent.get_mut(usize::from(id)).and_then(Option::take) {
+            let _ = reply.send(at.elapsed());
+        }
+    }
+}
+
+/// State of an identified device's session.
+struct Active {
+    uid: Uid,
+    owner: Arc<Owner>,
+    counters: Arc<Counters>,
+    read_widths: ParamWidths,
+    heartbeats: HeartbeatTable,
+    last_valid: Instant,
+}
+
+impl Active {
+    async fn run<S: AsyncRead + AsyncWrite>(
+        &mut self,
+        reader: &mut ReadHalf<S>,
+        host: &mut Host<S>,
+        decoder: &mut FrameDecoder,
+        mut commands: tokio::sync::mpsc::Receiver<Command>,
+        ctx: &SessionContext,
+    ) -> std::io::Result<SessionEnd> {
+        let waker = Waker::spawn(Arc::clone(&self.owner), &self.uid.to_string())?;
+        let ty = Arc::clone(self.owner.device_type());
+        let sub = self.owner.subscription().ok();
+        let (params, interval) = sub.map_or_else(
+            || (ty.default_subscription(), ty.sub_interval()),
+            |s| (u64::from(s.params), s.interval),
+        );
+        host.send(&sub_req(params, interval)).await?;
+        self.owner.count_to_device(1);
+        let mut heartbeat = tokio::time::interval(ty.heartbeat_interval());
+        let mut buf = [0u8; READ_CHUNK];
+        let mut frames = Vec::new();
+        self.last_valid = Instant::now();
+        loop {
+            tokio::select! {
+                biased;
+                _ = ctx.shutdown.cancelled() => {
+                    let _ = tokio::time::timeout(DISABLE_FLUSH, async {
+                        host.send(&Message::DevDisable).await?;
+                        host.writer.flush().await
+                    }).await;
+                    self.owner.count_to_device(1);
+                    return Ok(SessionEnd::Shutdown);
+                }
+                _ = waker.changed() => {
+                    let out = self.pending_frames();
+                    waker.serviced();
+                    host.send_raw(&out).await?;
+                }
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Disable) => host.send(&Message::DevDisable).await?,
+                    Some(Command::Heartbeat(reply)) => {
+                        let id = self.heartbeats.start(Some(reply));
+                        host.send(&Message::HbReq(id)).await?;
+                    }
+                    None => {}
+                },
+                _ = heartbeat.tick() => {
+                    if self.last_valid.elapsed() > ctx.timing.liveness_timeout {
+                        self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(uid = %self.uid, port = %host.port, "device lost: nothing valid within the liveness timeout");
+                        return Ok(SessionEnd::Lost);
+                    }
+                    let id = self.heartbeats.start(None);
+                    host.send(&Message::HbReq(id)).await?;
+                    self.owner.count_to_device(1);
+                }
+                more = read_frames(reader, decoder, &mut buf, &mut frames) => {
+                    if !more? {
+                        return Ok(SessionEnd::Closed);
+                    }
+                    for frame in frames.drain(..) {
+                        self.inbound(host, frame).await?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one inbound frame of an identified device.
+    async fn inbound<S: AsyncRead + AsyncWrite>(
+        &mut self,
+        host: &mut Host<S>,
+        frame: Result<Packet, pitcrew_sdp::FrameError>,
+    ) -> std::io::Result<()> {
+        let packet = match frame {
+            Ok(p) => p,
+            Err(e) => {
+                let counter = &self.counters.decode_errors;
+                return host.reject(e.error_code(), &e, Some(counter)).await;
+            }
+        };
+        if let Some(code) = unexpected(&packet) {
+            let counter = &self.counters.invalid_types;
+            return host
+                .reject(code, &"unexpected message type", Some(counter))
+                .await;
+        }
+        let msg = match Message::from_packet(&packet, &self.read_widths) {
+            Ok(m) => m,
+            Err(e) => {
+                let counter = &self.counters.decode_errors;
+                return host.reject(e.error_code(), &e, Some(counter)).await;
+            }
+        };
+        self.last_valid = Instant::now();
+        self.owner.count_from_device(1);
+        match msg {
+            Message::DevData(data) => {
+                let values = packet.payload().get(2..).unwrap_or_default();
+                if let Err(e) = self.owner.set_raw(u64::from(data.bitmap()), values) {
+                    tracing::warn!(uid = %self.uid, error = %e, "cannot store DEV_DATA");
+                }
+            }
+            Message::HbReq(id) => {
+                host.send(&Message::HbRes(id)).await?;
+                self.owner.count_to_device(1);
+            }
+            Message::HbRes(id) => self.heartbeats.finish(id),
+            Message::Error(code) => {
+                self.counters.device_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(uid = %self.uid, code = code.name(), "device reported an error");
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Takes the buffer's pending subscription change, writes and read requests and frames
+    /// them (SUB_REQ, DEV_WRITE split as needed, DEV_READ).
+    fn pending_frames(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut count = 0;
+        let owner = &self.owner;
+        if let Ok(Some(sub)) = owner.take_subscription_change() {
+            count += usize::from(
+                sub_req(u64::from(sub.params), sub.interval)
+                    .encode_frame(&mut out)
+                    .is_ok(),
+            );
+        }
+        if let Ok(bits) = owner.take_write() {
+            if bits != 0 {
+                count += self.write_frames(bits, &mut out);
+            }
+        }
+        if let Ok(bits) = owner.take_read() {
+            if bits != 0 {
+                let msg = Message::DevRead {
+                    params: (bits & 0xFFFF) as u16,
+                };
+                count += usize::from(msg.encode_frame(&mut out).is_ok());
+            }
+        }
+        owner.count_to_device(count as u64);
+        out
+    }
+
+    /// Frames DEV_WRITE(s) carrying the desired values of `bits`; returns how many.
+    fn write_frames(&self, bits: u64, out: &mut Vec<u8>) -> usize {
+        let raw = match self.owner.desired_raw(bits) {
+            Ok(raw) => raw,
+            Err(e) => {
+                tracing::warn!(uid = %self.uid, error = %e, "cannot read desired values");
+                return 0;
+            }
+        };
+        let Some(data) = param_data(self.owner.device_type(), bits, &raw) else {
+            tracing::warn!(uid = %self.uid, bits, "desired values do not match the type");
+            return 0;
+        };
+        let mut n = 0;
+        for part in data.split() {
+            if Message::DevWrite(part).encode_frame(out).is_ok() {
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// SUB_REQ for a bitmap and interval (interval saturated to u16 milliseconds).
+fn sub_req(params: u64, interval: Duration) -> Message<'static> {
+    Message::SubReq {
+        params: (params & 0xFFFF) as u16,
+        interval_ms: u16::try_from(interval.as_millis()).unwrap_or(u16::MAX),
+    }
+}
+
+/// Slices `raw` (values of `bits` at storage width, ascending id) into a [`ParamData`].
+pub fn param_data<'a>(ty: &DeviceType, bits: u64, raw: &'a [u8]) -> Option<ParamData<'a>> {
+    let mut data = ParamData::new();
+    let mut at = 0usize;
+    for p in ty.params() {
+        if p.id() >= 16 || bits & (1 << p.id()) == 0 {
+            continue;
+        }
+        let width = p.storage_width();
+        let value = raw.get(at..at + width)?;
+        data.insert(u8::try_from(p.id()).ok()?, value).ok()?;
+        at += width;
+    }
+    (at == raw.len()).then_some(data)
+}

@@ -1,0 +1,229 @@
+//! Smart Device updates over UDP multicast (`spec/wire.md`, "Smart Device updates"):
+//! `[2, "update", [devices, meta]]` every `update_interval` with the params changed since
+//! the previous datagram (every connected UID appears, `{}` if unchanged), and a full
+//! snapshot every [`Options::full_interval`](crate::Options) so a late listener has the whole
+//! state within a second. Datagrams never exceed [`MAX_DATAGRAM`] bytes: larger updates are
+//! split by device across parts sharing one `seq`, each with its `part` index and `parts`.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use pitcrew::codec::{self, Value};
+use pitcrew_buffer::Owner;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+
+use crate::registry::Registry;
+
+/// Largest datagram (no IP fragmentation over WiFi).
+pub const MAX_DATAGRAM: usize = 1200;
+
+/// Room kept for the envelope and meta of a datagram when packing device entries.
+const ENVELOPE_ROOM: usize = 120;
+
+/// Where and how often to publish.
+#[derive(Debug, Clone, Copy)]
+pub struct UpdateConfig {
+    /// Multicast group and port.
+    pub group: SocketAddrV4,
+    /// Outgoing interface (its IPv4 address); `0.0.0.0` lets the kernel choose.
+    pub interface: Ipv4Addr,
+    /// Period of delta datagrams.
+    pub interval: Duration,
+    /// Period of full snapshots.
+    pub full_interval: Duration,
+}
+
+/// Parses `udp://GROUP:PORT` into an IPv4 multicast address.
+///
+/// # Errors
+/// A one-line message when it is not an IPv4 multicast `udp://IP:PORT`.
+pub fn parse_group(s: &str) -> Result<SocketAddrV4, String> {
+    let bare = s.strip_prefix("udp://").unwrap_or(s);
+    match bare.parse::<SocketAddr>() {
+        Ok(SocketAddr::V4(a)) if a.ip().is_multicast() => Ok(a),
+        _ => Err(format!("{s:?} is not an IPv4 multicast udp://GROUP:PORT")),
+    }
+}
+
+/// A sending socket: TTL 1, loopback on, outgoing interface set.
+///
+/// # Errors
+/// Socket option errors, naming the interface.
+pub fn sender(interface: Ipv4Addr) -> anyhow::Result<UdpSocket> {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
+        .context("cannot create the update socket")?;
+    socket.set_multicast_ttl_v4(1).context("multicast TTL")?;
+    socket
+        .set_multicast_loop_v4(true)
+        .context("multicast loopback")?;
+    socket
+        .set_multicast_if_v4(&interface)
+        .with_context(|| format!("cannot send multicast on interface {interface}"))?;
+    socket.set_nonblocking(true).context("non-blocking")?;
+    socket
+        .bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)).into())
+        .context("cannot bind the update socket")?;
+    UdpSocket::from_std(socket.into()).context("cannot register the update socket")
+}
+
+/// Converts a catalog value to the wire value (floats stay 32-bit).
+fn wire_value(v: pitcrew_catalog::Value) -> Value {
+    use pitcrew_catalog::Value as C;
+    match v {
+        C::Bool(b) => Value::Boolean(b),
+        C::F32(f) => Value::F32(f),
+        other => other
+            .as_i128()
+            .and_then(|i| i64::try_from(i).ok().map(Value::from))
+            .or_else(|| {
+                other
+                    .as_i128()
+                    .and_then(|i| u64::try_from(i).ok().map(Value::from))
+            })
+            .unwrap_or(Value::Nil),
+    }
+}
+
+/// The `{param: value}` map of `bits` (readable params only).
+fn values(owner: &Owner, bits: u64) -> Value {
+    let ty = owner.device_type();
+    let mut map = Vec::new();
+    for p in ty.params() {
+        if p.readable() && p.id() < 64 && bits & (1 << p.id()) != 0 {
+            if let Ok(v) = owner.get_value(p.name()) {
+                map.push((Value::from(p.name()), wire_value(v)));
+            }
+        }
+    }
+    Value::Map(map)
+}
+
+/// Packs `entries` into datagrams of at most [`MAX_DATAGRAM`] bytes.
+pub fn datagrams(entries: Vec<(Value, Value)>, seq: u64, full: bool) -> Vec<Vec<u8>> {
+    let mut groups: Vec<Vec<(Value, Value)>> = vec![Vec::new()];
+    let mut size = 0;
+    for entry in entries {
+        let len = codec::encode(&entry.0).len() + codec::encode(&entry.1).len();
+        if size + len > MAX_DATAGRAM - ENVELOPE_ROOM && groups.last().is_some_and(|g| !g.is_empty())
+        {
+            groups.push(Vec::new());
+            size = 0;
+        }
+        size += len;
+        if let Some(g) = groups.last_mut() {
+            g.push(entry);
+        }
+    }
+    let parts = groups.len();
+    let sent_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    groups
+        .into_iter()
+        .enumerate()
+        .map(|(part, devices)| {
+            let meta = Value::Map(vec![
+                (Value::from("seq"), Value::from(seq)),
+                (Value::from("sent_us"), Value::from(sent_us)),
+                (Value::from("full"), Value::from(full)),
+                (Value::from("part"), Value::from(part as u64)),
+                (Value::from("parts"), Value::from(parts as u64)),
+            ]);
+            codec::encode(&Value::Array(vec![
+                Value::from(2),
+                Value::from("update"),
+                Value::Array(vec![Value::Map(devices), meta]),
+            ]))
+        })
+        .collect()
+}
+
+/// Publishes until `shutdown`.
+pub async fn publish(
+    registry: Arc<Registry>,
+    socket: UdpSocket,
+    config: UpdateConfig,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(config.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_full = tokio::time::Instant::now() - config.full_interval;
+    let mut seq = 0u64;
+    let mut warned = false;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let full = last_full.elapsed() >= config.full_interval;
+        if full {
+            last_full = tokio::time::Instant::now();
+        }
+        let mut entries = Vec::new();
+        for uid in registry.connected() {
+            let Some(owner) = registry.owner(uid) else {
+                continue;
+            };
+            let changed = owner.take_update().unwrap_or(0);
+            let bits = if full {
+                owner.device_type().readable_mask()
+            } else {
+                changed
+            };
+            entries.push((Value::from(uid.to_string()), values(&owner, bits)));
+        }
+        for datagram in datagrams(entries, seq, full) {
+            if let Err(e) = socket
+                .send_to(&datagram, SocketAddr::V4(config.group))
+                .await
+            {
+                if !std::mem::replace(&mut warned, true) {
+                    tracing::warn!(group = %config.group, error = %e, "cannot send device updates");
+                }
+            }
+        }
+        seq += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn big_updates_are_split_below_the_limit() {
+        let entries: Vec<(Value, Value)> = (0..40)
+            .map(|i| {
+                let map = (0..16)
+                    .map(|p| (Value::from(format!("param_{p}")), Value::F32(i as f32)))
+                    .collect();
+                (
+                    Value::from(format!("5666839779443574256{i:04}")),
+                    Value::Map(map),
+                )
+            })
+            .collect();
+        let grams = datagrams(entries, 7, true);
+        assert!(grams.len() > 1);
+        let mut seen = 0;
+        for g in &grams {
+            assert!(g.len() <= MAX_DATAGRAM, "{}", g.len());
+            let v = codec::to_json(&codec::decode(g).unwrap());
+            assert_eq!(v[2][1]["seq"], 7);
+            assert_eq!(v[2][1]["parts"], grams.len());
+            seen += v[2][0].as_object().unwrap().len();
+        }
+        assert_eq!(seen, 40);
+        assert_eq!(datagrams(Vec::new(), 1, false).len(), 1);
+    }
+
+    #[test]
+    fn groups_parse() {
+        assert!(parse_group("udp://224.1.1.1:6003").is_ok());
+        assert!(parse_group("udp://127.0.0.1:6003").is_err());
+    }
+}

@@ -1,0 +1,180 @@
+//! The host session in-process over an in-memory duplex stream: what a device sees on the
+//! wire for discovery, heartbeats, bad frames, unexpected types and DEV_DATA.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pitcrew_catalog::{Catalog, Uid};
+use pitcrew_devices::registry::Registry;
+use pitcrew_devices::session::{self, SessionContext, SessionEnd, Timing};
+use pitcrew_sdp::{ErrorCode, FrameDecoder, Message, ParamData, ParamWidths};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio_util::sync::CancellationToken;
+
+fn ctx(ns: &str, timing: Timing) -> SessionContext {
+    SessionContext {
+        registry: Arc::new(Registry::new(ns, Catalog::embedded())),
+        timing,
+        shutdown: CancellationToken::new(),
+        decode_errors: Arc::new(AtomicU64::new(0)),
+    }
+}
+
+fn ns(tag: &str) -> String {
+    format!("u{}-{tag}", std::process::id())
+}
+
+/// Reads frames until one satisfies `pred` (skipping heartbeats and the like).
+async fn expect(dev: &mut DuplexStream, what: &str, pred: impl Fn(&Message<'_>) -> bool) {
+    let mut decoder = FrameDecoder::new();
+    let mut buf = [0u8; 256];
+    let widths = ParamWidths::new();
+    let found = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let n = dev.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed while waiting for {what}");
+            for p in decoder.decode(&buf[..n]) {
+                let p = p.unwrap();
+                if let Ok(m) = Message::from_packet(&p, &widths) {
+                    if pred(&m) {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "no {what}");
+}
+
+async fn send(dev: &mut DuplexStream, msg: Message<'_>) {
+    let mut out = Vec::new();
+    msg.encode_frame(&mut out).unwrap();
+    dev.write_all(&out).await.unwrap();
+}
+
+#[tokio::test]
+async fn discovery_then_errors_then_data_reach_the_buffer() {
+    let ns = ns("flow");
+    let ctx = ctx(&ns, Timing::default());
+    let registry = Arc::clone(&ctx.registry);
+    let (host_end, mut dev) = tokio::io::duplex(4096);
+    let task = tokio::spawn(session::run(host_end, "test".into(), ctx.clone()));
+
+    expect(&mut dev, "PING", |m| *m == Message::Ping).await;
+    send(&mut dev, Message::HbReq(9)).await;
+    expect(&mut dev, "HB_RES during discovery", |m| {
+        *m == Message::HbRes(9)
+    })
+    .await;
+    let uid = Uid::new(0, 1, 77);
+    send(
+        &mut dev,
+        Message::SubRes {
+            params: 0,
+            interval_ms: 0,
+            uid,
+        },
+    )
+    .await;
+    expect(&mut dev, "default SUB_REQ", |m| {
+        *m == Message::SubReq {
+            params: 0b111,
+            interval_ms: 40,
+        }
+    })
+    .await;
+
+    send(&mut dev, Message::Ping).await;
+    expect(&mut dev, "INVALID_TYPE", |m| {
+        *m == Message::Error(ErrorCode::InvalidType)
+    })
+    .await;
+    dev.write_all(&[0x04, 0x15, 0x05, 0x07, 0x01, 0x04, 0x01, 0x01, 0x18, 0x00])
+        .await
+        .unwrap();
+    expect(&mut dev, "BAD_CHECKSUM", |m| {
+        *m == Message::Error(ErrorCode::BadChecksum)
+    })
+    .await;
+    dev.write_all(&[0x55; 300]).await.unwrap();
+    dev.write_all(&[0x00]).await.unwrap();
+    expect(&mut dev, "BUFFER_OVERFLOW", |m| {
+        *m == Message::Error(ErrorCode::BufferOverflow)
+    })
+    .await;
+
+    let data = ParamData::new()
+        .with(1, &[1])
+        .unwrap()
+        .with(2, &[1])
+        .unwrap();
+    send(&mut dev, Message::DevData(data)).await;
+    let owner = registry.owner(uid).expect("attached");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while owner.get::<bool>("switch2").ok() != Some(true) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "DEV_DATA never reached the buffer"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(owner.get::<bool>("switch1").unwrap());
+    assert!(!owner.get::<bool>("switch0").unwrap());
+    let list = registry.list();
+    assert_eq!(
+        list[0]
+            .counters
+            .invalid_types
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+
+    ctx.shutdown.cancel();
+    expect(&mut dev, "DEV_DISABLE on shutdown", |m| {
+        *m == Message::DevDisable
+    })
+    .await;
+    assert_eq!(task.await.unwrap(), SessionEnd::Shutdown);
+    assert!(!owner.is_valid());
+}
+
+#[tokio::test]
+async fn a_device_that_stops_talking_is_lost() {
+    let ns = ns("lost");
+    let timing = Timing {
+        liveness_timeout: Duration::from_millis(300),
+        ..Timing::default()
+    };
+    let ctx = ctx(&ns, timing);
+    let (host_end, mut dev) = tokio::io::duplex(1 << 16);
+    let task = tokio::spawn(session::run(host_end, "test".into(), ctx.clone()));
+    expect(&mut dev, "PING", |m| *m == Message::Ping).await;
+    let uid = Uid::new(3, 0, 5);
+    send(
+        &mut dev,
+        Message::SubRes {
+            params: 0,
+            interval_ms: 0,
+            uid,
+        },
+    )
+    .await;
+    let end = tokio::time::timeout(Duration::from_secs(10), task).await;
+    assert_eq!(end.unwrap().unwrap(), SessionEnd::Lost);
+    assert!(!ctx.registry.owner(uid).unwrap().is_valid());
+}
+
+#[tokio::test]
+async fn discovery_gives_up() {
+    let ns = ns("giveup");
+    let timing = Timing {
+        ping_interval: Duration::from_millis(50),
+        discovery_timeout: Duration::from_millis(300),
+        ..Timing::default()
+    };
+    let (host_end, _dev) = tokio::io::duplex(1 << 16);
+    let end = session::run(host_end, "test".into(), ctx(&ns, timing)).await;
+    assert_eq!(end, SessionEnd::DiscoveryTimeout);
+}

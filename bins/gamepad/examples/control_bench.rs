@@ -1,0 +1,210 @@
+//! Benchmark of the control path (a benchmark, not a test): starts a real
+//! `pitcrew-gamepad receive` (built beside this example: `cargo build --release --bins
+//! --examples`) and prints one JSON object per figure:
+//!
+//! * `control_apply_us`: datagram sent → value visible in the gamepad buffer, read from this
+//!   other process (p50, p99);
+//! * `watchdog_trip_ms`: last datagram sent → safe value in a motor controller's write block
+//!   (p50, max over 100 trips), with the default 100 ms timeout.
+//!
+//!     cargo run --release -p pitcrew-gamepad --example control_bench [-- apply|trip]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use pitcrew_buffer::{Buffer, Gamepad, Owner, SegmentKey};
+use pitcrew_catalog::{Catalog, Uid, Value};
+use pitcrew_gamepad::control::{self, ControlMessage, Meta, PadState};
+
+const APPLY_SAMPLES: usize = 5000;
+const TRIPS: usize = 100;
+
+struct Receiver {
+    child: Child,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // SAFETY: kill(2) on a child we started and have not reaped.
+            unsafe { libc::kill(pid, libc::SIGINT) };
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn receiver_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(|examples| examples.parent())
+        .context("cannot locate the target directory")?;
+    let bin = dir.join("pitcrew-gamepad");
+    if !bin.exists() {
+        bail!(
+            "{} is not built (cargo build --release --bins)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+fn start(namespace: &str) -> anyhow::Result<(Receiver, SocketAddr)> {
+    let port = UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let child = Command::new(receiver_binary()?)
+        .args([
+            "--namespace",
+            namespace,
+            "--log-level",
+            "error",
+            "--log-format",
+            "json",
+        ])
+        .args([
+            "--router-backend",
+            &format!("ipc:///tmp/{namespace}-srv.sock"),
+        ])
+        .args(["receive", "--control-addr", &format!("udp://{addr}")])
+        .args(extra_args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("cannot start the receiver")?;
+    Ok((Receiver { child }, addr))
+}
+
+/// Extra receiver options from `PAD_BENCH_RECEIVER_ARGS` (e.g. `--realtime 10`).
+fn extra_args() -> Vec<String> {
+    std::env::var("PAD_BENCH_RECEIVER_ARGS")
+        .map(|s| s.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+fn datagram(seq: u64, lx: f32) -> Vec<u8> {
+    let state = PadState {
+        lx,
+        ..PadState::NEUTRAL
+    };
+    control::encode(&ControlMessage {
+        gamepads: vec![(0, state.to_input())],
+        meta: Some(Meta {
+            seq,
+            sent_us: 0,
+            source: "bench".into(),
+        }),
+    })
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or(f64::NAN)
+}
+
+/// Waits up to 5 s for `check`, spinning.
+fn spin_until(mut check: impl FnMut() -> bool) -> anyhow::Result<Instant> {
+    let start = Instant::now();
+    loop {
+        if check() {
+            return Ok(Instant::now());
+        }
+        if start.elapsed() > Duration::from_secs(5) {
+            bail!("timed out");
+        }
+        std::hint::spin_loop();
+    }
+}
+
+fn apply(namespace: &str) -> anyhow::Result<()> {
+    let (_receiver, addr) = start(namespace)?;
+    let sock = UdpSocket::bind("127.0.0.1:0")?;
+    let mut seq = 1;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pad = loop {
+        sock.send_to(&datagram(seq, 0.0), addr)?;
+        seq += 1;
+        if let Ok(p) = Gamepad::open(namespace, 0) {
+            break p;
+        }
+        if Instant::now() > deadline {
+            bail!("the receiver never created the gamepad buffer");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut samples = Vec::with_capacity(APPLY_SAMPLES);
+    for i in 0..APPLY_SAMPLES {
+        let lx = ((i % 1000) as f32 + 1.0) / 1000.0;
+        let bytes = datagram(seq, lx);
+        seq += 1;
+        let sent = Instant::now();
+        sock.send_to(&bytes, addr)?;
+        let seen = spin_until(|| pad.joystick_left_x().is_ok_and(|x| x == lx))?;
+        samples.push(seen.duration_since(sent).as_secs_f64() * 1e6);
+        // Stay under the rate where the receiver would be saturated; keep the link alive.
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    samples.sort_by(f64::total_cmp);
+    println!(
+        "{{\"bench\":\"control_apply_us\",\"p50\":{:.1},\"p99\":{:.1},\"n\":{}}}",
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.99),
+        samples.len()
+    );
+    Ok(())
+}
+
+fn trip(namespace: &str) -> anyhow::Result<()> {
+    let catalog = Catalog::embedded();
+    let uid = Uid::new(12, 1, 99);
+    let ty = catalog.get("polar-bear").context("no polar-bear type")?;
+    let _owner = Owner::create(namespace, ty.clone(), SegmentKey::Uid(uid))?;
+    let motor = Buffer::open_uid(namespace, catalog, uid)?;
+    let (_receiver, addr) = start(namespace)?;
+    let sock = UdpSocket::bind("127.0.0.1:0")?;
+    let mut seq = 1;
+    let mut samples = Vec::with_capacity(TRIPS);
+    // Let the receiver start listening.
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..TRIPS {
+        for _ in 0..3 {
+            sock.send_to(&datagram(seq, 0.5), addr)?;
+            seq += 1;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        motor.write_value("duty_cycle", Value::F32(0.5))?;
+        sock.send_to(&datagram(seq, 0.5), addr)?;
+        seq += 1;
+        let last = Instant::now();
+        let safe = spin_until(|| {
+            std::thread::sleep(Duration::from_micros(50));
+            motor
+                .desired_values(&["duty_cycle"])
+                .is_ok_and(|v| v.first() == Some(&Value::F32(0.0)))
+        })?;
+        samples.push(safe.duration_since(last).as_secs_f64() * 1e3);
+    }
+    samples.sort_by(f64::total_cmp);
+    println!(
+        "{{\"bench\":\"watchdog_trip_ms\",\"p50\":{:.2},\"max\":{:.2},\"n\":{}}}",
+        percentile(&samples, 0.5),
+        samples.last().copied().unwrap_or(f64::NAN),
+        samples.len()
+    );
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let which: Vec<String> = std::env::args().skip(1).collect();
+    let all = which.is_empty();
+    let namespace = format!("bench-pad-{}", std::process::id());
+    if all || which.iter().any(|w| w == "apply") {
+        apply(&format!("{namespace}-a"))?;
+    }
+    if all || which.iter().any(|w| w == "trip") {
+        trip(&format!("{namespace}-t"))?;
+    }
+    Ok(())
+}
