@@ -87,20 +87,7 @@ impl Namespace {
     /// Starts binary `name` in this namespace with `extra` arguments. Its stderr goes to
     /// `/tmp/<namespace>-<name>.log` for post-mortems.
     pub fn spawn(&self, name: &str, extra: &[&str]) -> Proc {
-        let log = std::fs::File::create(format!("/tmp/{}-{name}.log", self.name))
-            .expect("can create a log file in /tmp");
-        let child = Command::new(bin(name))
-            .args(self.args())
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Proc {
-            child,
-            name: name.to_owned(),
-        }
+        self.spawn_with_env(name, extra, &[])
     }
 
     /// A `pitcrew` CLI command in this namespace (not started).
@@ -249,4 +236,24 @@ impl Namespace {
             name: name.to_owned(),
         }
     }
+}
+
+/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`. Unlike
+/// wall-clock figures, this does not depend on what else the machine is doing.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return f64::NAN;
+    };
+    // Fields after the parenthesised command name: state is field 3; utime 14, stime 15.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i - 3)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    // SAFETY: sysconf has no memory effects.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(14) + ticks(15)) / hz
 }
