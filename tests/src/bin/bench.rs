@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use pitcrew::codec::Value;
 use pitcrew::rpc::Client;
-use pitcrew_e2e::{wait_for_service, Namespace};
+use pitcrew_e2e::{cpu_seconds, wait_for_service, Namespace};
 
 /// Sequential calls per latency figure (the issue asks for 10 000).
 const RTT_CALLS: usize = 10_000;
@@ -36,26 +36,6 @@ fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`. Unlike
-/// wall-clock figures, this does not depend on what else the machine is doing.
-fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return f64::NAN;
-    };
-    // Fields after the parenthesised command name: state is field 3; utime 14, stime 15.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i - 3)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
-    // SAFETY: sysconf has no memory effects.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ticks(14) + ticks(15)) / hz
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -14,9 +14,12 @@ use tokio::time::Instant;
 
 use super::{event, DeviceSpec};
 
-/// The fault modes of `pitcrew emulate`.
+/// The fault and load modes of `pitcrew emulate`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Faults {
+    /// Load mode, not a fault: stream subscribed values at this period whatever interval
+    /// the broker asked for (firmware would clamp it to 40..=250 ms).
+    pub stream_interval: Option<Duration>,
     /// Never send anything.
     pub silent: bool,
     /// Send garbage instead of answering.
@@ -32,6 +35,9 @@ pub struct Faults {
 const OWN_HEARTBEAT: Duration = Duration::from_millis(300);
 /// How often a `--garbage` device sprays.
 const GARBAGE_PERIOD: Duration = Duration::from_millis(50);
+/// How many ticks late a `--stream-interval-ms` device may fall before it skips rather
+/// than catches up (a few, to ride out scheduling hiccups without bursting after a stall).
+const CATCH_UP: u32 = 10;
 /// How long to keep retrying the first connection (the broker may still be starting).
 const CONNECT_PATIENCE: Duration = Duration::from_secs(10);
 
@@ -44,6 +50,15 @@ fn clamp_interval(ms: u16) -> u16 {
     }
 }
 
+/// The interval a device streams at: `forced` (`--stream-interval-ms`) when given, else the
+/// requested one clamped like firmware.
+fn stream_interval(requested_ms: u16, forced: Option<Duration>) -> u16 {
+    match forced {
+        Some(d) => u16::try_from(d.as_millis()).unwrap_or(u16::MAX).max(1),
+        None => clamp_interval(requested_ms),
+    }
+}
+
 /// Value state of one device.
 struct State {
     ty: Arc<DeviceType>,
@@ -52,6 +67,8 @@ struct State {
     defaults: Vec<Value>,
     sub_params: u16,
     sub_interval_ms: u16,
+    /// `--stream-interval-ms`, overriding every requested interval.
+    forced_interval: Option<Duration>,
     write_widths: ParamWidths,
 }
 
@@ -67,7 +84,7 @@ fn zero(ty: &DeviceType) -> Vec<Value> {
 }
 
 impl State {
-    fn new(spec: &DeviceSpec) -> State {
+    fn new(spec: &DeviceSpec, forced_interval: Option<Duration>) -> State {
         let defaults = zero(&spec.ty);
         let mut values = defaults.clone();
         for (name, v) in &spec.initial {
@@ -90,6 +107,7 @@ impl State {
             defaults,
             sub_params: 0,
             sub_interval_ms: 0,
+            forced_interval,
             write_widths,
         }
     }
@@ -170,7 +188,7 @@ impl State {
                 interval_ms,
             } => {
                 self.sub_params = params & self.readable_mask();
-                self.sub_interval_ms = clamp_interval(interval_ms);
+                self.sub_interval_ms = stream_interval(interval_ms, self.forced_interval);
                 event(
                     self.uid,
                     "subscribe",
@@ -252,7 +270,7 @@ pub async fn run<S>(spec: DeviceSpec, stream: S, faults: Faults) -> anyhow::Resu
 where
     S: tokio::io::AsyncRead + AsyncWrite + Unpin,
 {
-    let mut state = State::new(&spec);
+    let mut state = State::new(&spec, faults.stream_interval);
     event(state.uid, "connected", json!({ "type": state.ty.name() }));
     let (mut reader, mut writer) = tokio::io::split(stream);
     let mut decoder = FrameDecoder::new();
@@ -307,7 +325,15 @@ where
         if state.sub_interval_ms == 0 || state.sub_params == 0 {
             next_data = far;
         } else if next_data == far || Instant::now() >= next_data {
-            next_data = Instant::now() + Duration::from_millis(u64::from(state.sub_interval_ms));
+            let period = Duration::from_millis(u64::from(state.sub_interval_ms));
+            let now = Instant::now();
+            // A forced period keeps its own beat (tokio's timer rounds each sleep up to the
+            // next millisecond, so "now + 1 ms" would stream at about half the asked rate):
+            // a late tick is caught up at once, up to `CATCH_UP` ticks, then skipped.
+            next_data = match (faults.stream_interval, next_data == far) {
+                (Some(_), false) if next_data + period * CATCH_UP > now => next_data + period,
+                _ => now + period,
+            };
         }
         if !out.is_empty() && !faults.silent {
             writer.write_all(&out).await?;
@@ -328,5 +354,25 @@ fn spray(out: &mut Vec<u8>, salt: u8) {
     if salt % 8 == 0 {
         out.extend(std::iter::repeat_n(0x55, 300));
         out.push(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_clamp_unless_forced() {
+        assert_eq!(stream_interval(0, None), 0);
+        assert_eq!(stream_interval(1, None), 40);
+        assert_eq!(stream_interval(40, None), 40);
+        assert_eq!(stream_interval(1000, None), 250);
+        let one = Some(Duration::from_millis(1));
+        assert_eq!(stream_interval(40, one), 1);
+        assert_eq!(stream_interval(0, one), 1);
+        assert_eq!(
+            stream_interval(250, Some(Duration::from_millis(1000))),
+            1000
+        );
     }
 }

@@ -33,6 +33,10 @@ pub struct EmulateArgs {
     /// the broker's --serial-glob at DIR/ttyEMU*).
     #[arg(long, value_name = "DIR")]
     pub pty: Option<std::path::PathBuf>,
+    /// Load mode: stream subscribed values every N ms (1..=1000) whatever interval the
+    /// broker requests, instead of clamping it to 40..=250 ms like firmware.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub stream_interval_ms: Option<u16>,
     /// Fault: connect but never send anything.
     #[arg(long, help_heading = "Fault modes")]
     pub silent: bool,
@@ -152,6 +156,9 @@ impl EmulateArgs {
             garbage: self.garbage,
             vanish_after: self.vanish_after.map(Duration::from_secs_f64),
             slow: self.slow_ms.map(Duration::from_millis),
+            stream_interval: self
+                .stream_interval_ms
+                .map(|ms| Duration::from_millis(u64::from(ms))),
         };
         let mut tasks = tokio::task::JoinSet::new();
         for (i, spec) in specs.into_iter().enumerate() {
@@ -202,5 +209,28 @@ mod tests {
         assert!(parse_spec(c, "gamepad", 0).is_err());
         assert!(parse_spec(c, &format!("polar-bear:{uid}"), 0).is_err());
         assert!(parse_spec(c, "limit-switch:{\"nope\":1}", 0).is_err());
+    }
+
+    /// `pitcrew emulate`'s options alone, to parse them without the global CLI.
+    #[derive(Debug, clap::Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        args: EmulateArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<EmulateArgs, clap::Error> {
+        use clap::Parser;
+        Cmd::try_parse_from(std::iter::once("emulate").chain(args.iter().copied())).map(|c| c.args)
+    }
+
+    #[test]
+    fn stream_interval_parses_in_range() {
+        assert_eq!(parse(&["polar-bear"]).unwrap().stream_interval_ms, None);
+        let a = parse(&["polar-bear", "--stream-interval-ms", "1"]).unwrap();
+        assert_eq!(a.stream_interval_ms, Some(1));
+        let a = parse(&["polar-bear", "--stream-interval-ms", "1000"]).unwrap();
+        assert_eq!(a.stream_interval_ms, Some(1000));
+        assert!(parse(&["polar-bear", "--stream-interval-ms", "0"]).is_err());
+        assert!(parse(&["polar-bear", "--stream-interval-ms", "1001"]).is_err());
     }
 }
