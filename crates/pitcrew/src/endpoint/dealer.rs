@@ -54,13 +54,6 @@ impl Dealer {
         socket
             .set_identity(options.identity.as_bytes())
             .map_err(EndpointError::zmq("set the DEALER identity"))?;
-        // Reconnect quickly after a router restart; cap the back-off at 1 s.
-        socket
-            .set_reconnect_ivl(100)
-            .map_err(EndpointError::zmq("set ZMQ_RECONNECT_IVL"))?;
-        socket
-            .set_reconnect_ivl_max(1000)
-            .map_err(EndpointError::zmq("set ZMQ_RECONNECT_IVL_MAX"))?;
         let (what, result) = if options.bind {
             ("bind", socket.bind(&options.address))
         } else {

@@ -83,9 +83,17 @@ pub(crate) fn context() -> &'static zmq::Context {
     CONTEXT.get_or_init(zmq::Context::new)
 }
 
-/// Options every socket of ours carries: heartbeats, linger, message size limit.
+/// Options every socket of ours carries: heartbeats, linger, message size limit, and a
+/// quick reconnect (100 ms, backing off to 1 s) so a restarted peer is reached again at
+/// once; the reconnect settings are inert on a socket that only binds.
 pub(crate) fn apply_common_options(socket: &zmq::Socket) -> Result<(), EndpointError> {
     let ms = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
+    socket
+        .set_reconnect_ivl(100)
+        .map_err(EndpointError::zmq("set ZMQ_RECONNECT_IVL"))?;
+    socket
+        .set_reconnect_ivl_max(1000)
+        .map_err(EndpointError::zmq("set ZMQ_RECONNECT_IVL_MAX"))?;
     socket
         .set_linger(ms(LINGER))
         .map_err(EndpointError::zmq("set ZMQ_LINGER"))?;

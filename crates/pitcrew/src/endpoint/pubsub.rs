@@ -50,13 +50,6 @@ fn socket(kind: zmq::SocketType, options: PubSubOptions) -> Result<zmq::Socket, 
     socket
         .set_rcvhwm(options.hwm)
         .map_err(EndpointError::zmq("set ZMQ_RCVHWM"))?;
-    // Reconnect quickly after the peer restarts; cap the back-off at 1 s.
-    socket
-        .set_reconnect_ivl(100)
-        .map_err(EndpointError::zmq("set ZMQ_RECONNECT_IVL"))?;
-    socket
-        .set_reconnect_ivl_max(1000)
-        .map_err(EndpointError::zmq("set ZMQ_RECONNECT_IVL_MAX"))?;
     Ok(socket)
 }
 
