@@ -54,6 +54,13 @@ impl BuffersArgs {
     }
 }
 
+/// The param `name` of the buffer's type, or an error naming the type.
+fn param_of<'b>(buf: &'b Buffer, name: &str) -> anyhow::Result<&'b pitcrew_catalog::Param> {
+    buf.device_type()
+        .param(name)
+        .with_context(|| format!("`{name}` is not a param of `{}`", buf.device_type().name()))
+}
+
 /// `pitcrew get DEVICE PARAM`: read a sensed value.
 #[derive(Debug, clap::Args)]
 pub struct GetArgs {
@@ -74,13 +81,7 @@ impl GetArgs {
     pub fn run(&self, namespace: &str) -> anyhow::Result<()> {
         let cat = load(self.catalog.as_ref())?;
         let buf = open(namespace, &cat, &self.device)?;
-        let p = buf.device_type().param(&self.param).with_context(|| {
-            format!(
-                "`{}` is not a param of `{}`",
-                self.param,
-                buf.device_type().name()
-            )
-        })?;
+        let p = param_of(&buf, &self.param)?;
         let out = &mut std::io::stdout().lock();
         if p.scalar().is_some() {
             writeln!(out, "{}", buf.get_value(&self.param)?)?;
@@ -116,13 +117,7 @@ impl SetArgs {
     pub fn run(&self, namespace: &str) -> anyhow::Result<()> {
         let cat = load(self.catalog.as_ref())?;
         let buf = open(namespace, &cat, &self.device)?;
-        let p = buf.device_type().param(&self.param).with_context(|| {
-            format!(
-                "`{}` is not a param of `{}`",
-                self.param,
-                buf.device_type().name()
-            )
-        })?;
+        let p = param_of(&buf, &self.param)?;
         let scalar = p.scalar().with_context(|| {
             format!(
                 "`{}` is an array ({}); it cannot be set from the CLI",
