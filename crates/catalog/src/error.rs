@@ -159,6 +159,12 @@ pub enum LoadErrorKind {
         /// The limit (253).
         max: usize,
     },
+    /// An array type whose size does not fit in memory at all.
+    #[error("`{ty}` is larger than this machine can address; use smaller dimensions")]
+    ParamSizeOverflow {
+        /// The type text.
+        ty: String,
+    },
     /// `lower` > `upper`.
     #[error("lower bound {lower} is above upper bound {upper}")]
     LowerAboveUpper {

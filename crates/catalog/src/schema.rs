@@ -349,22 +349,19 @@ fn check_width(
     path: &str,
     smart: bool,
 ) -> Result<usize, LoadError> {
-    let width = ty.storage_width();
-    match width {
-        Some(w) if !smart || w <= MAX_SMART_PARAM_WIDTH => Ok(w),
-        _ => {
-            let kind = K::ParamTooWide {
-                ty: ty.to_string(),
-                width: width.map_or_else(|| "more than usize::MAX".into(), |w| w.to_string()),
-                max: if smart {
-                    MAX_SMART_PARAM_WIDTH
-                } else {
-                    usize::MAX
-                },
-            };
-            Err(ctx.err(ty_node.line, format!("{path}.type"), kind))
-        }
+    let Some(width) = ty.storage_width() else {
+        let kind = K::ParamSizeOverflow { ty: ty.to_string() };
+        return Err(ctx.err(ty_node.line, format!("{path}.type"), kind));
+    };
+    if smart && width > MAX_SMART_PARAM_WIDTH {
+        let kind = K::ParamTooWide {
+            ty: ty.to_string(),
+            width: width.to_string(),
+            max: MAX_SMART_PARAM_WIDTH,
+        };
+        return Err(ctx.err(ty_node.line, format!("{path}.type"), kind));
     }
+    Ok(width)
 }
 
 fn check_bounds(

@@ -535,3 +535,14 @@ fn prepare_write_clamps_and_refuses() {
     assert_eq!(mode.prepare_write(Value::I64(2)).unwrap().0, Value::U8(2));
     assert!(mode.prepare_write(Value::I64(256)).is_err());
 }
+
+#[test]
+fn an_array_too_large_to_address_is_rejected_not_wrapped() {
+    let text = "field:\n  params:\n    - {name: x, type: 'uint8[99999999999][99999999999][99999999999]'}\n";
+    assert_rejects(
+        text,
+        3,
+        "field.params[0].type",
+        "is larger than this machine can address",
+    );
+}
