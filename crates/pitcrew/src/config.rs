@@ -13,6 +13,8 @@ use crate::options::{LogFormat, LogLevel, SharedOptions};
 pub struct Config {
     /// The instance namespace.
     pub namespace: String,
+    /// Directory of the default ipc sockets.
+    pub ipc_dir: std::path::PathBuf,
     /// Endpoints the router binds for clients.
     pub router_frontend: Vec<String>,
     /// Endpoints the router binds for services.
@@ -43,6 +45,10 @@ impl Config {
     /// Resolves `options`, filling the namespace-dependent defaults.
     pub fn resolve(options: &SharedOptions) -> Self {
         let ns = &options.namespace;
+        let ipc = |kind: &str| {
+            let path = options.ipc_dir.join(format!("{ns}-{kind}.sock"));
+            format!("ipc://{}", path.display())
+        };
         let or = |given: &[String], default: Vec<String>| {
             if given.is_empty() {
                 default
@@ -59,19 +65,14 @@ impl Config {
         });
         Self {
             namespace: ns.clone(),
+            ipc_dir: options.ipc_dir.clone(),
             router_frontend: or(
                 &options.router_frontend,
-                vec!["tcp://*:6000".into(), format!("ipc:///tmp/{ns}-rpc.sock")],
+                vec!["tcp://*:6000".into(), ipc("rpc")],
             ),
-            router_backend: or(
-                &options.router_backend,
-                vec![format!("ipc:///tmp/{ns}-srv.sock")],
-            ),
+            router_backend: or(&options.router_backend, vec![ipc("srv")]),
             log_frontend: or(&options.log_frontend, vec!["tcp://*:6001".into()]),
-            log_backend: or(
-                &options.log_backend,
-                vec![format!("ipc:///tmp/{ns}-log.sock")],
-            ),
+            log_backend: or(&options.log_backend, vec![ipc("log")]),
             control_addr: options.control_addr.clone(),
             update_addr: options.update_addr.clone(),
             update_interval: options.update_interval,
@@ -127,5 +128,15 @@ mod tests {
         assert_eq!(c.backend_connect(), "ipc:///tmp/t1-srv.sock");
         assert_eq!(c.log_backend_connect(), "ipc:///tmp/t1-log.sock");
         assert_eq!(c.log_frontend_connect(), "tcp://127.0.0.1:6001");
+    }
+
+    #[test]
+    fn ipc_dir_moves_the_default_sockets() {
+        let cli =
+            Cli::try_parse_from(["x", "--namespace", "t2", "--ipc-dir", "/run/pitcrew/"]).unwrap();
+        let c = Config::resolve(&cli.shared);
+        assert_eq!(c.frontend_connect(), "ipc:///run/pitcrew/t2-rpc.sock");
+        assert_eq!(c.log_backend_connect(), "ipc:///run/pitcrew/t2-log.sock");
+        assert!(Cli::try_parse_from(["x", "--ipc-dir", "run"]).is_err());
     }
 }

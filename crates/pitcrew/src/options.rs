@@ -17,13 +17,18 @@ pub struct SharedOptions {
     #[arg(long, global = true, env = "PITCREW_NAMESPACE", default_value = "rt", value_parser = parse_namespace, help_heading = "Instance")]
     pub namespace: String,
 
+    /// Directory of the default ipc sockets (`<dir>/<namespace>-{rpc,srv,log}.sock`); on a
+    /// robot, systemd's `RuntimeDirectory` (e.g. /run/pitcrew) keeps them off /tmp.
+    #[arg(long, global = true, env = "PITCREW_IPC_DIR", default_value = "/tmp", value_parser = parse_ipc_dir, help_heading = "Instance")]
+    pub ipc_dir: PathBuf,
+
     /// Router frontend endpoints (clients), comma-separated
-    /// [default: tcp://*:6000,ipc:///tmp/<namespace>-rpc.sock].
+    /// [default: tcp://*:6000,ipc://<ipc-dir>/<namespace>-rpc.sock].
     #[arg(long, global = true, env = "PITCREW_ROUTER_FRONTEND", value_delimiter = ',', value_parser = parse_zmq_endpoint, help_heading = "Endpoints")]
     pub router_frontend: Vec<String>,
 
     /// Router backend endpoints (services), comma-separated
-    /// [default: ipc:///tmp/<namespace>-srv.sock].
+    /// [default: ipc://<ipc-dir>/<namespace>-srv.sock].
     #[arg(long, global = true, env = "PITCREW_ROUTER_BACKEND", value_delimiter = ',', value_parser = parse_zmq_endpoint, help_heading = "Endpoints")]
     pub router_backend: Vec<String>,
 
@@ -32,7 +37,7 @@ pub struct SharedOptions {
     pub log_frontend: Vec<String>,
 
     /// Log forwarder backend (SUB from publishers), comma-separated
-    /// [default: ipc:///tmp/<namespace>-log.sock].
+    /// [default: ipc://<ipc-dir>/<namespace>-log.sock].
     #[arg(long, global = true, env = "PITCREW_LOG_BACKEND", value_delimiter = ',', value_parser = parse_zmq_endpoint, help_heading = "Endpoints")]
     pub log_backend: Vec<String>,
 
@@ -162,6 +167,20 @@ pub fn parse_namespace(s: &str) -> Result<String, String> {
     } else {
         Err("use 1 to 32 letters, digits, '_' or '-' (not starting with '-')".to_owned())
     }
+}
+
+/// The ipc socket directory: an absolute path short enough that `<dir>/<namespace>-rpc.sock`
+/// fits a Unix socket address (108 bytes with the 32-byte namespace limit).
+pub fn parse_ipc_dir(s: &str) -> Result<PathBuf, String> {
+    if !s.starts_with('/') {
+        return Err("use an absolute directory (e.g. /run/pitcrew)".to_owned());
+    }
+    if s.len() > 64 {
+        return Err(
+            "use a directory path of at most 64 bytes (Unix socket paths are short)".to_owned(),
+        );
+    }
+    Ok(PathBuf::from(s))
 }
 
 /// A ZeroMQ endpoint: `tcp://HOST:PORT`, `ipc://PATH` or `inproc://NAME`.
