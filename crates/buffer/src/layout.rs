@@ -20,7 +20,7 @@ use crate::error::BufferError;
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"PITCRWB\x01");
 
 /// Bumped whenever the byte layout changes; consumers refuse other versions.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// The most params a buffer can hold: the `read`/`write`/`update` bitmaps are 64-bit.
 pub const MAX_BUFFER_PARAMS: usize = 64;
@@ -97,6 +97,10 @@ pub(crate) struct Header {
     pub msgs_to_device: AtomicU64,
     /// Messages received from the device (counted by the owner).
     pub msgs_from_device: AtomicU64,
+    /// Futex word bumped by every owner store and validity change (consumers wait on it).
+    pub updated: AtomicU32,
+    /// Consumers blocked in `wait_for_update`; the owner skips FUTEX_WAKE when it is 0.
+    pub update_waiters: AtomicU32,
     pub read_block: BlockHeader,
     pub write_block: BlockHeader,
 }

@@ -23,4 +23,4 @@ pub use layout::{LAYOUT_VERSION, MAX_BUFFER_PARAMS};
 pub use list::{list, remove_namespace, reset_stale, SegmentInfo};
 pub use name::{check_namespace, segment_name, SegmentKey, MAX_NAMESPACE_LEN};
 pub use owner::Owner;
-pub use typed::{Button, Device, Gamepad};
+pub use typed::{Button, Device, Gamepad, GamepadState};

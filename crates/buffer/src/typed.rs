@@ -3,8 +3,9 @@
 //! problem as a [`BufferError`]; nothing here panics.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use pitcrew_catalog::{Catalog, DeviceType, Scalar, Uid};
+use pitcrew_catalog::{Catalog, DeviceType, Scalar, Uid, Value};
 
 use crate::buffer::{Buffer, WriteOutcome};
 use crate::error::BufferError;
@@ -150,9 +151,111 @@ impl Gamepad {
         self.buf.get("joystick_right_y")
     }
 
+    /// Everything at once, from one consistent version: what a controller reads each cycle.
+    /// A disconnected gamepad (invalid buffer: the driver's laptop is gone or the control
+    /// watchdog tripped) reads as [`GamepadState::NEUTRAL`], so that code written for the
+    /// happy path stops the robot instead of failing.
+    ///
+    /// # Errors
+    /// [`BufferError::Superseded`] when a new receiver replaced the segment (open it again).
+    pub fn state(&self) -> Result<GamepadState, BufferError> {
+        let mut names = [""; GAMEPAD_PARAMS];
+        for (slot, b) in names.iter_mut().zip(Button::ALL) {
+            *slot = b.param();
+        }
+        names[Button::ALL.len()..].copy_from_slice(&AXES);
+        let values = match self.buf.read_values(&names) {
+            Ok(values) => values,
+            Err(BufferError::Invalid { .. }) => return Ok(GamepadState::NEUTRAL),
+            Err(e) => return Err(e),
+        };
+        let mut state = GamepadState {
+            connected: true,
+            ..GamepadState::NEUTRAL
+        };
+        for (i, v) in values.iter().enumerate() {
+            match (i, v) {
+                (i, Value::Bool(true)) if i < Button::ALL.len() => state.buttons |= 1 << i,
+                (i, Value::F32(x)) if i >= Button::ALL.len() => {
+                    state.axes[i - Button::ALL.len()] = *x;
+                }
+                _ => {}
+            }
+        }
+        Ok(state)
+    }
+
+    /// The counter to pass to [`Gamepad::wait_for_change`].
+    pub fn change_count(&self) -> u32 {
+        self.buf.update_count()
+    }
+
+    /// Blocks until the receiver stores new input or the gamepad connects or disconnects
+    /// after `seen`, or `timeout` passes; returns the new counter. See
+    /// [`Buffer::wait_for_update`].
+    ///
+    /// # Errors
+    /// [`BufferError::Superseded`].
+    pub fn wait_for_change(&self, seen: u32, timeout: Duration) -> Result<u32, BufferError> {
+        self.buf.wait_for_update(seen, timeout)
+    }
+
     /// The underlying buffer.
     pub fn buffer(&self) -> &Buffer {
         &self.buf
+    }
+}
+
+const AXES: [&str; 4] = [
+    "joystick_left_x",
+    "joystick_left_y",
+    "joystick_right_x",
+    "joystick_right_y",
+];
+const GAMEPAD_PARAMS: usize = Button::ALL.len() + AXES.len();
+
+/// One consistent reading of a gamepad (see [`Gamepad::state`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GamepadState {
+    /// Whether the gamepad is connected (false: every input reads neutral).
+    pub connected: bool,
+    /// Pressed buttons, bit i for the button with discriminant i.
+    pub buttons: u32,
+    /// Left x, left y, right x, right y, each in [-1, 1].
+    pub axes: [f32; 4],
+}
+
+impl GamepadState {
+    /// Nothing pressed, sticks centred, not connected.
+    pub const NEUTRAL: GamepadState = GamepadState {
+        connected: false,
+        buttons: 0,
+        axes: [0.0; 4],
+    };
+
+    /// Whether `b` is pressed.
+    pub fn pressed(&self, b: Button) -> bool {
+        self.buttons & (1 << b as u32) != 0
+    }
+
+    /// Left stick, x axis.
+    pub fn left_x(&self) -> f32 {
+        self.axes[0]
+    }
+
+    /// Left stick, y axis.
+    pub fn left_y(&self) -> f32 {
+        self.axes[1]
+    }
+
+    /// Right stick, x axis.
+    pub fn right_x(&self) -> f32 {
+        self.axes[2]
+    }
+
+    /// Right stick, y axis.
+    pub fn right_y(&self) -> f32 {
+        self.axes[3]
     }
 }
 

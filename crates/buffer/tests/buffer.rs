@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::{pair_key, pair_type, unique_namespace, Cleanup};
 use pitcrew_buffer::{
-    list, reset_stale, Buffer, BufferError, Button, Device, Gamepad, Owner, SegmentKey,
-    Subscription,
+    list, reset_stale, Buffer, BufferError, Button, Device, Gamepad, GamepadState, Owner,
+    SegmentKey, Subscription,
 };
 use pitcrew_catalog::{Catalog, Uid, Value, ValueError};
 
@@ -357,4 +357,55 @@ fn gamepad_and_device_accessors() {
         "{err}"
     );
     assert_eq!(list(&ns).unwrap().len(), 2);
+}
+
+#[test]
+fn a_controller_waits_for_gamepad_input_and_reads_neutral_when_disconnected() {
+    let ns = unique_namespace("padwait");
+    let _cleanup = Cleanup(ns.clone());
+    let cat = Catalog::embedded();
+    let receiver = Owner::create(
+        &ns,
+        Arc::clone(cat.get("gamepad").unwrap()),
+        SegmentKey::Index(0),
+    )
+    .unwrap();
+    let pad = Gamepad::open(&ns, 0).unwrap();
+    let seen = pad.change_count();
+    assert_eq!(
+        pad.wait_for_change(seen, Duration::from_millis(20))
+            .unwrap(),
+        seen,
+        "times out when nothing changes"
+    );
+    std::thread::scope(|s| {
+        let controller = s.spawn(|| pad.wait_for_change(seen, Duration::from_secs(10)));
+        std::thread::sleep(Duration::from_millis(50));
+        receiver
+            .set_values(&[
+                ("button_a", Value::Bool(true)),
+                ("joystick_right_y", Value::F32(0.25)),
+            ])
+            .unwrap();
+        let now = controller.join().unwrap().unwrap();
+        assert_ne!(now, seen, "woken by the store");
+    });
+    let state = pad.state().unwrap();
+    assert!(state.connected);
+    assert!(state.pressed(Button::A) && !state.pressed(Button::B));
+    assert_eq!((state.left_y(), state.right_y()), (0.0, 0.25));
+
+    let before = pad.change_count();
+    receiver.set_valid(false).unwrap();
+    assert_ne!(
+        pad.change_count(),
+        before,
+        "a disconnect wakes controllers too"
+    );
+    assert_eq!(pad.state().unwrap(), GamepadState::NEUTRAL);
+    drop(receiver);
+    assert!(matches!(
+        pad.wait_for_change(pad.change_count(), Duration::from_secs(1)),
+        Err(BufferError::Superseded { .. })
+    ));
 }
