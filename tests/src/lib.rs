@@ -4,6 +4,8 @@
 //! Every test makes its own [`Namespace`], so tests run in parallel without sharing ports,
 //! sockets or shared-memory names, and without global locks.
 
+pub mod device;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,0 +1,111 @@
+//! The control loop: wait for the gamepad, compute the target, send it to the fleet.
+//!
+//! It runs on a thread of its own because it blocks in FUTEX_WAIT on the gamepad buffer:
+//! the receiver's store wakes it within microseconds, so a stick change reaches the device
+//! broker without waiting for a tick. The wait is bounded so that the loop also notices
+//! shutdown, new devices and a receiver that restarted.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use pitcrew::config::Config;
+use pitcrew_buffer::{Gamepad, GamepadState};
+use pitcrew_catalog::Catalog;
+use tokio_util::sync::CancellationToken;
+
+use crate::drive::{Drive, Target};
+use crate::fleet::Fleet;
+use crate::Options;
+
+/// Longest sleep between two looks at shutdown and the fleet.
+const WAIT: Duration = Duration::from_millis(50);
+
+/// How often new koala-bears are looked for.
+const RESCAN: Duration = Duration::from_millis(500);
+
+/// Runs the controller until `shutdown` fires, then stops every motor it drives.
+///
+/// # Errors
+/// When the catalog cannot be loaded or the control thread cannot start.
+pub async fn run(
+    options: Options,
+    config: Config,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let catalog: &'static Catalog = match &config.catalog {
+        None => Catalog::embedded(),
+        Some(path) => {
+            Box::leak(Box::new(Catalog::load(path).with_context(|| {
+                format!("cannot load the catalog {}", path.display())
+            })?))
+        }
+    };
+    let namespace = config.namespace.clone();
+    tracing::info!(
+        gamepad = options.gamepad,
+        slow_scale = %options.slow_scale,
+        "teleop running"
+    );
+    let thread = std::thread::Builder::new()
+        .name("teleop".into())
+        .spawn(move || control_loop(&namespace, catalog, &options, &shutdown))
+        .context("cannot start the control thread")?;
+    tokio::task::spawn_blocking(move || thread.join())
+        .await
+        .context("the control thread was lost")?
+        .map_err(|_| anyhow::anyhow!("the control thread panicked"))?;
+    Ok(())
+}
+
+fn control_loop(
+    namespace: &str,
+    catalog: &'static Catalog,
+    options: &Options,
+    stop: &CancellationToken,
+) {
+    let mut drive = Drive::new(options.slow_scale);
+    let mut fleet = Fleet::new(namespace, catalog);
+    let mut pad: Option<Gamepad> = None;
+    let mut seen = 0u32;
+    let mut connected = false;
+    let mut next_scan = Instant::now();
+    while !stop.is_cancelled() {
+        if Instant::now() >= next_scan {
+            fleet.rescan();
+            next_scan = Instant::now() + RESCAN;
+        }
+        if pad.is_none() {
+            pad = Gamepad::open_with(namespace, catalog, options.gamepad).ok();
+            seen = pad.as_ref().map_or(0, Gamepad::change_count);
+        }
+        let state = match &pad {
+            Some(p) => match p.wait_for_change(seen, WAIT) {
+                Ok(now) => {
+                    seen = now;
+                    p.state().unwrap_or(GamepadState::NEUTRAL)
+                }
+                // Superseded: the receiver restarted; open its new buffer.
+                Err(_) => {
+                    pad = None;
+                    GamepadState::NEUTRAL
+                }
+            },
+            None => {
+                std::thread::sleep(WAIT);
+                GamepadState::NEUTRAL
+            }
+        };
+        if state.connected != connected {
+            connected = state.connected;
+            tracing::info!(gamepad = options.gamepad, connected, "gamepad");
+        }
+        let was_slow = drive.slow();
+        let target = drive.update(&state);
+        if drive.slow() != was_slow {
+            tracing::info!(slow = drive.slow(), "slow mode");
+        }
+        fleet.drive(target);
+    }
+    fleet.drive(Target::STOP);
+    tracing::info!(devices = fleet.len(), "teleop stopped; motors set to 0");
+}

@@ -1,0 +1,119 @@
+//! The control law, free of I/O so that it can be read and tested on its own: stick y axes
+//! to motor duty cycles, and the slow-mode toggle on the press (not the hold) of button A.
+
+use pitcrew_buffer::{Button, GamepadState};
+
+/// Duty cycles for the two motors of a koala-bear, each in [-1, 1].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Target {
+    /// `duty_cycle_a`.
+    pub a: f32,
+    /// `duty_cycle_b`.
+    pub b: f32,
+}
+
+impl Target {
+    /// Motors stopped.
+    pub const STOP: Target = Target { a: 0.0, b: 0.0 };
+}
+
+/// The driver's state across gamepad readings.
+#[derive(Debug, Clone)]
+pub struct Drive {
+    slow_scale: f32,
+    slow: bool,
+    a_was_pressed: bool,
+}
+
+impl Drive {
+    /// A drive at full speed, slowed to `slow_scale` while slow mode is on.
+    pub fn new(slow_scale: f32) -> Drive {
+        Drive {
+            slow_scale,
+            slow: false,
+            a_was_pressed: false,
+        }
+    }
+
+    /// Whether slow mode is on.
+    pub fn slow(&self) -> bool {
+        self.slow
+    }
+
+    /// The motors' target for one reading. A disconnected gamepad reads neutral, so it
+    /// stops the motors; its buttons read released, so slow mode survives a reconnect.
+    pub fn update(&mut self, pad: &GamepadState) -> Target {
+        let a = pad.pressed(Button::A);
+        if a && !self.a_was_pressed {
+            self.slow = !self.slow;
+        }
+        self.a_was_pressed = a;
+        let scale = if self.slow { self.slow_scale } else { 1.0 };
+        Target {
+            a: (pad.left_y() * scale).clamp(-1.0, 1.0),
+            b: (pad.right_y() * scale).clamp(-1.0, 1.0),
+        }
+    }
+}
+
+/// `--slow-scale`: a factor in (0, 1].
+pub fn parse_scale(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(x) if x > 0.0 && x <= 1.0 => Ok(x),
+        _ => Err("expected a factor greater than 0 and at most 1 (e.g. 0.3)".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pad(ly: f32, ry: f32, a: bool) -> GamepadState {
+        GamepadState {
+            connected: true,
+            buttons: u32::from(a) << (Button::A as u32),
+            axes: [0.0, ly, 0.0, ry],
+        }
+    }
+
+    #[test]
+    fn sticks_drive_the_motors_and_a_press_toggles_slow_mode() {
+        let mut drive = Drive::new(0.5);
+        assert_eq!(
+            drive.update(&pad(0.8, -0.4, false)),
+            Target { a: 0.8, b: -0.4 }
+        );
+        // Press A: slow from this reading on; holding it does not toggle again.
+        assert_eq!(
+            drive.update(&pad(0.8, -0.4, true)),
+            Target { a: 0.4, b: -0.2 }
+        );
+        assert_eq!(
+            drive.update(&pad(0.8, -0.4, true)),
+            Target { a: 0.4, b: -0.2 }
+        );
+        assert!(drive.slow());
+        // Release, press again: full speed.
+        drive.update(&pad(0.0, 0.0, false));
+        assert_eq!(
+            drive.update(&pad(1.0, 1.0, true)),
+            Target { a: 1.0, b: 1.0 }
+        );
+        assert!(!drive.slow());
+    }
+
+    #[test]
+    fn a_lost_gamepad_stops_the_motors() {
+        let mut drive = Drive::new(0.3);
+        drive.update(&pad(1.0, 1.0, false));
+        assert_eq!(drive.update(&GamepadState::NEUTRAL), Target::STOP);
+    }
+
+    #[test]
+    fn slow_scale_is_a_factor() {
+        assert_eq!(parse_scale("0.25"), Ok(0.25));
+        for bad in ["0", "-1", "1.5", "fast", "NaN"] {
+            assert!(parse_scale(bad).is_err(), "{bad}");
+        }
+    }
+}
