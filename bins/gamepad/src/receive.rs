@@ -125,7 +125,7 @@ impl Receiver {
                 let (state, stop) = (state.clone(), stop.clone());
                 move || {
                     if let Some(priority) = realtime {
-                        raise_priority(priority);
+                        pitcrew::realtime::raise_priority("gamepad-receive", priority);
                     }
                     receive_loop(&socket, &state, &stop)
                 }
@@ -191,24 +191,6 @@ fn receive_loop(socket: &UdpSocket, state: &Mutex<State>, stop: &AtomicBool) {
     st.trip(Instant::now(), "receiver stopping");
     let fresh = Pads::new(&st.config.namespace, st.pads.gamepad_type());
     st.pads = fresh;
-}
-
-/// Puts the calling thread in the SCHED_FIFO class at `priority`, so a busy board (a
-/// compiler, user code) does not delay a control datagram or a watchdog trip by a
-/// scheduling quantum. Best effort: without the privilege it stays a normal thread.
-fn raise_priority(priority: u8) {
-    let param = libc::sched_param {
-        sched_priority: i32::from(priority),
-    };
-    // SAFETY: pthread_self() is the calling thread; `param` is a valid, initialised struct
-    // that outlives the call.
-    let rc = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
-    if rc == 0 {
-        tracing::info!(priority, "receive thread runs at real-time priority");
-    } else {
-        let e = std::io::Error::from_raw_os_error(rc);
-        tracing::warn!(priority, error = %e, "cannot raise the receive thread's priority");
-    }
 }
 
 /// Waits until `socket` is readable or `timeout` passes; true when readable.

@@ -13,5 +13,6 @@ pub mod config;
 pub mod endpoint;
 pub mod logging;
 pub mod options;
+pub mod realtime;
 pub mod rpc;
 pub mod signals;

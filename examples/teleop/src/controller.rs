@@ -63,6 +63,9 @@ fn control_loop(
     options: &Options,
     stop: &CancellationToken,
 ) {
+    if let Some(priority) = options.realtime {
+        pitcrew::realtime::raise_priority("teleop", priority);
+    }
     let mut drive = Drive::new(options.slow_scale);
     let mut fleet = Fleet::new(namespace, catalog);
     let mut pad: Option<Gamepad> = None;

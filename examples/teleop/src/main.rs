@@ -36,6 +36,12 @@ pub struct Options {
     #[arg(long, env = "PITCREW_TELEOP_SLOW_SCALE", default_value_t = 0.3,
           value_parser = drive::parse_scale, help_heading = "Teleop")]
     pub slow_scale: f32,
+
+    /// Run the control thread at this SCHED_FIFO priority (1 to 99) so that other load on
+    /// the board cannot delay a stick change; needs CAP_SYS_NICE (warns without it).
+    #[arg(long, env = "PITCREW_TELEOP_REALTIME", value_name = "PRIORITY",
+          value_parser = clap::value_parser!(u8).range(1..=99), help_heading = "Teleop")]
+    pub realtime: Option<u8>,
 }
 
 fn main() -> ExitCode {

@@ -116,7 +116,16 @@ fn main() -> anyhow::Result<()> {
             "10",
         ],
     );
-    let mut teleop = ns.spawn("pitcrew-teleop", &[]);
+    // `--normal-controller` runs the controller without real-time priority, for comparison.
+    let normal = std::env::args().any(|a| a == "--normal-controller");
+    let mut teleop = ns.spawn(
+        "pitcrew-teleop",
+        if normal {
+            &[][..]
+        } else {
+            &["--realtime", "10"][..]
+        },
+    );
     let socket = UdpSocket::bind("127.0.0.1:0")?;
     let to = ("127.0.0.1", control_port);
 
