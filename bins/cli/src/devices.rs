@@ -47,8 +47,16 @@ impl DevicesArgs {
         if self.json {
             return print_value(&list, true);
         }
+        // A broker without `status` (an older one) simply gets no banner.
+        let status = call(config, "status", vec![])
+            .await
+            .ok()
+            .map(|v| to_json(&v));
         let json = to_json(&list);
         let mut out = std::io::stdout().lock();
+        if let Some(banner) = status.as_ref().and_then(estop_banner) {
+            writeln!(out, "{banner}")?;
+        }
         writeln!(
             out,
             "{:<28} {:<14} {:<24} {:<6} {:>8} {:>8} {:>6}",
@@ -82,12 +90,40 @@ impl DevicesArgs {
     }
 }
 
+/// The warning line for a broker whose emergency stop is latched, from its `status`.
+fn estop_banner(status: &serde_json::Value) -> Option<String> {
+    let estop = status.get("estop")?;
+    if estop.get("latched")?.as_bool() != Some(true) {
+        return None;
+    }
+    let ago = estop
+        .get("since")
+        .and_then(serde_json::Value::as_f64)
+        .and_then(|since| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?
+                .as_secs_f64();
+            Some(format!(" {:.0} s ago", (now - since).max(0.0)))
+        })
+        .unwrap_or_default();
+    let discarded = estop
+        .get("writes_discarded")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
+    Some(format!(
+        "EMERGENCY STOP latched{ago}: writes to devices are discarded ({discarded} so far) until the broker restarts"
+    ))
+}
+
 /// Arguments of `pitcrew read`.
 #[derive(Debug, Args)]
 pub struct ReadArgs {
     /// The device's UID (decimal).
     pub uid: String,
-    /// Params to read (all readable ones when none is given).
+    /// Params to read (all readable ones when none is given). The broker asks the device
+    /// (DEV_READ) and answers with the values it sends back, or an error naming the device
+    /// and params when it does not answer within a second.
     pub params: Vec<String>,
     /// Print JSON on one line.
     #[arg(long)]
@@ -201,7 +237,11 @@ impl EstopArgs {
     /// RPC errors.
     pub async fn run(self, config: &Config) -> anyhow::Result<()> {
         let done = call(config, "estop", vec![]).await?;
-        print_value(&done, true)
+        print_value(&done, true)?;
+        eprintln!(
+            "pitcrew: emergency stop latched: the broker discards writes to devices until it restarts"
+        );
+        Ok(())
     }
 }
 
@@ -218,5 +258,17 @@ mod tests {
             serde_json::json!({"duty_cycle": 0.5, "mode": true, "x": "word"})
         );
         assert!(parse_pairs(&["nope".into()]).is_err());
+    }
+
+    #[test]
+    fn a_latched_estop_gets_a_banner() {
+        let released = serde_json::json!({"estop": {"latched": false}});
+        assert_eq!(estop_banner(&released), None);
+        assert_eq!(estop_banner(&serde_json::json!({})), None);
+        let latched =
+            serde_json::json!({"estop": {"latched": true, "since": null, "writes_discarded": 4}});
+        let banner = estop_banner(&latched).unwrap();
+        assert!(banner.starts_with("EMERGENCY STOP latched:"), "{banner}");
+        assert!(banner.contains("(4 so far)"), "{banner}");
     }
 }

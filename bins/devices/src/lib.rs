@@ -5,15 +5,22 @@
 //! accepts virtual devices over TCP; each connection runs a
 //! [`session`] (the host side of the protocol); identified devices live in the
 //! [`registry`] with their buffers; a [`waker`] thread per connected device turns a
-//! consumer's write into a DEV_WRITE without a poll tick; [`service`] is the RPC surface;
-//! [`updates`] multicasts the devices' values.
+//! consumer's write into a DEV_WRITE without a poll tick; [`service`] is the RPC surface,
+//! [`status`] what it reports and [`arrivals`] how a read waits for the device;
+//! [`updates`] multicasts the devices' values; [`estop`] is the emergency-stop latch.
 //! On shutdown every session sends DEV_DISABLE before the process exits.
+//!
+//! Exit status: 0 after a shutdown signal, 1 on a fatal error, 2 on a usage error, and
+//! [`EXIT_ESTOP`] (3) when `--exit-on-estop` is set and an emergency stop happened.
 
+pub mod arrivals;
+pub mod estop;
 pub mod listener;
 pub mod registry;
 pub mod serial;
 pub mod service;
 pub mod session;
+pub mod status;
 pub mod updates;
 pub mod waker;
 
@@ -24,25 +31,54 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use pitcrew::app::ExitStatus;
 use pitcrew::config::Config;
 use pitcrew::options::{parse_duration, SharedOptions};
 use pitcrew_catalog::Catalog;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::estop::Latch;
 use crate::registry::Registry;
+use crate::service::ServiceContext;
 use crate::session::{SessionContext, Timing};
 
 /// How long sessions get to send DEV_DISABLE and close after a shutdown signal: a
 /// DEV_DISABLE is a few bytes, so this only bounds a stuck peer.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(2);
 
+/// Exit status after an emergency stop with `--exit-on-estop`. The supervisor relies on
+/// it: status 3 from the broker means "emergency stop: stop the whole suite" (rather than
+/// "crashed: restart it"). Distinct from 1 (fatal error), 2 (usage) and 130 (interrupt).
+pub const EXIT_ESTOP: u8 = 3;
+
+/// Why the broker stopped without an error; decides the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// A shutdown signal (exit status 0).
+    Shutdown,
+    /// An emergency stop with `--exit-on-estop` (exit status [`EXIT_ESTOP`]).
+    EmergencyStop,
+}
+
+impl From<Stopped> for ExitStatus {
+    fn from(stopped: Stopped) -> Self {
+        match stopped {
+            Stopped::Shutdown => ExitStatus::SUCCESS,
+            Stopped::EmergencyStop => ExitStatus::new(EXIT_ESTOP),
+        }
+    }
+}
+
 /// Command line of `pitcrew-devices`.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "pitcrew-devices",
     version,
-    about = "Smart Device broker: SDP over serial and TCP, shared-memory buffers, device-service RPC"
+    about = "Smart Device broker: SDP over serial and TCP, shared-memory buffers, device-service RPC",
+    after_help = "Exit status: 0 after SIGTERM/SIGINT (every device was sent DEV_DISABLE), \
+                  1 on a fatal error, 2 on a usage error, 3 after an emergency stop when \
+                  --exit-on-estop is set, 130 on a second signal."
 )]
 pub struct Options {
     /// Options shared by every pitcrew binary.
@@ -108,6 +144,14 @@ pub struct Options {
     #[arg(long, env = "PITCREW_SERIAL_RESCAN", default_value = "500ms",
           value_parser = parse_duration, help_heading = "Devices")]
     pub serial_rescan: Duration,
+
+    /// After an emergency stop (the `estop` RPC, e.g. `pitcrew estop`), answer it, disable
+    /// every device, shut down and exit with status 3, so a supervisor can stop the whole
+    /// suite. Without it the broker keeps running with the emergency stop latched: writes
+    /// are discarded until it restarts.
+    #[arg(long, env = "PITCREW_EXIT_ON_ESTOP", help_heading = "Devices",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub exit_on_estop: bool,
 }
 
 /// Loads the configured catalog, or the embedded one. A loaded catalog is immutable for the
@@ -123,7 +167,8 @@ fn catalog(config: &Config) -> anyhow::Result<&'static Catalog> {
     }
 }
 
-/// Runs the broker until `shutdown` fires, then disables every device and exits.
+/// Runs the broker until `shutdown` fires (or, with `--exit-on-estop`, until an `estop`
+/// RPC has been answered), then disables every device and returns why it stopped.
 ///
 /// # Errors
 /// When the catalog cannot be loaded or the listener cannot be bound.
@@ -131,7 +176,7 @@ pub async fn run(
     options: Options,
     config: Config,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Stopped> {
     let catalog = catalog(&config)?;
     match pitcrew_buffer::reset_stale(&config.namespace) {
         Ok(reset) if !reset.is_empty() => tracing::warn!(?reset, "reset stale device buffers"),
@@ -139,6 +184,8 @@ pub async fn run(
         Err(e) => tracing::warn!(error = %e, "cannot look for stale device buffers"),
     }
     let registry = Arc::new(Registry::new(&config.namespace, catalog));
+    let latch = Arc::new(Latch::new());
+    let serial_stats = Arc::new(serial::SerialStats::default());
     let listener = listener::bind(options.virtual_addr).await?;
     let bound = listener.local_addr().context("listener address")?;
     tracing::info!(addr = %format!("tcp://{bound}"), "listening for virtual devices");
@@ -151,6 +198,15 @@ pub async fn run(
         },
         shutdown: shutdown.clone(),
         decode_errors: Arc::new(AtomicU64::new(0)),
+        latch: Arc::clone(&latch),
+    };
+    let service_ctx = ServiceContext {
+        registry: Arc::clone(&registry),
+        latch: Arc::clone(&latch),
+        serial: Arc::clone(&serial_stats),
+        decode_errors: Arc::clone(&ctx.decode_errors),
+        exit_on_estop: options.exit_on_estop,
+        read_timeout: arrivals::READ_ANSWER_TIMEOUT,
     };
     let tracker = TaskTracker::new();
     let serial = serial::SerialOptions {
@@ -163,7 +219,12 @@ pub async fn run(
         baud: options.serial_baud,
         rescan: options.serial_rescan,
     };
-    tracker.spawn(serial::discover(serial, ctx.clone(), tracker.clone()));
+    tracker.spawn(serial::discover(
+        serial,
+        ctx.clone(),
+        tracker.clone(),
+        serial_stats,
+    ));
     tracker.spawn(listener::serve(listener, ctx, tracker.clone()));
     let updates = updates::UpdateConfig {
         group: updates::parse_group(&config.update_addr).map_err(anyhow::Error::msg)?,
@@ -179,15 +240,23 @@ pub async fn run(
         updates,
         shutdown.clone(),
     ));
-    let service = service::build(&registry).workers(config.service_workers);
+    let service = service::build(&service_ctx).workers(config.service_workers);
     let service_stop = CancellationToken::new();
     let backend = config.backend_connect();
     let serve = service.serve(&backend, service_stop.clone());
     tokio::pin!(serve);
+    let mut stopped = Stopped::Shutdown;
     let early = tokio::select! {
         served = &mut serve => Some(served),
         _ = shutdown.cancelled() => None,
+        _ = latch.answered(), if options.exit_on_estop => {
+            tracing::warn!(exit_status = EXIT_ESTOP, "emergency stop answered: shutting down (--exit-on-estop)");
+            stopped = Stopped::EmergencyStop;
+            None
+        }
     };
+    // Sessions send DEV_DISABLE again as they close; the service stops last, so the
+    // answer to an `estop` call leaves before the process does.
     shutdown.cancel();
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_DEADLINE, tracker.wait())
@@ -205,5 +274,45 @@ pub async fn run(
         tracing::warn!(error = %e, "device-service ended with an error");
     }
     drop(registry);
-    Ok(())
+    Ok(stopped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_on_estop_parses_and_is_wired_to_its_environment_variable() {
+        let o = Options::try_parse_from(["pitcrew-devices"]).map(|o| o.exit_on_estop);
+        assert!(matches!(o, Ok(false)));
+        let o = Options::try_parse_from(["pitcrew-devices", "--exit-on-estop"]);
+        assert!(matches!(o.map(|o| o.exit_on_estop), Ok(true)));
+        let arg = <Options as clap::CommandFactory>::command()
+            .get_arguments()
+            .find(|a| a.get_id() == "exit_on_estop")
+            .map(|a| {
+                (
+                    a.get_env().map(ToOwned::to_owned),
+                    a.get_help_heading().map(str::to_owned),
+                )
+            });
+        assert_eq!(
+            arg,
+            Some((
+                Some(std::ffi::OsString::from("PITCREW_EXIT_ON_ESTOP")),
+                Some("Devices".to_owned())
+            ))
+        );
+    }
+
+    #[test]
+    fn help_documents_the_estop_exit_status() {
+        let help = <Options as clap::CommandFactory>::command()
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("--exit-on-estop"), "{help}");
+        assert!(help.contains("3 after an emergency stop"), "{help}");
+        assert_eq!(ExitStatus::from(Stopped::EmergencyStop).code(), EXIT_ESTOP);
+        assert_eq!(ExitStatus::from(Stopped::Shutdown), ExitStatus::SUCCESS);
+    }
 }

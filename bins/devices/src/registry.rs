@@ -6,13 +6,15 @@
 //! presenting a UID that is already connected is refused, and the first keeps working.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use pitcrew_buffer::{BufferError, Owner, SegmentKey};
 use pitcrew_catalog::{Catalog, DeviceType, Uid};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::arrivals::Arrivals;
 
 /// Commands other parts of the broker (RPC, estop, shutdown) send to a device's session.
 #[derive(Debug)]
@@ -21,6 +23,9 @@ pub enum Command {
     Disable,
     /// Send an HB_REQ and report the round trip on the channel.
     Heartbeat(oneshot::Sender<Duration>),
+    /// Emergency stop: drop pending consumer writes, send DEV_DISABLE and the catalog's
+    /// safe values, and report on the channel once both are written to the line.
+    Estop(oneshot::Sender<()>),
 }
 
 /// How many commands may wait for a session; a full queue means the session is stuck, and
@@ -40,6 +45,11 @@ pub struct Counters {
     pub timeouts: AtomicU64,
     /// Connections of this UID (first one included).
     pub connections: AtomicU64,
+    /// Consumer writes dropped because the emergency stop is latched.
+    pub writes_discarded: AtomicU64,
+    /// Whether the first discarded write of this device was logged (later ones are only
+    /// counted, so a controller writing at 1 kHz cannot flood the log).
+    pub discard_logged: AtomicBool,
 }
 
 /// Why a device could not be attached.
@@ -79,6 +89,7 @@ struct Entry {
     connected_since: Option<SystemTime>,
     link: Option<Link>,
     counters: Arc<Counters>,
+    arrivals: Arc<watch::Sender<Arrivals>>,
 }
 
 /// The session of a connected device, as seen from the outside.
@@ -99,6 +110,8 @@ pub struct Attached {
     pub link_id: u64,
     /// Commands for the session.
     pub commands: mpsc::Receiver<Command>,
+    /// Where the session records the params each DEV_DATA brought (read RPCs wait on it).
+    pub arrivals: Arc<watch::Sender<Arrivals>>,
 }
 
 /// A device as `list_devices` reports it.
@@ -190,6 +203,7 @@ impl Registry {
                     connected_since: None,
                     link: None,
                     counters: Arc::new(Counters::default()),
+                    arrivals: Arc::new(watch::Sender::new(Arrivals::default())),
                 })
             }
         };
@@ -205,6 +219,7 @@ impl Registry {
             counters: Arc::clone(&entry.counters),
             link_id: id,
             commands: rx,
+            arrivals: Arc::clone(&entry.arrivals),
         })
     }
 
@@ -251,6 +266,11 @@ impl Registry {
     /// The buffer of `uid`, if the device was ever connected.
     pub fn owner(&self, uid: Uid) -> Option<Arc<Owner>> {
         self.lock().get(&uid).map(|e| Arc::clone(&e.owner))
+    }
+
+    /// A view of the DEV_DATA arrivals of `uid`, if the device was ever connected.
+    pub fn arrivals(&self, uid: Uid) -> Option<watch::Receiver<Arrivals>> {
+        self.lock().get(&uid).map(|e| e.arrivals.subscribe())
     }
 
     /// The command queue of `uid`'s session, if connected.

@@ -7,7 +7,7 @@
 //! once) with a periodic rescan as fallback ([`SerialOptions::rescan`]). Patterns support `*` and `?` in the
 //! file name only (the directory part is literal), which covers device paths.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio_serial::{DataBits, FlowControl, Parity, SerialPortBuilderExt, StopBits};
 use tokio_util::task::TaskTracker;
 
-use crate::session::{self, SessionContext};
+use crate::session::{self, SessionContext, SessionEnd};
 
 /// Serial discovery settings.
 #[derive(Debug, Clone)]
@@ -27,6 +27,45 @@ pub struct SerialOptions {
     pub baud: u32,
     /// Interval between scans.
     pub rescan: Duration,
+}
+
+/// What discovery did with one port so far (served by the `status` RPC, so a test or an
+/// operator can see that a silent port is being retried rather than forgotten).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PortStats {
+    /// Times the port was opened (each one starts a session).
+    pub opens: u64,
+    /// Times it could not be opened.
+    pub open_failures: u64,
+    /// Sessions that ended because nothing identified itself within the discovery limit.
+    pub discovery_timeouts: u64,
+    /// Whether a session runs on it now.
+    pub active: bool,
+}
+
+/// Per-port discovery counters, keyed by path. Holds only paths that matched a pattern,
+/// so it is bounded by the ports that exist.
+#[derive(Debug, Default)]
+pub struct SerialStats {
+    ports: Mutex<BTreeMap<String, PortStats>>,
+}
+
+impl SerialStats {
+    fn update(&self, port: &str, f: impl FnOnce(&mut PortStats)) {
+        let mut ports = self
+            .ports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(ports.entry(port.to_owned()).or_default());
+    }
+
+    /// A copy of every port's counters.
+    pub fn snapshot(&self) -> BTreeMap<String, PortStats> {
+        self.ports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// Whether `name` matches `pattern` (`*` any run, `?` one character).
@@ -157,8 +196,13 @@ fn watch_dirs(patterns: &[String], wake: Arc<tokio::sync::Notify>) -> Option<Ino
     spawned.ok().map(|_| InotifyGuard(stop))
 }
 
-/// Scans and opens ports until shutdown.
-pub async fn discover(options: SerialOptions, ctx: SessionContext, tracker: TaskTracker) {
+/// Scans and opens ports until shutdown, counting what happens to each in `stats`.
+pub async fn discover(
+    options: SerialOptions,
+    ctx: SessionContext,
+    tracker: TaskTracker,
+    stats: Arc<SerialStats>,
+) {
     if options.patterns.is_empty() {
         return;
     }
@@ -196,14 +240,28 @@ pub async fn discover(options: SerialOptions, ctx: SessionContext, tracker: Task
             match opened {
                 Ok(stream) => {
                     failed_logged.remove(&path);
+                    stats.update(&name, |s| {
+                        s.opens += 1;
+                        s.active = true;
+                    });
                     tracing::info!(port = %name, baud = options.baud, "serial port opened");
                     let ctx = ctx.clone();
+                    let stats = Arc::clone(&stats);
                     tracker.spawn(async move {
                         let _guard = guard;
-                        session::run(stream, name, ctx).await
+                        let end = session::run(stream, name.clone(), ctx).await;
+                        stats.update(&name, |s| {
+                            s.active = false;
+                            s.discovery_timeouts += u64::from(end == SessionEnd::DiscoveryTimeout);
+                        });
+                        if end == SessionEnd::DiscoveryTimeout {
+                            tracing::info!(port = %name, "nothing identified itself; the port will be retried at the next scan");
+                        }
+                        end
                     });
                 }
                 Err(e) => {
+                    stats.update(&name, |s| s.open_failures += 1);
                     if failed_logged.insert(path.clone()) {
                         tracing::warn!(port = %name, error = %e, "cannot open serial port; will retry");
                     }

@@ -1,13 +1,15 @@
 //! `device-service`: the broker's RPC methods. Reads, writes and subscriptions go through
 //! the device's shared-memory buffer (so an RPC write takes exactly the path of a
-//! controller's write); disable, heartbeat and estop are commands to the sessions.
+//! controller's write, and an RPC read asks the device exactly like a controller's read
+//! request); disable, heartbeat and estop are commands to the sessions; `status` reports
+//! on the broker itself.
 //!
 //! UIDs are decimal strings; values are converted by the catalog type of each param.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use pitcrew::codec::{self, Value};
 use pitcrew::rpc::{ErrorCode, RpcError, Service};
@@ -16,7 +18,28 @@ use pitcrew_catalog::Uid;
 use serde_json::json;
 use tokio::sync::oneshot;
 
-use crate::registry::{Command, DeviceInfo, Registry};
+use crate::arrivals::{self, FreshReadError};
+use crate::estop::{self, Latch};
+use crate::registry::{Command, Registry};
+use crate::serial::SerialStats;
+use crate::status::{self, StatusSources};
+
+/// What the service works with: the broker's shared state and its settings.
+#[derive(Debug, Clone)]
+pub struct ServiceContext {
+    /// The devices.
+    pub registry: Arc<Registry>,
+    /// The emergency-stop latch.
+    pub latch: Arc<Latch>,
+    /// Serial discovery counters.
+    pub serial: Arc<SerialStats>,
+    /// Decode errors on every connection.
+    pub decode_errors: Arc<AtomicU64>,
+    /// Whether the broker exits after an emergency stop (reported by `status`).
+    pub exit_on_estop: bool,
+    /// How long `read` waits for the device's answer.
+    pub read_timeout: Duration,
+}
 
 /// How long `heartbeat` waits for the HB_RES.
 const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -43,48 +66,65 @@ fn owner_of(registry: &Registry, uid: &str) -> Result<(Uid, Arc<Owner>), RpcErro
     Ok((uid, owner))
 }
 
-/// The JSON form of one device for `list_devices`.
-pub fn device_json(d: &DeviceInfo) -> serde_json::Value {
-    let since = d
-        .connected_since
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|t| t.as_secs_f64());
-    json!({
-        "uid": d.uid.to_string(),
-        "type": d.type_name,
-        "port": d.port,
-        "connected_since": since,
-        "valid": d.valid,
-        "counters": {
-            "to_device": d.to_device,
-            "from_device": d.from_device,
-            "decode_errors": d.counters.decode_errors.load(Ordering::Relaxed),
-            "invalid_types": d.counters.invalid_types.load(Ordering::Relaxed),
-            "device_errors": d.counters.device_errors.load(Ordering::Relaxed),
-            "timeouts": d.counters.timeouts.load(Ordering::Relaxed),
-            "connections": d.counters.connections.load(Ordering::Relaxed),
-        },
-    })
-}
-
-/// Current readable values of `params` (all readable params when `None`).
-fn read_values(owner: &Owner, params: Option<Vec<String>>) -> Result<Value, RpcError> {
+/// The params a `read` asks for: the given ones, each checked to exist and be readable,
+/// or every readable param when none is given.
+fn readable_names(owner: &Owner, params: Option<Vec<String>>) -> Result<Vec<String>, RpcError> {
     let ty = owner.device_type();
-    let names: Vec<String> = match params {
-        Some(p) if !p.is_empty() => p,
-        _ => ty
+    match params {
+        Some(names) if !names.is_empty() => {
+            for name in &names {
+                match ty.param(name) {
+                    Some(p) if p.readable() => {}
+                    Some(_) => {
+                        return Err(invalid(format!(
+                            "param {name:?} of {} is not readable",
+                            ty.name()
+                        )))
+                    }
+                    None => return Err(invalid(format!("{} has no param {name:?}", ty.name()))),
+                }
+            }
+            Ok(names)
+        }
+        _ => Ok(ty
             .params()
             .iter()
             .filter(|p| p.readable())
             .map(|p| p.name().to_owned())
-            .collect(),
-    };
+            .collect()),
+    }
+}
+
+/// The buffer's current values of `names` as a `{param: value}` map.
+fn read_values(owner: &Owner, names: &[String]) -> Result<Value, RpcError> {
     let mut out = serde_json::Map::new();
     for name in names {
-        let v = owner.get_value(&name).map_err(failed)?;
-        out.insert(name, v.to_json());
+        let v = owner.get_value(name).map_err(failed)?;
+        out.insert(name.clone(), v.to_json());
     }
     Ok(codec::from_json(&serde_json::Value::Object(out)))
+}
+
+/// `read(uid, params?)`: asks the device (DEV_READ) and answers with the values it sent.
+async fn read(
+    ctx: &ServiceContext,
+    uid: &str,
+    params: Option<Vec<String>>,
+) -> Result<Value, RpcError> {
+    let (uid, owner) = owner_of(&ctx.registry, uid)?;
+    let names = readable_names(&owner, params)?;
+    arrivals::read_fresh(&ctx.registry, uid, &owner, &names, ctx.read_timeout)
+        .await
+        .map_err(|e| {
+            let code = match e {
+                FreshReadError::NoAnswer { .. } => ErrorCode::Timeout,
+                _ => ErrorCode::HandlerFailed,
+            };
+            RpcError::new(code, e.to_string())
+                .with("uid", uid.to_string())
+                .with("params", names.join(","))
+        })?;
+    read_values(&owner, &names)
 }
 
 /// Writes `{param: value}` into the write block as one version (one DEV_WRITE).
@@ -137,62 +177,64 @@ fn send_all(
     Ok(done)
 }
 
-/// Emergency stop: DEV_DISABLE to every device and the catalog's safe values written.
-pub fn estop(registry: &Registry) -> Vec<String> {
-    let uids = registry.connected();
-    for &uid in &uids {
-        if let Some(tx) = registry.commands(uid) {
-            let _ = tx.try_send(Command::Disable);
-        }
-    }
-    for info in registry.list() {
-        let Some(owner) = registry.owner(info.uid) else {
-            continue;
-        };
-        let safe: Vec<(&str, pitcrew_catalog::Value)> = owner
-            .device_type()
-            .params()
-            .iter()
-            .filter(|p| p.writeable())
-            .filter_map(|p| p.safe().map(|v| (p.name(), v)))
-            .collect();
-        if !safe.is_empty() && owner.is_valid() {
-            if let Err(e) = owner.write_values(&safe) {
-                tracing::warn!(uid = %info.uid, error = %e, "estop: cannot write safe values");
-            }
-        }
-    }
-    tracing::warn!(devices = uids.len(), "emergency stop");
-    uids.iter().map(ToString::to_string).collect()
-}
-
-/// Builds `device-service` over `registry`.
-pub fn build(registry: &Arc<Registry>) -> Service {
+/// Builds `device-service` over the broker's state.
+pub fn build(ctx: &ServiceContext) -> Service {
     let mut s = Service::new("device");
-    let r = Arc::clone(registry);
+    let c = ctx.clone();
     s.register("list_devices", &[], move |()| {
-        let r = Arc::clone(&r);
+        let c = c.clone();
         async move {
-            let list: Vec<serde_json::Value> = r.list().iter().map(device_json).collect();
+            let list: Vec<serde_json::Value> = c
+                .registry
+                .list()
+                .iter()
+                .map(|d| status::device_json(d, &c.latch))
+                .collect();
             Ok::<_, RpcError>(codec::from_json(&serde_json::Value::Array(list)))
         }
     });
-    let r = Arc::clone(registry);
+    let c = ctx.clone();
+    s.register("status", &[], move |()| {
+        let c = c.clone();
+        async move {
+            let json = status::status_json(StatusSources {
+                registry: &c.registry,
+                latch: &c.latch,
+                serial: &c.serial,
+                decode_errors: &c.decode_errors,
+                exit_on_estop: c.exit_on_estop,
+            });
+            Ok::<_, RpcError>(codec::from_json(&json))
+        }
+    });
+    let c = ctx.clone();
     s.register(
         "read",
         &["uid", "params"],
         move |(uid, params): (String, Option<Vec<String>>)| {
-            let r = Arc::clone(&r);
-            async move { read_values(&owner_of(&r, &uid)?.1, params) }
+            let c = c.clone();
+            async move { read(&c, &uid, params).await }
         },
     );
+    let registry = &ctx.registry;
+    let latch = Arc::clone(&ctx.latch);
     let r = Arc::clone(registry);
     s.register(
         "write",
         &["uid", "values"],
         move |(uid, values): (String, BTreeMap<String, Value>)| {
-            let r = Arc::clone(&r);
-            async move { write_values(&owner_of(&r, &uid)?.1, values) }
+            let (r, latch) = (Arc::clone(&r), Arc::clone(&latch));
+            async move {
+                let (uid, owner) = owner_of(&r, &uid)?;
+                // Refused rather than silently discarded: the caller is told why.
+                if latch.is_engaged() {
+                    return Err(failed(format!(
+                        "emergency stop latched: the write to {uid} is not forwarded; \
+                         writes are discarded until the broker restarts"
+                    )));
+                }
+                write_values(&owner, values)
+            }
         },
     );
     let r = Arc::clone(registry);
@@ -248,11 +290,15 @@ pub fn build(registry: &Arc<Registry>) -> Service {
         let r = Arc::clone(&r);
         async move { heartbeat(&r, &uid).await }
     });
-    let r = Arc::clone(registry);
+    let c = ctx.clone();
     s.register("estop", &[], move |()| {
-        let r = Arc::clone(&r);
+        let c = c.clone();
         async move {
-            let done = estop(&r);
+            let done = estop::run(&c.registry, &c.latch).await;
+            // The reply is sent as this future returns; with --exit-on-estop the broker
+            // starts its shutdown on this mark and stops the service last, so the caller
+            // gets the answer before the process exits.
+            c.latch.mark_answered();
             Ok::<_, RpcError>(Value::from(
                 done.into_iter().map(Value::from).collect::<Vec<_>>(),
             ))

@@ -14,9 +14,11 @@ use pitcrew_catalog::{DeviceType, Uid};
 use pitcrew_sdp::message::Direction;
 use pitcrew_sdp::{ErrorCode, FrameDecoder, Message, MessageType, Packet, ParamData, ParamWidths};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::arrivals::Arrivals;
+use crate::estop::{self, Latch};
 use crate::registry::{AttachError, Command, Counters, Registry};
 use crate::waker::Waker;
 
@@ -52,6 +54,8 @@ pub struct SessionContext {
     pub shutdown: CancellationToken,
     /// Decode errors on all connections (including unidentified ones).
     pub decode_errors: Arc<AtomicU64>,
+    /// The emergency-stop latch: while engaged, consumer writes are discarded.
+    pub latch: Arc<Latch>,
 }
 
 /// How a session ended.
@@ -175,6 +179,8 @@ where
         uid,
         owner: attached.owner,
         counters: attached.counters,
+        arrivals: attached.arrivals,
+        latch: Arc::clone(&ctx.latch),
         read_widths: ParamWidths::new(),
         heartbeats: HeartbeatTable::default(),
         last_valid: Instant::now(),
@@ -315,6 +321,8 @@ struct Active {
     uid: Uid,
     owner: Arc<Owner>,
     counters: Arc<Counters>,
+    arrivals: Arc<watch::Sender<Arrivals>>,
+    latch: Arc<Latch>,
     read_widths: ParamWidths,
     heartbeats: HeartbeatTable,
     last_valid: Instant,
@@ -338,6 +346,12 @@ impl Active {
         );
         host.send(&sub_req(params, interval)).await?;
         self.owner.count_to_device(1);
+        if self.latch.is_engaged() {
+            // A device that (re)connects after an emergency stop stays disabled.
+            host.send(&Message::DevDisable).await?;
+            self.owner.count_to_device(1);
+            tracing::warn!(uid = %self.uid, port = %host.port, "emergency stop latched: device disabled on connect");
+        }
         let mut heartbeat = tokio::time::interval(ty.heartbeat_interval());
         let mut buf = [0u8; READ_CHUNK];
         let mut frames = Vec::new();
@@ -363,6 +377,13 @@ impl Active {
                     Some(Command::Heartbeat(reply)) => {
                         let id = self.heartbeats.start(Some(reply));
                         host.send(&Message::HbReq(id)).await?;
+                    }
+                    Some(Command::Estop(reply)) => {
+                        let (out, count) = self.estop_frames();
+                        host.send_raw(&out).await?;
+                        host.writer.flush().await?;
+                        self.owner.count_to_device(count);
+                        let _ = reply.send(());
                     }
                     None => {}
                 },
@@ -419,8 +440,10 @@ impl Active {
         match msg {
             Message::DevData(data) => {
                 let values = packet.payload().get(2..).unwrap_or_default();
-                if let Err(e) = self.owner.set_raw(u64::from(data.bitmap()), values) {
-                    tracing::warn!(uid = %self.uid, error = %e, "cannot store DEV_DATA");
+                let bits = u64::from(data.bitmap());
+                match self.owner.set_raw(bits, values) {
+                    Ok(()) => self.arrivals.send_modify(|a| a.record(bits)),
+                    Err(e) => tracing::warn!(uid = %self.uid, error = %e, "cannot store DEV_DATA"),
                 }
             }
             Message::HbReq(id) => {
@@ -451,7 +474,9 @@ impl Active {
             );
         }
         if let Ok(bits) = owner.take_write() {
-            if bits != 0 {
+            if bits != 0 && self.latch.is_engaged() {
+                self.discard_writes(bits);
+            } else if bits != 0 {
                 count += self.write_frames(bits, &mut out);
             }
         }
@@ -465,6 +490,47 @@ impl Active {
         }
         owner.count_to_device(count as u64);
         out
+    }
+
+    /// Drops consumer writes of `bits` because the emergency stop is latched: counted per
+    /// device and in total, logged for the first one of the device only.
+    fn discard_writes(&self, bits: u64) {
+        self.counters
+            .writes_discarded
+            .fetch_add(1, Ordering::Relaxed);
+        self.latch.count_discarded();
+        if !self.counters.discard_logged.swap(true, Ordering::Relaxed) {
+            let params = estop::param_names(self.owner.device_type(), bits);
+            tracing::warn!(uid = %self.uid, params = %params, "emergency stop latched: write discarded (further ones for this device are only counted)");
+        }
+    }
+
+    /// The bytes of an emergency stop for this device: DEV_DISABLE, then DEV_WRITE of the
+    /// catalog's safe values (encoded from the catalog, never read back from the buffer, so
+    /// a consumer writing at the same moment cannot slip its value in). Pending consumer
+    /// writes are discarded, and the safe values are stored as the desired values so the
+    /// buffer shows what the device was told. Returns the bytes and the message count.
+    fn estop_frames(&self) -> (Vec<u8>, u64) {
+        if let Ok(bits) = self.owner.take_write() {
+            if bits != 0 {
+                self.discard_writes(bits);
+            }
+        }
+        let ty = self.owner.device_type();
+        let safe = estop::safe_values(ty);
+        if !safe.is_empty() {
+            let named: Vec<(&str, pitcrew_catalog::Value)> =
+                safe.iter().map(|(p, v)| (p.name(), *v)).collect();
+            if let Err(e) = self.owner.write_values(&named) {
+                tracing::warn!(uid = %self.uid, error = %e, "estop: cannot store the safe values in the buffer");
+            }
+            // Our own store set `write` bits; the values go out below, from the catalog.
+            let _ = self.owner.take_write();
+        }
+        let mut out = Vec::new();
+        let count = estop::frames(&safe, &mut out);
+        tracing::info!(uid = %self.uid, safe = safe.len(), "emergency stop: DEV_DISABLE and safe values sent");
+        (out, count)
     }
 
     /// Frames DEV_WRITE(s) carrying the desired values of `bits`; returns how many.

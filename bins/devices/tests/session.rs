@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pitcrew_catalog::{Catalog, Uid};
+use pitcrew_devices::estop::{self, Latch};
 use pitcrew_devices::registry::Registry;
 use pitcrew_devices::session::{self, SessionContext, SessionEnd, Timing};
 use pitcrew_sdp::{ErrorCode, FrameDecoder, Message, ParamData, ParamWidths};
@@ -18,6 +19,7 @@ fn ctx(ns: &str, timing: Timing) -> SessionContext {
         timing,
         shutdown: CancellationToken::new(),
         decode_errors: Arc::new(AtomicU64::new(0)),
+        latch: Arc::new(Latch::new()),
     }
 }
 
@@ -177,4 +179,94 @@ async fn discovery_gives_up() {
     let (host_end, _dev) = tokio::io::duplex(1 << 16);
     let end = session::run(host_end, "test".into(), ctx(&ns, timing)).await;
     assert_eq!(end, SessionEnd::DiscoveryTimeout);
+}
+
+/// Reads whatever frames arrive within `window`, decoded with `widths`.
+async fn drain(dev: &mut DuplexStream, widths: &ParamWidths, window: Duration) -> Vec<Vec<u8>> {
+    let mut decoder = FrameDecoder::new();
+    let mut buf = [0u8; 512];
+    let mut packets = Vec::new();
+    let _ = tokio::time::timeout(window, async {
+        loop {
+            let n = dev.read(&mut buf).await.unwrap();
+            if n == 0 {
+                return;
+            }
+            for p in decoder.decode(&buf[..n]) {
+                let p = p.unwrap();
+                // Keep the raw packet; the test decodes what it looks for.
+                let _ = Message::from_packet(&p, widths).unwrap();
+                packets.push(p.as_bytes().to_vec());
+            }
+        }
+    })
+    .await;
+    packets
+}
+
+#[tokio::test]
+async fn an_estop_disables_sends_safe_values_and_discards_later_writes() {
+    let ns = ns("estop");
+    let ctx = ctx(&ns, Timing::default());
+    let registry = Arc::clone(&ctx.registry);
+    let (host_end, mut dev) = tokio::io::duplex(1 << 16);
+    let task = tokio::spawn(session::run(host_end, "test".into(), ctx.clone()));
+    expect(&mut dev, "PING", |m| *m == Message::Ping).await;
+    let uid = Uid::new(12, 0, 42);
+    send(
+        &mut dev,
+        Message::SubRes {
+            params: 0,
+            interval_ms: 0,
+            uid,
+        },
+    )
+    .await;
+    expect(&mut dev, "default SUB_REQ", |m| {
+        matches!(m, Message::SubReq { .. })
+    })
+    .await;
+
+    let done = estop::run(&registry, &ctx.latch).await;
+    assert_eq!(done, [uid.to_string()]);
+    assert!(ctx.latch.is_engaged());
+    let ty = Arc::clone(Catalog::embedded().get("polar-bear").unwrap());
+    let widths = session::widths(&ty, false);
+    // Confirmed means on the line: both frames are readable now.
+    let packets = drain(&mut dev, &widths, Duration::from_millis(200)).await;
+    let kinds: Vec<u8> = packets
+        .iter()
+        .map(|p| p[0])
+        .filter(|&t| t != 0x17)
+        .collect();
+    assert_eq!(
+        kinds,
+        [0x16, 0x14],
+        "DEV_DISABLE then DEV_WRITE: {packets:02x?}"
+    );
+    // DEV_WRITE(duty_cycle = 0.0), encoded from the catalog's safe value.
+    let write = packets.iter().find(|p| p[0] == 0x14).unwrap();
+    assert_eq!(write, &[0x14, 0x06, 0x01, 0x00, 0, 0, 0, 0, 0x13]);
+
+    // A consumer write after the estop is counted and dropped, never sent.
+    let owner = registry.owner(uid).unwrap();
+    owner
+        .write_value("duty_cycle", pitcrew_catalog::Value::F32(0.5))
+        .unwrap();
+    let counters = Arc::clone(&registry.list()[0].counters);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while counters
+        .writes_discarded
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 0
+    {
+        assert!(std::time::Instant::now() < deadline, "write never taken");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let after = drain(&mut dev, &widths, Duration::from_millis(100)).await;
+    assert!(after.iter().all(|p| p[0] != 0x14), "{after:02x?}");
+    assert_eq!(ctx.latch.discarded(), 1);
+
+    ctx.shutdown.cancel();
+    assert_eq!(task.await.unwrap(), SessionEnd::Shutdown);
 }

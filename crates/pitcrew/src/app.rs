@@ -26,8 +26,46 @@ pub const STAGE_STOP_DEADLINE: Duration = Duration::from_millis(2500);
 /// usage error, reported by option parsing; 130 is a second interrupt).
 pub const EXIT_FAILURE: u8 = 1;
 
+/// The exit status a daemon's body chose for a stop without an error.
+///
+/// Most bodies return `Ok(())`, which is status 0 (`impl From<()>`). A body that has to tell
+/// its supervisor *why* it stopped cleanly (the device broker exits with 3 after an
+/// emergency stop, so the supervisor stops the whole suite instead of restarting it)
+/// returns its own type convertible into this one. Statuses 1, 2 and 130 keep the meanings
+/// of [`EXIT_FAILURE`]; a body should not reuse them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExitStatus(u8);
+
+impl ExitStatus {
+    /// A clean stop.
+    pub const SUCCESS: ExitStatus = ExitStatus(0);
+
+    /// The status `code`.
+    pub const fn new(code: u8) -> Self {
+        ExitStatus(code)
+    }
+
+    /// The numeric status.
+    pub const fn code(self) -> u8 {
+        self.0
+    }
+}
+
+impl From<()> for ExitStatus {
+    fn from((): ()) -> Self {
+        ExitStatus::SUCCESS
+    }
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        ExitCode::from(status.0)
+    }
+}
+
 /// Runs a daemon: resolves `shared`, starts logging as `app`, builds the tokio runtime,
-/// wires signals to a shutdown token, runs `body`, and maps its result to an exit code.
+/// wires signals to a shutdown token, runs `body`, and maps its result to an exit code:
+/// `Ok(t)` exits with `t.into()` ([`ExitStatus`]; `()` is 0), `Err` with [`EXIT_FAILURE`].
 /// A fatal error is reported as one log line and on stderr with its causes (`{:#}`).
 ///
 /// The runtime is single-threaded on purpose: a daemon's work is short, I/O-bound steps
@@ -35,10 +73,11 @@ pub const EXIT_FAILURE: u8 = 1;
 /// wake-ups that dominate round trips on a small board. Measured here: a service answered
 /// direct calls in 117 µs p50 on a current-thread runtime against about 200 µs on a
 /// multi-thread one. Blocking work (futex waits, serial termios) belongs on its own thread.
-pub fn main<F, Fut, E>(app: &'static str, shared: &SharedOptions, body: F) -> ExitCode
+pub fn main<F, Fut, T, E>(app: &'static str, shared: &SharedOptions, body: F) -> ExitCode
 where
     F: FnOnce(Config, CancellationToken) -> Fut,
-    Fut: Future<Output = Result<(), E>>,
+    Fut: Future<Output = Result<T, E>>,
+    T: Into<ExitStatus>,
     E: Display,
 {
     let config = Config::resolve(shared);
@@ -59,9 +98,12 @@ where
             tracing::error!(error = %e, "cannot install signal handlers");
             return Err(format!("cannot install signal handlers: {e}"));
         }
-        let result = body(config, shutdown).await.map_err(|e| format!("{e:#}"));
+        let result = body(config, shutdown)
+            .await
+            .map(Into::into)
+            .map_err(|e| format!("{e:#}"));
         match &result {
-            Ok(()) => tracing::info!("stopped"),
+            Ok(status) => tracing::info!(status = status.code(), "stopped"),
             Err(e) => tracing::error!(error = %e, "stopped on a fatal error"),
         }
         result
@@ -69,7 +111,7 @@ where
     // Do not wait for tasks that ignored shutdown (e.g. blocked in a system call).
     runtime.shutdown_timeout(Duration::from_millis(100));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(status),
         Err(e) => {
             eprintln!("{app}: {e}");
             ExitCode::from(EXIT_FAILURE)
@@ -194,6 +236,14 @@ mod tests {
         stages.run_until_stopped().await.unwrap();
         assert!(started.elapsed() < STAGE_STOP_DEADLINE);
         assert_eq!(*order.lock().unwrap(), ["third", "second", "first"]);
+    }
+
+    #[test]
+    fn a_body_returning_unit_exits_zero_and_others_choose_their_status() {
+        assert_eq!(ExitStatus::from(()), ExitStatus::SUCCESS);
+        assert_eq!(ExitStatus::SUCCESS.code(), 0);
+        assert_eq!(ExitStatus::new(3).code(), 3);
+        assert_eq!(ExitCode::from(ExitStatus::new(3)), ExitCode::from(3));
     }
 
     #[tokio::test]

@@ -1,7 +1,10 @@
 //! Helpers for the device broker tests: a router plus `pitcrew-devices` on a free TCP port,
-//! and `pitcrew emulate` processes whose JSON event lines are collected for assertions.
+//! `pitcrew emulate` processes whose JSON event lines are collected (with the instant each
+//! was seen) for assertions, and an in-process multicast listener ([`updates`]).
 
 #![allow(dead_code)]
+
+pub mod updates;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -110,6 +113,11 @@ impl Broker {
         }
     }
 
+    /// The broker's `status` as JSON.
+    pub async fn status(&self) -> serde_json::Value {
+        self.call("status", vec![]).await
+    }
+
     /// Calls a device-service method.
     pub async fn call(&self, method: &str, params: Vec<Value>) -> serde_json::Value {
         let v = self
@@ -133,10 +141,10 @@ impl Drop for Broker {
     }
 }
 
-/// A running `pitcrew emulate` with its event lines.
+/// A running `pitcrew emulate` with its event lines and when each was read.
 pub struct Emu {
     child: Child,
-    events: Arc<Mutex<Vec<serde_json::Value>>>,
+    events: Arc<Mutex<Vec<(Instant, serde_json::Value)>>>,
 }
 
 impl Emu {
@@ -167,6 +175,25 @@ impl Emu {
         Emu::spawn(ns, &format!("emulate-{port}"), &args)
     }
 
+    /// Starts `pitcrew emulate DEVICES... --pty DIR EXTRA...`: one pseudo-terminal per
+    /// device, linked as `DIR/ttyEMU<n>`.
+    pub fn start_pty(
+        ns: &Namespace,
+        dir: &std::path::Path,
+        devices: &[&str],
+        extra: &[&str],
+    ) -> Emu {
+        let dir_arg = dir.display().to_string();
+        let mut args = vec!["emulate"];
+        args.extend_from_slice(devices);
+        args.extend_from_slice(&["--pty", &dir_arg]);
+        args.extend_from_slice(extra);
+        let tag = dir
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        Emu::spawn(ns, &format!("emulate-pty-{tag}"), &args)
+    }
+
     /// Starts `pitcrew ARGS` collecting its JSON stdout lines.
     fn spawn(ns: &Namespace, tag: &str, args: &[&str]) -> Emu {
         let log = std::fs::File::create(format!("/tmp/{}-{tag}.log", ns.name)).expect("log file");
@@ -185,7 +212,7 @@ impl Emu {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    sink.lock().unwrap().push(v);
+                    sink.lock().unwrap().push((Instant::now(), v));
                 }
             }
         });
@@ -194,7 +221,43 @@ impl Emu {
 
     /// All events so far.
     pub fn events(&self) -> Vec<serde_json::Value> {
-        self.events.lock().unwrap().clone()
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
+    /// When the first event matching `pred` was read, if one was.
+    pub fn first_seen(&self, pred: impl Fn(&serde_json::Value) -> bool) -> Option<Instant> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, e)| pred(e))
+            .map(|(at, _)| *at)
+    }
+
+    /// Waits until `uid` has at least `n` events called `name`.
+    pub async fn wait_count(&self, uid: &str, name: &str, n: usize) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.count(uid, name) < n {
+            assert!(
+                Instant::now() < deadline,
+                "fewer than {n} {name} of {uid}; events: {:?}",
+                self.events()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// How many events of `uid` are called `name`.
+    pub fn count(&self, uid: &str, name: &str) -> usize {
+        self.events()
+            .iter()
+            .filter(|e| e["uid"] == uid && e["event"] == name)
+            .count()
     }
 
     /// Waits for an event matching `pred`; panics with the events seen after [`PATIENCE`].
@@ -255,6 +318,37 @@ impl Emu {
 impl Drop for Emu {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+/// A fresh directory for pseudo-terminal links, `/tmp/<namespace>-<tag>`, removed on drop.
+pub struct PtyDir {
+    /// Its path.
+    pub path: std::path::PathBuf,
+}
+
+impl PtyDir {
+    /// Creates it.
+    pub fn new(ns: &Namespace, tag: &str) -> PtyDir {
+        let path = std::env::temp_dir().join(format!("{}-{tag}", ns.name));
+        std::fs::create_dir_all(&path).expect("a directory for pty links");
+        PtyDir { path }
+    }
+
+    /// The broker's `--serial-glob` for the emulator's links in it.
+    pub fn glob(&self) -> String {
+        format!("{}/ttyEMU*", self.path.display())
+    }
+
+    /// The path of link `n`.
+    pub fn link(&self, n: usize) -> String {
+        format!("{}/ttyEMU{n}", self.path.display())
+    }
+}
+
+impl Drop for PtyDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 

@@ -1,0 +1,215 @@
+//! [`Latch`]: the broker's emergency-stop state.
+//!
+//! An emergency stop is a latch, not a pulse: once the `estop` RPC has run, no consumer
+//! write reaches a device any more (a controller that keeps writing `duty_cycle` would
+//! otherwise restart a motor the next millisecond). The latch stays engaged until the
+//! broker process restarts; there is deliberately no RPC to release it, because releasing
+//! an emergency stop must be a deliberate act at the robot (restarting the suite), not a
+//! call any client on the network can make.
+//!
+//! Sessions consult [`Latch::is_engaged`] each time they take a buffer's pending writes,
+//! and discard what they took. With `--exit-on-estop` the broker also stops, exiting with
+//! [`EXIT_ESTOP`](crate::EXIT_ESTOP), once the RPC has been answered ([`Latch::answered`]).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
+
+use pitcrew_catalog::{DeviceType, Param, Value};
+use pitcrew_sdp::{Message, ParamData};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use crate::registry::{Command, Registry};
+
+/// How long the `estop` RPC waits for every session to report its DEV_DISABLE written to
+/// the line. Writing a few bytes to a socket or a tty takes microseconds; the bound only
+/// keeps a session stuck on a full serial buffer from delaying the answer (and, with
+/// `--exit-on-estop`, the broker's exit) for the others.
+pub const CONFIRM_DEADLINE: Duration = Duration::from_millis(250);
+
+/// The emergency-stop latch, shared by the RPC service and every session.
+#[derive(Debug, Default)]
+pub struct Latch {
+    engaged: AtomicBool,
+    /// When it was first engaged (wall clock, for `list_devices` and `status`).
+    since: OnceLock<SystemTime>,
+    /// Consumer writes discarded because of the latch, all devices together.
+    discarded: AtomicU64,
+    /// Fires once an `estop` RPC has done its work and its reply is on its way.
+    answered: CancellationToken,
+}
+
+impl Latch {
+    /// A released latch.
+    pub fn new() -> Latch {
+        Latch::default()
+    }
+
+    /// Engages the latch (idempotent). Returns `true` the first time.
+    pub fn engage(&self) -> bool {
+        let first = !self.engaged.swap(true, Ordering::SeqCst);
+        if first {
+            let _ = self.since.set(SystemTime::now());
+        }
+        first
+    }
+
+    /// Whether an emergency stop happened since the broker started.
+    pub fn is_engaged(&self) -> bool {
+        self.engaged.load(Ordering::SeqCst)
+    }
+
+    /// When the latch was engaged, if it was.
+    pub fn since(&self) -> Option<SystemTime> {
+        self.since.get().copied()
+    }
+
+    /// Counts one discarded consumer write.
+    pub fn count_discarded(&self) {
+        self.discarded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Consumer writes discarded so far (all devices).
+    pub fn discarded(&self) -> u64 {
+        self.discarded.load(Ordering::Relaxed)
+    }
+
+    /// Marks an `estop` RPC as done: every session was told, the reply is being sent.
+    pub fn mark_answered(&self) {
+        self.answered.cancel();
+    }
+
+    /// Resolves once an `estop` RPC has been answered (never, if none is).
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn answered(&self) {
+        self.answered.cancelled().await;
+    }
+}
+
+/// The writeable params of `ty` that have a catalog `safe` value, with that value.
+pub fn safe_values(ty: &DeviceType) -> Vec<(&Param, Value)> {
+    ty.params()
+        .iter()
+        .filter(|p| p.writeable() && p.id() < 16)
+        .filter_map(|p| p.safe().map(|v| (p, v)))
+        .filter(|(p, v)| v.le_bytes().as_slice().len() == p.storage_width())
+        .collect()
+}
+
+/// Appends DEV_DISABLE and the DEV_WRITE(s) of `safe` to `out`; returns the message count.
+pub fn frames(safe: &[(&Param, Value)], out: &mut Vec<u8>) -> u64 {
+    let mut count = u64::from(Message::DevDisable.encode_frame(out).is_ok());
+    let bytes: Vec<(u8, pitcrew_catalog::LeBytes)> = safe
+        .iter()
+        .filter_map(|(p, v)| u8::try_from(p.id()).ok().map(|id| (id, v.le_bytes())))
+        .collect();
+    let mut data = ParamData::new();
+    for (id, b) in &bytes {
+        // Ids are < 16 and widths match the type (checked by `safe_values`).
+        let _ = data.insert(*id, b.as_slice());
+    }
+    if !bytes.is_empty() {
+        for part in data.split() {
+            count += u64::from(Message::DevWrite(part).encode_frame(out).is_ok());
+        }
+    }
+    count
+}
+
+/// The names of the params of `bits`, comma separated (for log lines).
+pub fn param_names(ty: &DeviceType, bits: u64) -> String {
+    ty.params()
+        .iter()
+        .filter(|p| p.id() < 64 && bits & (1 << p.id()) != 0)
+        .map(Param::name)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The `estop` RPC: engages the latch (so no consumer write is forwarded from now on), has
+/// every session send DEV_DISABLE and the safe values, and waits up to
+/// [`CONFIRM_DEADLINE`] for them to be on the line. Returns the UIDs whose session
+/// confirmed; the others are logged (they are disabled anyway as soon as their session
+/// runs, and their writes are discarded by the latch).
+pub async fn run(registry: &Registry, latch: &Latch) -> Vec<String> {
+    let first = latch.engage();
+    let mut waiting = Vec::new();
+    for uid in registry.connected() {
+        let Some(tx) = registry.commands(uid) else {
+            continue;
+        };
+        let (reply, rx) = oneshot::channel();
+        match tx.try_send(Command::Estop(reply)) {
+            Ok(()) => waiting.push((uid, rx)),
+            Err(e) => tracing::error!(%uid, error = %e, "estop: cannot reach the device's session"),
+        }
+    }
+    let deadline = tokio::time::Instant::now() + CONFIRM_DEADLINE;
+    let mut done = Vec::with_capacity(waiting.len());
+    for (uid, rx) in waiting {
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(())) => done.push(uid.to_string()),
+            Ok(Err(_)) => tracing::warn!(%uid, "estop: the device disconnected before DEV_DISABLE"),
+            Err(_) => {
+                tracing::error!(%uid, deadline_ms = CONFIRM_DEADLINE.as_millis() as u64, "estop: DEV_DISABLE not confirmed in time")
+            }
+        }
+    }
+    tracing::warn!(
+        devices = done.len(),
+        first,
+        "emergency stop: devices disabled; consumer writes are discarded until the broker restarts"
+    );
+    done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_latch_engages_once_and_stays() {
+        let latch = Latch::new();
+        assert!(!latch.is_engaged());
+        assert!(latch.since().is_none());
+        assert!(latch.engage());
+        let since = latch.since();
+        assert!(!latch.engage());
+        assert!(latch.is_engaged());
+        assert_eq!(latch.since(), since);
+        latch.count_discarded();
+        assert_eq!(latch.discarded(), 1);
+    }
+
+    #[test]
+    fn estop_frames_disable_first_then_write_the_safe_values() {
+        let ty = pitcrew_catalog::Catalog::embedded()
+            .get("polar-bear")
+            .expect("shipped type");
+        let safe = safe_values(ty);
+        assert_eq!(safe.len(), 1, "duty_cycle");
+        let mut out = Vec::new();
+        assert_eq!(frames(&safe, &mut out), 2);
+        // DEV_DISABLE, then DEV_WRITE(duty_cycle = 0.0).
+        let want = [
+            0x02, 0x16, 0x02, 0x16, 0x00, 0x04, 0x14, 0x06, 0x01, 0x01, 0x01, 0x01, 0x01, 0x02,
+            0x13, 0x00,
+        ];
+        assert_eq!(out, want);
+        assert_eq!(param_names(ty, 0b1 | 1 << 13), "duty_cycle,deadband");
+        let limit = pitcrew_catalog::Catalog::embedded()
+            .get("limit-switch")
+            .expect("shipped type");
+        assert!(safe_values(limit).is_empty());
+    }
+
+    #[tokio::test]
+    async fn answered_resolves_after_mark() {
+        let latch = Latch::new();
+        latch.mark_answered();
+        latch.answered().await;
+    }
+}
