@@ -152,6 +152,13 @@ pub struct Options {
     #[arg(long, env = "PITCREW_EXIT_ON_ESTOP", help_heading = "Devices",
           value_parser = clap::builder::BoolishValueParser::new())]
     pub exit_on_estop: bool,
+
+    /// Run the broker's threads (its event loop and the per-device wakers) at this
+    /// SCHED_FIFO priority (1 to 99), so that other load on the board cannot delay a
+    /// consumer's write on its way to the serial line; needs CAP_SYS_NICE (warns without).
+    #[arg(long, env = "PITCREW_DEVICES_REALTIME", value_name = "PRIORITY",
+          value_parser = clap::value_parser!(u8).range(1..=99), help_heading = "Devices")]
+    pub realtime: Option<u8>,
 }
 
 /// Loads the configured catalog, or the embedded one. A loaded catalog is immutable for the
@@ -183,6 +190,10 @@ pub async fn run(
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "cannot look for stale device buffers"),
     }
+    if let Some(priority) = options.realtime {
+        // The current-thread runtime: every session, the listener and the service.
+        pitcrew::realtime::raise_priority("devices", priority);
+    }
     let registry = Arc::new(Registry::new(&config.namespace, catalog));
     let latch = Arc::new(Latch::new());
     let serial_stats = Arc::new(serial::SerialStats::default());
@@ -199,6 +210,7 @@ pub async fn run(
         shutdown: shutdown.clone(),
         decode_errors: Arc::new(AtomicU64::new(0)),
         latch: Arc::clone(&latch),
+        realtime: options.realtime,
     };
     let service_ctx = ServiceContext {
         registry: Arc::clone(&registry),

@@ -56,6 +56,8 @@ pub struct SessionContext {
     pub decode_errors: Arc<AtomicU64>,
     /// The emergency-stop latch: while engaged, consumer writes are discarded.
     pub latch: Arc<Latch>,
+    /// SCHED_FIFO priority of the waker threads (`--realtime`), if any.
+    pub realtime: Option<u8>,
 }
 
 /// How a session ended.
@@ -337,7 +339,7 @@ impl Active {
         mut commands: tokio::sync::mpsc::Receiver<Command>,
         ctx: &SessionContext,
     ) -> std::io::Result<SessionEnd> {
-        let waker = Waker::spawn(Arc::clone(&self.owner), &self.uid.to_string())?;
+        let waker = Waker::spawn(Arc::clone(&self.owner), &self.uid.to_string(), ctx.realtime)?;
         let ty = Arc::clone(self.owner.device_type());
         let sub = self.owner.subscription().ok();
         let (params, interval) = sub.map_or_else(

@@ -30,11 +30,11 @@ pub struct Waker {
 }
 
 impl Waker {
-    /// Starts the thread for `owner`'s buffer.
+    /// Starts the thread for `owner`'s buffer, at SCHED_FIFO `realtime` priority if given.
     ///
     /// # Errors
     /// When the thread cannot be spawned.
-    pub fn spawn(owner: Arc<Owner>, name: &str) -> std::io::Result<Waker> {
+    pub fn spawn(owner: Arc<Owner>, name: &str, realtime: Option<u8>) -> std::io::Result<Waker> {
         let stop = Arc::new(AtomicBool::new(false));
         let notify = Arc::new(Notify::new());
         let (serviced, serviced_rx) = sync_channel(1);
@@ -42,7 +42,12 @@ impl Waker {
         let thread_notify = Arc::clone(&notify);
         std::thread::Builder::new()
             .name(format!("wake-{name}"))
-            .spawn(move || watch(&owner, &thread_stop, &thread_notify, &serviced_rx))?;
+            .spawn(move || {
+                if let Some(priority) = realtime {
+                    pitcrew::realtime::raise_priority("devices-waker", priority);
+                }
+                watch(&owner, &thread_stop, &thread_notify, &serviced_rx)
+            })?;
         Ok(Waker {
             stop,
             notify,

@@ -20,6 +20,7 @@ fn ctx(ns: &str, timing: Timing) -> SessionContext {
         shutdown: CancellationToken::new(),
         decode_errors: Arc::new(AtomicU64::new(0)),
         latch: Arc::new(Latch::new()),
+        realtime: None,
     }
 }
 

@@ -1,8 +1,8 @@
 //! `pitcrew-e2ebench`: `e2e_control_us`, the software time from joystick to motor.
 //!
-//! A control datagram sent over UDP → `pitcrew-gamepad receive` (at SCHED_FIFO priority 10,
-//! as the supervisor starts it) → the gamepad buffer → `pitcrew-teleop` (examples/teleop,
-//! which copies the left stick to `duty_cycle_a`) → the koala-bear's buffer →
+//! A control datagram sent over UDP → `pitcrew-gamepad receive` → the gamepad buffer →
+//! `pitcrew-teleop` (examples/teleop, which copies the left stick to `duty_cycle_a`) → the
+//! koala-bear's buffer →
 //! `pitcrew-devices` → the DEV_WRITE bytes readable on the device's pseudo-terminal, where
 //! this process plays the koala-bear. 10 000 stick changes at 500 Hz, each timed from the
 //! `send_to` to the arrival of the DEV_WRITE carrying that very value. Prints a line on
@@ -83,20 +83,23 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let (mut master, _slave) = pty(&dir.join("ttyE2E0"))?;
     let update_addr = format!("udp://239.255.77.3:{}", free_udp_port()?);
+    // As the supervisor runs them: the broker, the receiver and (here) the controller at
+    // SCHED_FIFO priority 10. `--normal` runs all three as normal threads, for comparison.
+    let normal = std::env::args().any(|a| a == "--normal");
+    let realtime: &[&str] = if normal { &[] } else { &["--realtime", "10"] };
     let glob = format!("{}/ttyE2E*", dir.display());
-    let mut broker = ns.spawn(
-        "pitcrew-devices",
-        &[
-            "--virtual-addr",
-            "tcp://127.0.0.1:0",
-            "--serial-glob",
-            &glob,
-            "--update-interface",
-            "127.0.0.1",
-            "--update-addr",
-            &update_addr,
-        ],
-    );
+    let mut broker_args = vec![
+        "--virtual-addr",
+        "tcp://127.0.0.1:0",
+        "--serial-glob",
+        &glob,
+        "--update-interface",
+        "127.0.0.1",
+        "--update-addr",
+        &update_addr,
+    ];
+    broker_args.extend_from_slice(realtime);
+    let mut broker = ns.spawn("pitcrew-devices", &broker_args);
     let uid = Uid::new(13, 0, 4343);
     serve(&mut master, &mut FrameDecoder::new(), uid, |m| {
         matches!(m, Message::SubReq { .. })
@@ -106,26 +109,10 @@ fn main() -> anyhow::Result<()> {
 
     let control_port = free_udp_port()?;
     let control_addr = format!("udp://127.0.0.1:{control_port}");
-    let mut receiver = ns.spawn(
-        "pitcrew-gamepad",
-        &[
-            "receive",
-            "--control-addr",
-            &control_addr,
-            "--realtime",
-            "10",
-        ],
-    );
-    // `--normal-controller` runs the controller without real-time priority, for comparison.
-    let normal = std::env::args().any(|a| a == "--normal-controller");
-    let mut teleop = ns.spawn(
-        "pitcrew-teleop",
-        if normal {
-            &[][..]
-        } else {
-            &["--realtime", "10"][..]
-        },
-    );
+    let mut receiver_args = vec!["receive", "--control-addr", &control_addr];
+    receiver_args.extend_from_slice(realtime);
+    let mut receiver = ns.spawn("pitcrew-gamepad", &receiver_args);
+    let mut teleop = ns.spawn("pitcrew-teleop", realtime);
     let socket = UdpSocket::bind("127.0.0.1:0")?;
     let to = ("127.0.0.1", control_port);
 
