@@ -5,6 +5,7 @@
 //! sockets or shared-memory names, and without global locks.
 
 pub mod device;
+pub mod supervisor;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};

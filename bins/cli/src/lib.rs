@@ -8,6 +8,7 @@
 mod buffers_cmd;
 mod call;
 mod catalog_cmd;
+mod clean;
 mod devices;
 mod emulate;
 mod gamepads;
@@ -71,6 +72,8 @@ pub enum Command {
     Sdp(sdp_cmd::SdpArgs),
     /// Show the gamepad bridge's status: watchdog, control sources, gamepads.
     Gamepads(gamepads::GamepadsArgs),
+    /// Remove the namespace's shared-memory segments and ipc socket files (after a stop).
+    Clean(clean::CleanArgs),
 }
 
 /// Exit status for a failed operation (an RPC error, an unreachable service).
@@ -108,6 +111,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Sdp(args) => args.run(&devices::catalog(&config)?),
             Command::Emulate(args) => args.run(&devices::catalog(&config)?).await,
             Command::Gamepads(args) => args.run(&config).await,
+            Command::Clean(args) => args.run(&config),
         }
     });
     match result {

@@ -1,0 +1,584 @@
+//! End-to-end tests of `scripts/supervise`: the real script starting the real binaries, each
+//! test with a namespace, an ipc directory and ports of its own.
+//!
+//! The end-to-end path is the robot's: control datagrams (spec/wire.md) sent to the gamepad
+//! receiver's UDP port → gamepad buffer → the controller run with `--run` → koala-bear
+//! buffer → device broker → an emulated koala-bear run by the test, whose `write` events
+//! are the DEV_WRITEs it received.
+
+use std::time::{Duration, Instant};
+
+use pitcrew_e2e::supervisor::{is_write, kill, ControlSender, Emulator, Instance, Supervisor};
+use pitcrew_e2e::{bin, Namespace};
+
+/// Generous bound for what should happen "soon" on a loaded 2-core machine; only a failing
+/// test waits this long.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The requirement: after a crash the path works again within this time.
+const RECOVERY_BOUND: Duration = Duration::from_secs(3);
+
+/// The requirement: an emergency stop disables every device within this time.
+const ESTOP_BOUND: Duration = Duration::from_millis(50);
+
+/// How many devices `--emulate` starts: one per Smart Device type of the shipped catalog.
+const EMULATED_TYPES: usize = 11;
+
+/// The controller on the path: the example controller (examples/teleop), built into the
+/// same target directory as the suite by `scripts/test`, started by name through the
+/// supervisor's PATH.
+const CONTROLLER: &str = "pitcrew-teleop";
+
+/// What the controller writes to `duty_cycle_a` and `duty_cycle_b` for the left and right
+/// stick's y (slow mode off): the sticks as they are.
+fn expected_duty(left_y: f32, right_y: f32) -> (f64, f64) {
+    (f64::from(left_y), f64::from(right_y))
+}
+
+/// A koala-bear UID (device id 13) with random part `n`, in decimal.
+fn koala_uid(n: u64) -> String {
+    ((13u128 << 72) | u128::from(n)).to_string()
+}
+
+/// One supervised robot: the supervisor running `CONTROLLER`, an emulated koala-bear and
+/// a driver station streaming control datagrams.
+struct Robot {
+    // Dropped in this order: the driver station, the supervisor (graceful stop), the
+    // emulated device, then the instance's leftovers.
+    sender: ControlSender,
+    sup: Supervisor,
+    emu: Emulator,
+    koala: String,
+    inst: Instance,
+}
+
+impl Robot {
+    /// Starts everything and checks that the path works once.
+    fn start(tag: &str, koala: u64, flags: &[&str]) -> Robot {
+        assert!(
+            pitcrew_e2e::bin_dir().join(CONTROLLER).exists(),
+            "{CONTROLLER} is not built (scripts/test builds it from examples/teleop)"
+        );
+        let inst = Instance::new(tag);
+        let koala = koala_uid(koala);
+        let emu = Emulator::start(&inst, &[format!("koala-bear:{koala}")]);
+        let mut all = vec!["--run", CONTROLLER];
+        all.extend_from_slice(flags);
+        let sup = Supervisor::start(&inst, &all);
+        let sender = ControlSender::start(inst.control_addr());
+        let robot = Robot {
+            sender,
+            sup,
+            emu,
+            koala,
+            inst,
+        };
+        let took = robot.drive(0.0625, -0.0625, PATIENCE);
+        assert!(took.is_some(), "the path never worked; {}", robot.report());
+        robot
+    }
+
+    /// Sets the sticks and waits until the koala-bear received both duty cycles (written
+    /// after this call); returns how long that took, or `None` after `timeout`.
+    fn drive(&self, left_y: f32, right_y: f32, timeout: Duration) -> Option<Duration> {
+        let since = Instant::now();
+        self.sender.set(left_y, right_y, 0);
+        let (a, b) = expected_duty(left_y, right_y);
+        let events = &self.emu.events;
+        let got_a = events.wait_for(since, timeout, |e| {
+            is_write(e, &self.koala, "duty_cycle_a", a)
+        })?;
+        let got_b = events.wait_for(since, timeout, |e| {
+            is_write(e, &self.koala, "duty_cycle_b", b)
+        })?;
+        Some(got_a.max(got_b) - since)
+    }
+
+    /// The supervisor's log and the device's recent events, for failure messages.
+    fn report(&self) -> String {
+        let events = self.emu.events.all();
+        let recent: Vec<String> = events
+            .iter()
+            .rev()
+            .take(12)
+            .map(|(_, e)| e.to_string())
+            .collect();
+        format!(
+            "supervisor log:\n{}\nlast device events (newest first):\n{}",
+            self.sup.log_lines().join("\n"),
+            recent.join("\n")
+        )
+    }
+
+    /// Waits until the broker lists every device of `uids` as identified (valid): only
+    /// those are sent DEV_DISABLE.
+    fn wait_valid(&self, uids: &[String]) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let out = self.inst.cli(&["devices", "--json"]).output();
+            let list: serde_json::Value = out
+                .ok()
+                .and_then(|o| serde_json::from_slice(&o.stdout).ok())
+                .unwrap_or_default();
+            let valid = |uid: &String| {
+                list.as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|d| d["uid"] == uid.as_str() && d["valid"] == serde_json::json!(true))
+            };
+            if uids.iter().all(valid) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not every device is valid: {list}; {}",
+                self.report()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The UIDs of the devices `--emulate` started (one per shipped type), once all of
+    /// them connected.
+    fn emulated(&self) -> Vec<String> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let mut uids: Vec<String> = self
+                .sup
+                .stdout
+                .matching(|e| e["event"] == "connected")
+                .into_iter()
+                .filter_map(|(_, e)| e["uid"].as_str().map(str::to_owned))
+                .collect();
+            uids.sort();
+            uids.dedup();
+            if uids.len() >= EMULATED_TYPES {
+                return uids;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "--emulate connected {uids:?}; {}",
+                self.report()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether `service` answers a ping through the router.
+    fn answers(&self, service: &str) -> bool {
+        self.inst
+            .cli(&["call", service, "ping", "--timeout", "1s"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    /// Waits until every service of the suite answers.
+    fn wait_services(&self) {
+        let deadline = Instant::now() + PATIENCE;
+        for service in [
+            "router",
+            "logfwd-service",
+            "device-service",
+            "gamepad-service",
+        ] {
+            while !self.answers(service) {
+                assert!(
+                    Instant::now() < deadline,
+                    "{service} does not answer; {}",
+                    self.report()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+#[test]
+fn kill_9_of_each_binary_is_restarted_and_the_path_works_again_within_3_s() {
+    let mut robot = Robot::start("kill9", 1, &[]);
+    // Each child, with the service it answers as once it is back.
+    let children = [
+        ("router", Some("router")),
+        ("logfwd", Some("logfwd-service")),
+        ("devices", Some("device-service")),
+        ("gamepad", Some("gamepad-service")),
+        (CONTROLLER, None),
+    ];
+    for (i, (name, service)) in children.into_iter().enumerate() {
+        let old = robot.sup.pid_of(name).expect("the child was started");
+        let killed = Instant::now();
+        kill(old, libc::SIGKILL);
+        // A value the device has not had yet, so only the path after the kill delivers it.
+        let step = (i as f32 + 2.0) / 16.0;
+        let took = robot.drive(step, -step, PATIENCE);
+        let after = killed.elapsed();
+        eprintln!("kill -9 {name}: the path worked again after {after:?}");
+        assert!(
+            took.is_some(),
+            "after kill -9 of {name} the path never worked again; {}",
+            robot.report()
+        );
+        assert!(
+            after <= RECOVERY_BOUND,
+            "after kill -9 of {name} the path took {after:?} to work again (bound {RECOVERY_BOUND:?}); {}",
+            robot.report()
+        );
+        let restarted = format!("started {name} (pid ");
+        robot
+            .sup
+            .wait_log(&format!("a restart of {name}"), PATIENCE, |l| {
+                l.contains(&restarted) && !l.ends_with(&format!("(pid {old})"))
+            });
+        let logged = format!("{name} exited (signal KILL); restarting in 1 s");
+        assert!(
+            robot.sup.log_lines().iter().any(|l| l.contains(&logged)),
+            "no `{logged}`; {}",
+            robot.report()
+        );
+        if let Some(service) = service {
+            while !robot.answers(service) {
+                assert!(killed.elapsed() <= RECOVERY_BOUND, "{}", robot.report());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let back = killed.elapsed();
+            assert!(
+                back <= RECOVERY_BOUND,
+                "the restarted {name} answered {back:?} after the kill; {}",
+                robot.report()
+            );
+        }
+        // The others reconnect to a restarted router with ZeroMQ's back-off (up to 1 s).
+        robot.wait_services();
+        eprintln!(
+            "kill -9 {name}: every service answered after {:?}",
+            killed.elapsed()
+        );
+    }
+}
+
+/// The environment the recording controller of the SIGTERM test wrote (waits for it).
+fn controller_env(robot: &Robot) -> String {
+    let path = format!("/tmp/{}-controller.env", robot.inst.name());
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            if text.contains("PATH=") {
+                return format!("\n{text}");
+            }
+        }
+        assert!(Instant::now() < deadline, "{path} never appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_stops_everything_in_reverse_order_disables_every_device_and_leaves_nothing() {
+    // A second controller, a shell one, records the environment it was given.
+    let recorder = "sh -c 'env > /tmp/$PITCREW_NAMESPACE-controller.env; exec sleep 600'";
+    let mut robot = Robot::start("sigterm", 2, &["--emulate", "--run", recorder]);
+    let settings = controller_env(&robot);
+    let inst = &robot.inst;
+    for (key, value) in [
+        ("PITCREW_NAMESPACE", inst.name().to_owned()),
+        ("PITCREW_IPC_DIR", inst.ipc_dir.display().to_string()),
+        ("PITCREW_VIRTUAL_ADDR", inst.virtual_addr()),
+        ("PITCREW_SERIAL_GLOB", String::new()),
+    ] {
+        assert!(
+            settings.contains(&format!("\n{key}={value}\n")),
+            "{key} is not {value:?} for a controller: {settings}"
+        );
+    }
+    let bin_dir = pitcrew_e2e::bin_dir().display().to_string();
+    assert!(
+        settings.contains(&format!("\nPATH={bin_dir}:")),
+        "PATH does not start with {bin_dir}: {settings}"
+    );
+    let emulated = robot.emulated();
+    assert_eq!(emulated.len(), EMULATED_TYPES, "{emulated:?}");
+    robot.wait_valid(&[&emulated[..], &[robot.koala.clone()]].concat());
+    let started: Vec<String> = robot.sup.started().into_iter().map(|(n, _)| n).collect();
+
+    let asked = Instant::now();
+    robot.sup.signal(libc::SIGTERM);
+    let status = robot.sup.wait_exit(PATIENCE);
+    let took = asked.elapsed();
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", robot.report());
+    eprintln!("SIGTERM: the supervisor exited after {took:?}");
+    assert!(
+        took <= Duration::from_secs(5),
+        "stopping took {took:?}; {}",
+        robot.report()
+    );
+
+    let disabled = |events: &pitcrew_e2e::supervisor::Events, uid: &str| {
+        events
+            .wait_for(asked, Duration::from_secs(1), |e| {
+                e["uid"] == uid && e["event"] == "disable"
+            })
+            .is_some()
+    };
+    assert!(
+        disabled(&robot.emu.events, &robot.koala),
+        "{}",
+        robot.report()
+    );
+    for uid in &emulated {
+        assert!(disabled(&robot.sup.stdout, uid), "{uid} got no DEV_DISABLE");
+    }
+    let stopped: Vec<String> = robot
+        .sup
+        .log_lines()
+        .iter()
+        .filter_map(|l| l.split(" supervise: stopped ").nth(1))
+        .filter_map(|rest| rest.split(" (").next().map(str::to_owned))
+        .collect();
+    let mut reverse = started;
+    reverse.reverse();
+    assert_eq!(stopped, reverse, "{}", robot.report());
+    assert_eq!(robot.sup.leftovers(), [], "processes left running");
+    assert_eq!(robot.inst.segments(), Vec::<String>::new(), "segments left");
+    assert_eq!(robot.inst.ipc_files(), Vec::<std::path::PathBuf>::new());
+}
+
+#[test]
+fn estop_disables_every_device_within_50_ms_and_the_supervisor_exits_255() {
+    let mut robot = Robot::start("estop", 3, &["--emulate"]);
+    let uids = robot.emulated();
+    assert_eq!(uids.len(), EMULATED_TYPES, "{uids:?}");
+    robot.wait_valid(&[&uids[..], &[robot.koala.clone()]].concat());
+    robot.drive(0.5, 0.5, PATIENCE).expect("the motor runs");
+
+    // The RPC `pitcrew estop` sends, from this process, so that the bound is measured from
+    // the moment the request leaves rather than from a CLI process's start-up.
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let (asked, answer) = runtime.block_on(async {
+        let client = robot.inst.client();
+        // Connected and known to the router before the clock starts.
+        let ping = client
+            .call_with_timeout("device-service", "ping", vec![], PATIENCE)
+            .await;
+        assert!(ping.is_ok(), "device-service ping: {ping:?}");
+        let asked = Instant::now();
+        let answer = client
+            .call_with_timeout("device-service", "estop", vec![], PATIENCE)
+            .await;
+        (asked, answer)
+    });
+    assert!(answer.is_ok(), "estop: {answer:?}");
+    let mut slowest = Duration::ZERO;
+    let own = [robot.koala.clone()];
+    let sources = [
+        (&robot.sup.stdout, &uids[..]),
+        (&robot.emu.events, &own[..]),
+    ];
+    for (events, uids) in sources {
+        for uid in uids {
+            let at = events
+                .wait_for(asked, Duration::from_secs(2), |e| {
+                    e["uid"] == uid.as_str() && e["event"] == "disable"
+                })
+                .unwrap_or_else(|| panic!("{uid} got no DEV_DISABLE; {}", robot.report()));
+            slowest = slowest.max(at - asked);
+        }
+    }
+    eprintln!(
+        "estop: the last of {} devices disabled after {slowest:?}",
+        uids.len() + 1
+    );
+    assert!(
+        slowest <= ESTOP_BOUND,
+        "the last device was disabled {slowest:?} after the estop (bound {ESTOP_BOUND:?})"
+    );
+
+    let status = robot.sup.wait_exit(PATIENCE);
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(255),
+        "{}",
+        robot.report()
+    );
+    let log = robot.sup.log_lines();
+    let estop_at = log
+        .iter()
+        .position(|l| l.contains("emergency stop"))
+        .unwrap_or_else(|| panic!("no emergency stop logged; {}", robot.report()));
+    assert!(
+        !log[estop_at..].iter().any(|l| l.contains(" started ")),
+        "something was restarted after the emergency stop; {}",
+        robot.report()
+    );
+    assert_eq!(robot.sup.leftovers(), [], "processes left running");
+    assert_eq!(robot.inst.segments(), Vec::<String>::new(), "segments left");
+}
+
+#[test]
+fn two_supervisors_side_by_side_each_work_end_to_end_without_interfering() {
+    let mut a = Robot::start("sidea", 4, &[]);
+    let mut b = Robot::start("sideb", 5, &[]);
+    assert!(a.drive(0.25, 0.25, PATIENCE).is_some(), "{}", a.report());
+    assert!(b.drive(-0.5, -0.5, PATIENCE).is_some(), "{}", b.report());
+    let wrote = |robot: &Robot, value: f64| {
+        !robot
+            .emu
+            .events
+            .matching(|e| e["event"] == "write" && e["values"]["duty_cycle_a"] == value)
+            .is_empty()
+    };
+    assert!(!wrote(&a, -0.5), "B's stick reached A's motor");
+    assert!(!wrote(&b, 0.25), "A's stick reached B's motor");
+    for (robot, other) in [(&a, &b), (&b, &a)] {
+        let out = robot.inst.cli(&["devices", "--json"]).output().unwrap();
+        let list = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && list.contains(&robot.koala),
+            "{list}"
+        );
+        assert!(!list.contains(&other.koala), "{list}");
+    }
+
+    // An emergency stop of A (through the CLI) ends A only.
+    let since = Instant::now();
+    let out = a.inst.cli(&["estop"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "pitcrew estop: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(a.sup.wait_exit(PATIENCE).and_then(|s| s.code()), Some(255));
+    assert!(
+        b.emu
+            .events
+            .matching(|e| e["event"] == "disable")
+            .is_empty(),
+        "B's device was disabled"
+    );
+    assert!(b.drive(0.75, -0.75, PATIENCE).is_some(), "{}", b.report());
+    assert!(since.elapsed() < PATIENCE);
+    b.sup.signal(libc::SIGTERM);
+    assert_eq!(b.sup.wait_exit(PATIENCE).and_then(|s| s.code()), Some(0));
+}
+
+#[test]
+fn a_mistyped_or_bad_option_stops_the_supervisor_before_it_starts_anything() {
+    let ns = Namespace::new("badopt");
+    for (args, names) in [
+        (vec!["--namspace", ns.name.as_str()], "--namspace"),
+        (vec!["--namespace", "a/b"], "--namespace"),
+        (vec!["--control-addr=nowhere"], "--control-addr"),
+    ] {
+        let out = std::process::Command::new("bash")
+            .arg(Supervisor::script())
+            .arg("--")
+            .args(&args)
+            .env("PITCREW_BIN_DIR", pitcrew_e2e::bin_dir())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(names) && !stderr.contains("started"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+/// A process started by a test, killed when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Removes a namespace's segments when dropped.
+struct Segments(String);
+
+impl Drop for Segments {
+    fn drop(&mut self) {
+        let _ = pitcrew_buffer::remove_namespace(&self.0);
+    }
+}
+
+#[test]
+fn clean_refuses_while_the_owner_lives_then_removes_exactly_its_namespace() {
+    let inst = Instance::new("clean");
+    // A namespace that starts with this one's name, which a `/dev/shm/<ns>-*` glob hits.
+    let longer = Segments(format!("{}-sim", inst.name()));
+    let sim_port = pitcrew_e2e::supervisor::free_udp_port();
+    let receiver = |replace: &[(&str, String)]| {
+        let mut args = inst.shared_args();
+        for (key, value) in replace {
+            if let Some(i) = args.iter().position(|a| a == key) {
+                args[i + 1] = value.clone();
+            }
+        }
+        std::process::Command::new(bin("pitcrew-gamepad"))
+            .arg("receive")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map(Killed)
+            .expect("the receiver starts")
+    };
+    let mine = receiver(&[]);
+    let _theirs = receiver(&[
+        ("--namespace", longer.0.clone()),
+        ("--control-addr", format!("udp://127.0.0.1:{sim_port}")),
+    ]);
+    let senders = [
+        ControlSender::start(inst.control_addr()),
+        ControlSender::start(([127, 0, 0, 1], sim_port).into()),
+    ];
+    let theirs = |name: &str| name.starts_with(&format!("{}-", longer.0));
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let segments = inst.segments();
+        if segments.iter().any(|n| theirs(n)) && segments.iter().any(|n| !theirs(n)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no gamepad segments: {segments:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(senders);
+    let segment = format!("/{}-gamepad-0", inst.name());
+    let socket = inst.ipc_dir.join(format!("{}-srv.sock", inst.name()));
+    std::os::unix::net::UnixListener::bind(&socket)
+        .map(drop)
+        .unwrap();
+
+    let out = inst.cli(&["clean"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let owner = format!("segment {segment} is owned by pid {}", mine.0.id());
+    assert!(
+        stderr.contains(&owner) && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert!(!inst.segments().is_empty());
+
+    drop(mine);
+    let out = inst.cli(&["clean", "--json"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let removed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(removed["segments"], serde_json::json!([segment]));
+    assert_eq!(
+        removed["sockets"],
+        serde_json::json!([socket.display().to_string()])
+    );
+    let left = inst.segments();
+    assert!(
+        !left.is_empty() && left.iter().all(|n| theirs(n)),
+        "{left:?}"
+    );
+}
