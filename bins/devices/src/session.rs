@@ -188,7 +188,7 @@ where
         last_valid: Instant::now(),
     };
     active.read_widths = widths(active.owner.device_type(), true);
-    let end = match active
+    let (end, waker) = active
         .run(
             &mut reader,
             &mut host,
@@ -196,15 +196,15 @@ where
             attached.commands,
             &ctx,
         )
-        .await
-    {
-        Ok(end) => end,
-        Err(e) => {
-            tracing::info!(port = %host.port, %uid, error = %e, "connection failed");
-            SessionEnd::Closed
-        }
-    };
+        .await;
+    let end = end.unwrap_or_else(|e| {
+        tracing::info!(port = %host.port, %uid, error = %e, "connection failed");
+        SessionEnd::Closed
+    });
     ctx.registry.detach(uid, link_id);
+    if let Some(waker) = waker {
+        waker.stop().await;
+    }
     tracing::info!(port = %host.port, %uid, end = ?end, "device disconnected");
     end
 }
@@ -331,15 +331,38 @@ struct Active {
 }
 
 impl Active {
+    /// Serves the device until it goes, fails or the broker shuts down. The waker thread is
+    /// told to stop at once and handed back, to be awaited once the buffer is marked
+    /// invalid (see [`Waker::stop`]).
     async fn run<S: AsyncRead + AsyncWrite>(
+        &mut self,
+        reader: &mut ReadHalf<S>,
+        host: &mut Host<S>,
+        decoder: &mut FrameDecoder,
+        commands: tokio::sync::mpsc::Receiver<Command>,
+        ctx: &SessionContext,
+    ) -> (std::io::Result<SessionEnd>, Option<Waker>) {
+        let waker = match Waker::spawn(Arc::clone(&self.owner), &self.uid.to_string(), ctx.realtime)
+        {
+            Ok(waker) => waker,
+            Err(e) => return (Err(e), None),
+        };
+        let end = self
+            .serve(reader, host, decoder, commands, ctx, &waker)
+            .await;
+        waker.signal_stop();
+        (end, Some(waker))
+    }
+
+    async fn serve<S: AsyncRead + AsyncWrite>(
         &mut self,
         reader: &mut ReadHalf<S>,
         host: &mut Host<S>,
         decoder: &mut FrameDecoder,
         mut commands: tokio::sync::mpsc::Receiver<Command>,
         ctx: &SessionContext,
+        waker: &Waker,
     ) -> std::io::Result<SessionEnd> {
-        let waker = Waker::spawn(Arc::clone(&self.owner), &self.uid.to_string(), ctx.realtime)?;
         let ty = Arc::clone(self.owner.device_type());
         let sub = self.owner.subscription().ok();
         let (params, interval) = sub.map_or_else(

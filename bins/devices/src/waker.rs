@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pitcrew_buffer::Owner;
-use tokio::sync::Notify;
+use tokio::sync::{oneshot, Notify};
 
 /// Longest single futex wait: bounds how long the thread outlives its session (it checks
 /// the stop flag between waits). Not on the latency path: a write wakes the futex at once.
@@ -21,12 +21,15 @@ const SERVICE_WAIT: Duration = Duration::from_millis(100);
 /// Pause while the buffer is invalid (the futex wait refuses an invalid buffer).
 const INVALID_PAUSE: Duration = Duration::from_millis(20);
 
-/// Handle of a waker thread; dropping it stops the thread within [`WAIT_SLICE`].
+/// Handle of a waker thread; dropping it stops the thread within [`WAIT_SLICE`], and
+/// [`Waker::stop`] also waits for that.
 #[derive(Debug)]
 pub struct Waker {
     stop: Arc<AtomicBool>,
     notify: Arc<Notify>,
     serviced: SyncSender<()>,
+    /// Fires once the thread has let go of its `Owner`.
+    done: Option<oneshot::Receiver<()>>,
 }
 
 impl Waker {
@@ -38,6 +41,7 @@ impl Waker {
         let stop = Arc::new(AtomicBool::new(false));
         let notify = Arc::new(Notify::new());
         let (serviced, serviced_rx) = sync_channel(1);
+        let (done_tx, done) = oneshot::channel();
         let thread_stop = Arc::clone(&stop);
         let thread_notify = Arc::clone(&notify);
         std::thread::Builder::new()
@@ -46,13 +50,32 @@ impl Waker {
                 if let Some(priority) = realtime {
                     pitcrew::realtime::raise_priority("devices-waker", priority);
                 }
-                watch(&owner, &thread_stop, &thread_notify, &serviced_rx)
+                watch(&owner, &thread_stop, &thread_notify, &serviced_rx);
+                drop(owner);
+                let _ = done_tx.send(());
             })?;
         Ok(Waker {
             stop,
             notify,
             serviced,
+            done: Some(done),
         })
+    }
+
+    /// Tells the thread to stop (it notices within [`WAIT_SLICE`]) without waiting.
+    pub fn signal_stop(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+
+    /// Stops the thread and waits until it has dropped its reference to the buffer (at
+    /// most [`WAIT_SLICE`] and a bit). The owner unlinks the segment when the last
+    /// reference goes, so a broker that exits without this wait can leave a segment behind
+    /// in /dev/shm.
+    pub async fn stop(mut self) {
+        self.signal_stop();
+        if let Some(done) = self.done.take() {
+            let _ = tokio::time::timeout(WAIT_SLICE * 3, done).await;
+        }
     }
 
     /// Resolves when something is pending in the buffer.
