@@ -211,17 +211,34 @@ async fn the_controller_survives_devices_and_gamepads_coming_and_going() {
     );
     emu.wait_write(&u, "duty_cycle_a", json!(0.5)).await;
 
-    // The receiver dies and a new one replaces it: the controller follows the new buffer.
+    // The receiver dies (and its watchdog with it): the controller reads its gamepad as
+    // neutral and stops the motors by itself. A new receiver replaces it: the controller
+    // follows the new buffer.
     first_receiver.kill9();
+    emu.wait_write(&u, "duty_cycle_a", json!(0.0)).await;
     let (_second_receiver, addr) = receiver(&ns).await;
     driver.retarget(addr);
     driver.set(pad(-0.75, 0.25, 0));
     emu.wait_write(&u, "duty_cycle_a", json!(-0.75)).await;
     assert!(controller.is_running(), "the controller survived it all");
 
-    // On SIGTERM the controller stops the motors and exits 0.
-    drop(driver);
+    // On SIGTERM the controller stops the motors and exits 0 (the driver still sends
+    // -0.75, so the zero can only come from the controller, not from the watchdog).
+    let before = emu.events().len();
     let status = controller.signal_and_wait(libc::SIGTERM, PATIENCE);
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !emu.events()[before..]
+        .iter()
+        .any(|e| e["event"] == "write" && e["values"]["duty_cycle_a"] == json!(0.0))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no stop write after SIGTERM: {:?}",
+            &emu.events()[before..]
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(driver);
     let _ = std::fs::remove_dir_all(&dir);
 }

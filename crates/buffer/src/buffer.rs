@@ -195,6 +195,14 @@ impl Buffer {
         self.header().owner_pid.load(Ordering::Relaxed)
     }
 
+    /// Whether the owner process is still running (one `kill(pid, 0)`). An owner killed
+    /// with SIGKILL leaves its buffer valid with its last values: a consumer that acts on
+    /// them (a controller driving motors) must check this.
+    pub fn owner_alive(&self) -> bool {
+        let pid = self.owner_pid();
+        pid != 0 && os::pid_alive(pid)
+    }
+
     pub(crate) fn header(&self) -> &Header {
         self.map.header()
     }

@@ -153,8 +153,9 @@ impl Gamepad {
 
     /// Everything at once, from one consistent version: what a controller reads each cycle.
     /// A disconnected gamepad (invalid buffer: the driver's laptop is gone or the control
-    /// watchdog tripped) reads as [`GamepadState::NEUTRAL`], so that code written for the
-    /// happy path stops the robot instead of failing.
+    /// watchdog tripped) reads as [`GamepadState::NEUTRAL`], and so does one whose receiver
+    /// died (its watchdog died with it, and the buffer still holds the last sticks), so that
+    /// code written for the happy path stops the robot instead of failing.
     ///
     /// # Errors
     /// [`BufferError::Superseded`] when a new receiver replaced the segment (open it again).
@@ -164,6 +165,9 @@ impl Gamepad {
             *slot = b.param();
         }
         names[Button::ALL.len()..].copy_from_slice(&AXES);
+        if !self.buf.owner_alive() {
+            return Ok(GamepadState::NEUTRAL);
+        }
         let values = match self.buf.read_values(&names) {
             Ok(values) => values,
             Err(BufferError::Invalid { .. }) => return Ok(GamepadState::NEUTRAL),
