@@ -223,6 +223,17 @@ fn kill_9_of_each_binary_is_restarted_and_the_path_works_again_within_3_s() {
             "after kill -9 of {name} the path took {after:?} to work again (bound {RECOVERY_BOUND:?}); {}",
             robot.report()
         );
+        if name == "gamepad" || name == CONTROLLER {
+            // On the control path: the supervisor disables the devices before the restart.
+            let disabled = robot.emu.events.wait_for(killed, PATIENCE, |e| {
+                e["uid"] == robot.koala.as_str() && e["event"] == "disable"
+            });
+            assert!(
+                disabled.is_some(),
+                "no DEV_DISABLE after kill -9 of {name}; {}",
+                robot.report()
+            );
+        }
         let restarted = format!("started {name} (pid ");
         robot
             .sup
