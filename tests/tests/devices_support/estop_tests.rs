@@ -143,11 +143,23 @@ async fn without_exit_on_estop_the_latch_discards_writes_until_restart() {
         assert!(Instant::now() < deadline, "{}", broker.list().await);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // The line is ordered: once the device answered a later heartbeat, anything sent
-    // before it would have been seen. Nothing but the estop's safe value was written.
+    // The line and the emulator's event lines are ordered: once the device reported a
+    // later DEV_DISABLE, anything sent before it has been seen. Nothing but the estop's safe
+    // value was written.
     broker
-        .call("heartbeat", vec![Value::from(u.as_str())])
+        .call("disable", vec![Value::Array(vec![Value::from(u.as_str())])])
         .await;
+    let deadline = Instant::now() + PATIENCE;
+    while emu
+        .events()
+        .iter()
+        .filter(|e| e["uid"] == u.as_str() && e["event"] == "disable")
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "{:?}", emu.events());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let writes: Vec<_> = emu
         .events()
         .into_iter()
