@@ -132,22 +132,26 @@ pub fn param_names(ty: &DeviceType, bits: u64) -> String {
 /// The `estop` RPC: engages the latch (so no consumer write is forwarded from now on), has
 /// every session send DEV_DISABLE and the safe values, and waits up to
 /// [`CONFIRM_DEADLINE`] for them to be on the line. Returns the UIDs whose session
-/// confirmed; the others are logged (they are disabled anyway as soon as their session
-/// runs, and their writes are discarded by the latch).
+/// confirmed; the others are logged (a session disables its device at its next heartbeat
+/// tick when it sees the latch, and their writes are discarded by the latch).
 pub async fn run(registry: &Registry, latch: &Latch) -> Vec<String> {
     let first = latch.engage();
+    let deadline = tokio::time::Instant::now() + CONFIRM_DEADLINE;
     let mut waiting = Vec::new();
     for uid in registry.connected() {
         let Some(tx) = registry.commands(uid) else {
             continue;
         };
         let (reply, rx) = oneshot::channel();
-        match tx.try_send(Command::Estop(reply)) {
-            Ok(()) => waiting.push((uid, rx)),
-            Err(e) => tracing::error!(%uid, error = %e, "estop: cannot reach the device's session"),
+        // Waits for room in a full command queue rather than skipping the device; a session
+        // that never makes room still disables its device at its next heartbeat tick, when
+        // it sees the latch (`Active::serve`).
+        match tokio::time::timeout_at(deadline, tx.send(Command::Estop(reply))).await {
+            Ok(Ok(())) => waiting.push((uid, rx)),
+            Ok(Err(_)) => tracing::warn!(%uid, "estop: the device disconnected before DEV_DISABLE"),
+            Err(_) => tracing::error!(%uid, "estop: the device's session is not taking commands"),
         }
     }
-    let deadline = tokio::time::Instant::now() + CONFIRM_DEADLINE;
     let mut done = Vec::with_capacity(waiting.len());
     for (uid, rx) in waiting {
         match tokio::time::timeout_at(deadline, rx).await {

@@ -186,6 +186,7 @@ where
         read_widths: ParamWidths::new(),
         heartbeats: HeartbeatTable::default(),
         last_valid: Instant::now(),
+        estopped: false,
     };
     active.read_widths = widths(active.owner.device_type(), true);
     let (end, waker) = active
@@ -328,6 +329,8 @@ struct Active {
     read_widths: ParamWidths,
     heartbeats: HeartbeatTable,
     last_valid: Instant,
+    /// This device got the emergency stop's DEV_DISABLE and safe values.
+    estopped: bool,
 }
 
 impl Active {
@@ -375,6 +378,7 @@ impl Active {
             // A device that (re)connects after an emergency stop stays disabled.
             host.send(&Message::DevDisable).await?;
             self.owner.count_to_device(1);
+            self.estopped = true;
             tracing::warn!(uid = %self.uid, port = %host.port, "emergency stop latched: device disabled on connect");
         }
         let mut heartbeat = tokio::time::interval(ty.heartbeat_interval());
@@ -404,15 +408,16 @@ impl Active {
                         host.send(&Message::HbReq(id)).await?;
                     }
                     Some(Command::Estop(reply)) => {
-                        let (out, count) = self.estop_frames();
-                        host.send_raw(&out).await?;
-                        host.writer.flush().await?;
-                        self.owner.count_to_device(count);
+                        self.estop(host).await?;
                         let _ = reply.send(());
                     }
                     None => {}
                 },
                 _ = heartbeat.tick() => {
+                    if self.latch.is_engaged() && !self.estopped {
+                        tracing::warn!(uid = %self.uid, "emergency stop latched but this device missed it: disabling it now");
+                        self.estop(host).await?;
+                    }
                     if self.last_valid.elapsed() > ctx.timing.liveness_timeout {
                         self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(uid = %self.uid, port = %host.port, "device lost: nothing valid within the liveness timeout");
@@ -535,6 +540,19 @@ impl Active {
     /// a consumer writing at the same moment cannot slip its value in). Pending consumer
     /// writes are discarded, and the safe values are stored as the desired values so the
     /// buffer shows what the device was told. Returns the bytes and the message count.
+    /// Sends DEV_DISABLE and the safe values, flushed, and remembers it.
+    async fn estop<S: AsyncRead + AsyncWrite>(
+        &mut self,
+        host: &mut Host<S>,
+    ) -> std::io::Result<()> {
+        let (out, count) = self.estop_frames();
+        host.send_raw(&out).await?;
+        host.writer.flush().await?;
+        self.owner.count_to_device(count);
+        self.estopped = true;
+        Ok(())
+    }
+
     fn estop_frames(&self) -> (Vec<u8>, u64) {
         if let Ok(bits) = self.owner.take_write() {
             if bits != 0 {
