@@ -139,6 +139,37 @@ async fn client_side_timeout_and_late_response_are_harmless() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_urgent_method_runs_while_every_worker_and_the_queue_are_taken() {
+    let ns = Namespace::new("urgent");
+    let (_router, _services, client) =
+        router_with_services(&ns, &["u"], &["--service-workers", "1", "--queue", "1"]).await;
+    // Two callers fill the only worker and the only queue slot for 2 s.
+    let sleepers: Vec<_> = (0..2)
+        .map(|_| {
+            let c = ns.client();
+            tokio::spawn(async move { c.call("u-service", "sleep", vec![2.0.into()]).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let plain = client.call("u-service", "echo", vec![1.into()]).await;
+    assert_eq!(plain.map_err(|e| e.code), Err(ErrorCode::Busy));
+    // The urgent method is answered long before the sleepers end.
+    let urgent = client
+        .call_with_timeout(
+            "u-service",
+            "urgent_echo",
+            vec![2.into()],
+            Duration::from_secs(1),
+        )
+        .await
+        .expect("an urgent call is answered while every worker is busy");
+    assert_eq!(urgent, Value::from(2));
+    for s in sleepers {
+        assert!(s.await.unwrap().is_ok());
+    }
+}
+
+#[tokio::test]
 async fn beyond_workers_and_queue_callers_get_busy() {
     let ns = Namespace::new("busy");
     let (_router, _services, client) =

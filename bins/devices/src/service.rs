@@ -179,7 +179,8 @@ fn send_all(
 
 /// Builds `device-service` over the broker's state.
 pub fn build(ctx: &ServiceContext) -> Service {
-    let mut s = Service::new("device");
+    // An emergency stop must not wait behind slow reads nor get `busy`.
+    let mut s = Service::new("device").urgent("estop");
     let c = ctx.clone();
     s.register("list_devices", &[], move |()| {
         let c = c.clone();

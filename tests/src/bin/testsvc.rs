@@ -1,7 +1,8 @@
 //! `pitcrew-testsvc`: a small service for end-to-end tests and benchmarks.
 //!
 //! Methods: `echo(value)`, `add(a, b)`, `sleep(seconds)`, `fail(text)` (returns the text as
-//! a handler error), `panic()`, `whoami()` (its own name and pid).
+//! a handler error), `panic()`, `whoami()` (its own name and pid), and `urgent_echo(value)`,
+//! marked urgent (it runs even when every worker is busy).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -38,13 +39,19 @@ fn main() -> ExitCode {
         move |config, shutdown| async move {
             let mut service = Service::new(&options.app)
                 .workers(config.service_workers)
-                .handler_timeout(options.handler_timeout);
+                .handler_timeout(options.handler_timeout)
+                .urgent("urgent_echo");
             if let Some(queue) = options.queue {
                 service = service.queue(queue);
             }
             let name = service.name().to_owned();
             service
                 .register("echo", &["value"], |(v,): (Value,)| async move { Ok(v) })
+                .register(
+                    "urgent_echo",
+                    &["value"],
+                    |(v,): (Value,)| async move { Ok(v) },
+                )
                 .register("add", &["a", "b"], |(a, b): (i64, i64)| async move {
                     a.checked_add(b)
                         .ok_or_else(|| RpcError::new(ErrorCode::HandlerFailed, "overflow"))

@@ -41,6 +41,8 @@ pub const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
 /// How many distinct malformed senders are remembered for "log once"; past that, every
 /// malformed message is logged at debug level only, so the set cannot grow without bound.
 const MAX_REMEMBERED_SENDERS: usize = 1024;
+/// How many requests of urgent methods may run at once ([`Service::urgent`]).
+pub const URGENT_IN_FLIGHT: usize = 16;
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send>>;
 type Handler = Arc<dyn Fn(Vec<Value>) -> BoxFuture + Send + Sync>;
@@ -64,6 +66,7 @@ pub struct ServiceStats {
 pub struct Service {
     name: String,
     handlers: HashMap<String, Handler>,
+    urgent: HashSet<String>,
     workers: usize,
     queue: usize,
     handler_timeout: Duration,
@@ -76,6 +79,7 @@ impl Service {
         let mut service = Self {
             name: format!("{app}-service"),
             handlers: HashMap::new(),
+            urgent: HashSet::new(),
             workers: DEFAULT_WORKERS,
             queue: DEFAULT_WORKERS * QUEUE_PER_WORKER,
             handler_timeout: DEFAULT_HANDLER_TIMEOUT,
@@ -106,6 +110,15 @@ impl Service {
     /// Sets how many requests may wait for a worker before callers get `busy`.
     pub fn queue(mut self, queue: usize) -> Self {
         self.queue = queue;
+        self
+    }
+
+    /// Marks `method` (registered or to be) as urgent: its requests skip the worker limit
+    /// and the queue and run at once, so that an emergency stop never waits behind slow
+    /// reads or gets `busy`. At most [`URGENT_IN_FLIGHT`] run at a time, so a flood of
+    /// them is still bounded. For short, idempotent methods only.
+    pub fn urgent(mut self, method: &str) -> Self {
+        self.urgent.insert(method.to_owned());
         self
     }
 
@@ -180,6 +193,8 @@ impl Service {
         let tracker = TaskTracker::new();
         let core = Arc::new(Core {
             handlers: self.handlers,
+            urgent: self.urgent,
+            urgent_in_flight: AtomicUsize::new(0),
             semaphore: Arc::new(Semaphore::new(self.workers)),
             admitted: AtomicUsize::new(0),
             capacity: self.workers + self.queue,
@@ -243,6 +258,9 @@ impl Service {
 /// State shared by the dispatcher and the handler tasks.
 struct Core {
     handlers: HashMap<String, Handler>,
+    /// Methods that bypass admission and the worker limit ([`Service::urgent`]).
+    urgent: HashSet<String>,
+    urgent_in_flight: AtomicUsize,
     semaphore: Arc<Semaphore>,
     /// Requests admitted and not yet answered (running + waiting).
     admitted: AtomicUsize,
@@ -340,6 +358,9 @@ fn admit(core: &Arc<Core>, dealer: &Dealer, sender: Vec<u8>, request: Request) {
             .with("method", request.method.as_str()),
         );
     };
+    if core.urgent.contains(&request.method) {
+        return run_urgent(core, dealer, sender, request, handler);
+    }
     if let Err(error) = core.try_admit(&sender) {
         core.stats.busy.fetch_add(1, Ordering::Relaxed);
         return reply_now(error);
@@ -349,6 +370,37 @@ fn admit(core: &Arc<Core>, dealer: &Dealer, sender: Vec<u8>, request: Request) {
     core.tracker.clone().spawn(async move {
         let result = run_handler(&core, handler, request.params, &request.method).await;
         core.release(&sender);
+        core.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let response = Message::Response(Response {
+            msgid: request.msgid,
+            result,
+        });
+        let _ = dealer.send(vec![sender, response.encode()]).await;
+    });
+}
+
+/// Runs an urgent request at once, without a worker permit (see [`Service::urgent`]).
+fn run_urgent(
+    core: &Arc<Core>,
+    dealer: &Dealer,
+    sender: Vec<u8>,
+    request: Request,
+    handler: Handler,
+) {
+    if core.urgent_in_flight.fetch_add(1, Ordering::AcqRel) >= URGENT_IN_FLIGHT {
+        core.urgent_in_flight.fetch_sub(1, Ordering::AcqRel);
+        core.stats.busy.fetch_add(1, Ordering::Relaxed);
+        let error = RpcError::new(
+            ErrorCode::Busy,
+            format!("{URGENT_IN_FLIGHT} urgent requests already running; try again later"),
+        );
+        return reply(dealer, &sender, request.msgid, Err(error));
+    }
+    let core = core.clone();
+    let dealer = dealer.clone();
+    core.tracker.clone().spawn(async move {
+        let result = invoke(&core, handler, request.params, &request.method).await;
+        core.urgent_in_flight.fetch_sub(1, Ordering::AcqRel);
         core.stats.requests.fetch_add(1, Ordering::Relaxed);
         let response = Message::Response(Response {
             msgid: request.msgid,
@@ -371,6 +423,16 @@ async fn run_handler(
             "the service is stopping",
         ));
     };
+    invoke(core, handler, params, method).await
+}
+
+/// Runs a handler within the deadline, a panic turned into an error.
+async fn invoke(
+    core: &Core,
+    handler: Handler,
+    params: Vec<Value>,
+    method: &str,
+) -> Result<Value, RpcError> {
     match tokio::time::timeout(core.handler_timeout, CatchUnwind(handler(params))).await {
         Ok(Ok(result)) => result,
         Ok(Err(panic)) => {
