@@ -294,6 +294,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn realtime_takes_a_sched_fifo_priority() {
+        let p = |args: &[&str]| {
+            Options::try_parse_from([&["pitcrew-devices"], args].concat()).map(|o| o.realtime)
+        };
+        assert_eq!(p(&[]).ok(), Some(None));
+        assert_eq!(p(&["--realtime", "10"]).ok(), Some(Some(10)));
+        for bad in ["0", "100", "high"] {
+            assert!(p(&["--realtime", bad]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn exit_on_estop_parses_and_is_wired_to_its_environment_variable() {
         let o = Options::try_parse_from(["pitcrew-devices"]).map(|o| o.exit_on_estop);
         assert!(matches!(o, Ok(false)));

@@ -18,6 +18,8 @@ const WAIT_SLICE: Duration = Duration::from_millis(100);
 /// How long to wait for the session to take the pending sets before looking again; the
 /// session answers within one turn of its loop, so this only matters if it is stuck.
 const SERVICE_WAIT: Duration = Duration::from_millis(100);
+/// How long [`Waker::stop`] waits for the thread: one futex slice it may be in, and margin.
+const STOP_WAIT: Duration = Duration::from_millis(300);
 /// Pause while the buffer is invalid (the futex wait refuses an invalid buffer).
 const INVALID_PAUSE: Duration = Duration::from_millis(20);
 
@@ -68,13 +70,13 @@ impl Waker {
     }
 
     /// Stops the thread and waits until it has dropped its reference to the buffer (at
-    /// most [`WAIT_SLICE`] and a bit). The owner unlinks the segment when the last
+    /// most [`STOP_WAIT`]). The owner unlinks the segment when the last
     /// reference goes, so a broker that exits without this wait can leave a segment behind
     /// in /dev/shm.
     pub async fn stop(mut self) {
         self.signal_stop();
         if let Some(done) = self.done.take() {
-            let _ = tokio::time::timeout(WAIT_SLICE * 3, done).await;
+            let _ = tokio::time::timeout(STOP_WAIT, done).await;
         }
     }
 

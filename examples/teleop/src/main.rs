@@ -64,5 +64,14 @@ mod tests {
         let o = Options::parse_from(["pitcrew-teleop", "--slow-scale", "0.5"]);
         assert_eq!((o.gamepad, o.slow_scale), (0, 0.5));
         assert!(Options::try_parse_from(["pitcrew-teleop", "--slow-scale", "2"]).is_err());
+        let o = Options::parse_from(["pitcrew-teleop", "--gamepad", "2", "--realtime", "10"]);
+        assert_eq!((o.gamepad, o.realtime), (2, Some(10)));
+        for bad in [
+            ["--gamepad", "-1"],
+            ["--realtime", "0"],
+            ["--realtime", "100"],
+        ] {
+            assert!(Options::try_parse_from([&["pitcrew-teleop"][..], &bad].concat()).is_err());
+        }
     }
 }
