@@ -174,6 +174,65 @@ fn catalog(config: &Config) -> anyhow::Result<&'static Catalog> {
     }
 }
 
+/// The session timings of `options`.
+fn timing(options: &Options) -> Timing {
+    Timing {
+        ping_interval: options.ping_interval,
+        discovery_timeout: options.discovery_timeout,
+        liveness_timeout: options.liveness_timeout,
+    }
+}
+
+/// Serial discovery settings (an empty glob, as tests pass, means none).
+fn serial_options(options: &Options) -> serial::SerialOptions {
+    serial::SerialOptions {
+        patterns: options
+            .serial_globs
+            .iter()
+            .filter(|p| !p.is_empty())
+            .cloned()
+            .collect(),
+        baud: options.serial_baud,
+        rescan: options.serial_rescan,
+    }
+}
+
+/// Multicast settings, from the broker's options and the shared ones.
+fn update_config(options: &Options, config: &Config) -> anyhow::Result<updates::UpdateConfig> {
+    Ok(updates::UpdateConfig {
+        group: updates::parse_group(&config.update_addr).map_err(anyhow::Error::msg)?,
+        interface: options.update_interface,
+        interval: config.update_interval,
+        full_interval: options.full_interval,
+    })
+}
+
+/// Starts what finds and serves the devices, each a task of the returned tracker: serial
+/// discovery, the virtual-device listener and the multicast publisher.
+fn spawn_devices(
+    options: &Options,
+    config: &Config,
+    ctx: SessionContext,
+    listener: tokio::net::TcpListener,
+    serial_stats: Arc<serial::SerialStats>,
+) -> anyhow::Result<TaskTracker> {
+    let tracker = TaskTracker::new();
+    let registry = Arc::clone(&ctx.registry);
+    let shutdown = ctx.shutdown.clone();
+    tracker.spawn(serial::discover(
+        serial_options(options),
+        ctx.clone(),
+        tracker.clone(),
+        serial_stats,
+    ));
+    tracker.spawn(listener::serve(listener, ctx, tracker.clone()));
+    let updates = update_config(options, config)?;
+    let socket = updates::sender(updates.interface)?;
+    tracing::info!(group = %updates.group, interface = %updates.interface, "publishing device updates");
+    tracker.spawn(updates::publish(registry, socket, updates, shutdown));
+    Ok(tracker)
+}
+
 /// Runs the broker until `shutdown` fires (or, with `--exit-on-estop`, until an `estop`
 /// RPC has been answered), then disables every device and returns why it stopped.
 ///
@@ -202,11 +261,7 @@ pub async fn run(
     tracing::info!(addr = %format!("tcp://{bound}"), "listening for virtual devices");
     let ctx = SessionContext {
         registry: Arc::clone(&registry),
-        timing: Timing {
-            ping_interval: options.ping_interval,
-            discovery_timeout: options.discovery_timeout,
-            liveness_timeout: options.liveness_timeout,
-        },
+        timing: timing(&options),
         shutdown: shutdown.clone(),
         decode_errors: Arc::new(AtomicU64::new(0)),
         latch: Arc::clone(&latch),
@@ -220,38 +275,7 @@ pub async fn run(
         exit_on_estop: options.exit_on_estop,
         read_timeout: arrivals::READ_ANSWER_TIMEOUT,
     };
-    let tracker = TaskTracker::new();
-    let serial = serial::SerialOptions {
-        patterns: options
-            .serial_globs
-            .iter()
-            .filter(|p| !p.is_empty())
-            .cloned()
-            .collect(),
-        baud: options.serial_baud,
-        rescan: options.serial_rescan,
-    };
-    tracker.spawn(serial::discover(
-        serial,
-        ctx.clone(),
-        tracker.clone(),
-        serial_stats,
-    ));
-    tracker.spawn(listener::serve(listener, ctx, tracker.clone()));
-    let updates = updates::UpdateConfig {
-        group: updates::parse_group(&config.update_addr).map_err(anyhow::Error::msg)?,
-        interface: options.update_interface,
-        interval: config.update_interval,
-        full_interval: options.full_interval,
-    };
-    let socket = updates::sender(updates.interface)?;
-    tracing::info!(group = %updates.group, interface = %updates.interface, "publishing device updates");
-    tracker.spawn(updates::publish(
-        Arc::clone(&registry),
-        socket,
-        updates,
-        shutdown.clone(),
-    ));
+    let tracker = spawn_devices(&options, &config, ctx, listener, serial_stats)?;
     let service = service::build(&service_ctx).workers(config.service_workers);
     let service_stop = CancellationToken::new();
     let backend = config.backend_connect();
