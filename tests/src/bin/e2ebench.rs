@@ -8,7 +8,6 @@
 //! `send_to` to the arrival of the DEV_WRITE carrying that very value. Prints a line on
 //! stderr and `{"bench":"e2e_control_us","p50":..,"p99":..,"n":..,"lost":..}` on stdout.
 
-use std::io::{Read, Write};
 use std::net::UdpSocket;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -18,7 +17,7 @@ use pitcrew_catalog::Uid;
 use pitcrew_e2e::device::{pty, serve};
 use pitcrew_e2e::{bin, Namespace};
 use pitcrew_gamepad::control::{self, ControlMessage, Meta, PadState};
-use pitcrew_sdp::{FrameDecoder, Message, ParamWidths};
+use pitcrew_sdp::{FrameDecoder, Message};
 
 /// Stick changes measured (the 10 000).
 const CHANGES: usize = 10_000;
@@ -41,37 +40,15 @@ fn stick(i: usize) -> f32 {
 /// Plays the koala-bear on `master`: answers PING and heartbeats, and reports each
 /// DEV_WRITE's `duty_cycle_a` (param 0) with its arrival time.
 fn play_device(mut master: std::fs::File, uid: Uid, writes: mpsc::SyncSender<(u32, Instant)>) {
-    let mut dec = FrameDecoder::new();
-    let widths = ParamWidths::from_slots([Some(4); 16]).unwrap_or_default();
-    let mut buf = [0u8; 512];
-    while let Ok(n) = master.read(&mut buf) {
-        if n == 0 {
-            return;
+    // Runs until the terminal closes (the broker stopped).
+    let _ = serve(&mut master, &mut FrameDecoder::new(), uid, |m| {
+        if let Message::DevWrite(data) = m {
+            if let Some(&[a, b, c, d]) = data.get(0) {
+                let _ = writes.try_send((u32::from_le_bytes([a, b, c, d]), Instant::now()));
+            }
         }
-        let at = Instant::now();
-        let mut out = Vec::new();
-        for p in dec.decode(&buf[..n]).flatten() {
-            let reply = match Message::from_packet(&p, &widths) {
-                Ok(Message::Ping) => Message::SubRes {
-                    params: 0,
-                    interval_ms: 0,
-                    uid,
-                },
-                Ok(Message::HbReq(id)) => Message::HbRes(id),
-                Ok(Message::DevWrite(data)) => {
-                    if let Some(&[a, b, c, d]) = data.get(0) {
-                        let _ = writes.try_send((u32::from_le_bytes([a, b, c, d]), at));
-                    }
-                    continue;
-                }
-                _ => continue,
-            };
-            let _ = reply.encode_frame(&mut out);
-        }
-        if master.write_all(&out).is_err() {
-            return;
-        }
-    }
+        false
+    });
 }
 
 fn main() -> anyhow::Result<()> {
