@@ -6,7 +6,8 @@
 //! configuration (so `--ipc-dir` and explicit endpoints are honoured, and a regular file
 //! that happens to sit at such a path is left alone). The supervisor runs it after
 //! stopping the suite. While a live process still owns a segment or listens on a socket,
-//! it refuses, unless `--force`.
+//! it refuses, unless `--force`. It also removes the emergency-stop marker, which releases
+//! a latched emergency stop for the next start.
 
 use std::io::Write;
 use std::os::unix::fs::FileTypeExt;
@@ -35,6 +36,8 @@ pub struct Removed {
     pub segments: Vec<String>,
     /// Socket file paths.
     pub sockets: Vec<PathBuf>,
+    /// The emergency-stop marker, if there was one (removing it releases the latch).
+    pub estop_marker: Option<PathBuf>,
 }
 
 /// Why `clean` refused: what is still in use, one item per line.
@@ -73,6 +76,7 @@ impl CleanArgs {
                 "namespace": config.namespace,
                 "segments": removed.segments,
                 "sockets": removed.sockets,
+                "estop_marker": removed.estop_marker,
             });
             writeln!(out, "{json}")?;
         } else if removed == Removed::default() {
@@ -87,6 +91,13 @@ impl CleanArgs {
             }
             for path in &removed.sockets {
                 writeln!(out, "removed socket {}", path.display())?;
+            }
+            if let Some(path) = &removed.estop_marker {
+                writeln!(
+                    out,
+                    "removed estop marker {} (the emergency stop is released)",
+                    path.display()
+                )?;
             }
         }
         out.flush()?;
@@ -132,8 +143,14 @@ pub fn clean(config: &Config, force: bool) -> anyhow::Result<Removed> {
     .with_context(|| format!("removing the segments of `{namespace}`"))?;
     let mut removed = Removed {
         segments,
-        sockets: Vec::new(),
+        ..Removed::default()
     };
+    let marker = config.estop_marker();
+    if marker.is_file() {
+        std::fs::remove_file(&marker)
+            .with_context(|| format!("cannot remove the estop marker {}", marker.display()))?;
+        removed.estop_marker = Some(marker);
+    }
     for path in sockets {
         if is_socket(&path) {
             std::fs::remove_file(&path)

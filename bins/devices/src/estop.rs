@@ -11,6 +11,7 @@
 //! and discard what they took. With `--exit-on-estop` the broker also stops, exiting with
 //! [`EXIT_ESTOP`](crate::EXIT_ESTOP), once the RPC has been answered ([`Latch::answered`]).
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
@@ -32,6 +33,8 @@ pub const CONFIRM_DEADLINE: Duration = Duration::from_millis(250);
 #[derive(Debug, Default)]
 pub struct Latch {
     engaged: AtomicBool,
+    /// The file recording the stop across broker restarts ([`Latch::with_marker`]).
+    marker: Option<PathBuf>,
     /// When it was first engaged (wall clock, for `list_devices` and `status`).
     since: OnceLock<SystemTime>,
     /// Consumer writes discarded because of the latch, all devices together.
@@ -46,11 +49,35 @@ impl Latch {
         Latch::default()
     }
 
+    /// A latch recorded in `marker` (`Config::estop_marker`): engaging it writes the file,
+    /// and a latch whose file already exists starts engaged, so that a broker restarted
+    /// after an emergency stop (a crash during the stop, a supervisor or a person starting
+    /// it again) keeps every device disabled until the file is removed (`pitcrew clean`).
+    pub fn with_marker(marker: PathBuf) -> Latch {
+        let earlier = marker.exists();
+        let latch = Latch {
+            marker: Some(marker),
+            ..Latch::default()
+        };
+        if earlier {
+            latch.engaged.store(true, Ordering::SeqCst);
+            let _ = latch.since.set(SystemTime::now());
+        }
+        latch
+    }
+
     /// Engages the latch (idempotent). Returns `true` the first time.
     pub fn engage(&self) -> bool {
         let first = !self.engaged.swap(true, Ordering::SeqCst);
         if first {
             let _ = self.since.set(SystemTime::now());
+        }
+        if let Some(marker) = &self.marker {
+            let record = format!("emergency stop by pid {}\n", std::process::id());
+            if let Err(e) = std::fs::write(marker, record) {
+                tracing::error!(marker = %marker.display(), error = %e,
+                    "cannot record the emergency stop: a restarted broker would not be latched");
+            }
         }
         first
     }
@@ -173,6 +200,21 @@ pub async fn run(registry: &Registry, latch: &Latch) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recorded_stop_survives_a_restart_until_its_marker_is_removed() {
+        let dir = std::env::temp_dir().join(format!("estop-marker-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let marker = dir.join("ns-estop");
+        assert!(!Latch::with_marker(marker.clone()).is_engaged());
+        Latch::with_marker(marker.clone()).engage();
+        assert!(marker.exists());
+        let restarted = Latch::with_marker(marker.clone());
+        assert!(restarted.is_engaged() && restarted.since().is_some());
+        std::fs::remove_file(&marker).unwrap();
+        assert!(!Latch::with_marker(marker).is_engaged());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn the_latch_engages_once_and_stays() {

@@ -254,7 +254,14 @@ pub async fn run(
         pitcrew::realtime::raise_priority("devices", priority);
     }
     let registry = Arc::new(Registry::new(&config.namespace, catalog));
-    let latch = Arc::new(Latch::new());
+    let latch = Arc::new(Latch::with_marker(config.estop_marker()));
+    if latch.is_engaged() {
+        tracing::error!(marker = %config.estop_marker().display(),
+            "an earlier emergency stop is still latched: every device stays disabled until `pitcrew clean` removes the marker");
+        if options.exit_on_estop {
+            latch.mark_answered();
+        }
+    }
     let serial_stats = Arc::new(serial::SerialStats::default());
     let listener = listener::bind(options.virtual_addr).await?;
     let bound = listener.local_addr().context("listener address")?;

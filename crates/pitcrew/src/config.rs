@@ -84,6 +84,14 @@ impl Config {
         }
     }
 
+    /// The file that records an emergency stop of this instance (`<ipc-dir>/<ns>-estop`).
+    /// The device broker writes it when it latches and honours it when it starts, so an
+    /// emergency stop survives a broker that crashed or was restarted; `pitcrew clean`
+    /// removes it, which is the deliberate act that releases the robot.
+    pub fn estop_marker(&self) -> std::path::PathBuf {
+        self.ipc_dir.join(format!("{}-estop", self.namespace))
+    }
+
     /// Where a client connects to reach the router.
     pub fn frontend_connect(&self) -> String {
         preferred_connect_address(&self.router_frontend).unwrap_or_default()

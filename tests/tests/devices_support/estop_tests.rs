@@ -7,7 +7,7 @@ use pitcrew::codec::{from_json, Value};
 use pitcrew_e2e::Namespace;
 use serde_json::json;
 
-use crate::devices_support::{uid, Broker, Emu, PtyDir, PATIENCE};
+use crate::devices_support::{uid, Broker, Emu, PtyDir, GROUP, PATIENCE};
 use crate::open;
 
 /// The contract the supervisor relies on (pitcrew-devices' `EXIT_ESTOP`).
@@ -208,4 +208,80 @@ async fn without_exit_on_estop_the_latch_discards_writes_until_restart() {
     let again = Emu::start(&ns, broker.port, &[&format!("polar-bear:{u}")], &[]);
     broker.wait_valid(&u, true).await;
     again.wait_event(&u, "disable").await;
+}
+
+/// The broker's arguments in `broker`'s namespace and ports, plus `extra`.
+fn broker_args(broker: &Broker, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--virtual-addr",
+        &format!("tcp://127.0.0.1:{}", broker.port),
+        "--update-addr",
+        &format!("udp://{GROUP}:{}", broker.update_port),
+        "--update-interface",
+        "127.0.0.1",
+        "--serial-glob",
+        "",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args
+}
+
+#[tokio::test]
+async fn an_emergency_stop_survives_a_broker_restart_until_pitcrew_clean() {
+    let ns = Namespace::new("estopmark");
+    let mut broker = Broker::start(&ns, &["--exit-on-estop"]).await;
+    let u = uid(13, 411);
+    let emu = Emu::start(&ns, broker.port, &[&format!("koala-bear:{u}")], &[]);
+    broker.wait_valid(&u, true).await;
+    let out = ns.cli(&["estop"]).output().unwrap();
+    assert!(out.status.success());
+    let status = broker.devices.wait_for_exit(PATIENCE);
+    assert_eq!(status.and_then(|s| s.code()), Some(EXIT_ESTOP));
+    let marker = std::path::PathBuf::from(format!("/tmp/{}-estop", ns.name));
+    assert!(
+        marker.exists(),
+        "the stop is recorded in {}",
+        marker.display()
+    );
+
+    // Restarted (by a supervisor, or a person) with --exit-on-estop: it stops again at once.
+    let args = broker_args(&broker, &["--exit-on-estop"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut again = ns.spawn("pitcrew-devices", &args);
+    let status = again.wait_for_exit(PATIENCE);
+    assert_eq!(status.and_then(|s| s.code()), Some(EXIT_ESTOP));
+
+    // Restarted without it: it runs, latched, and a device that connects is disabled.
+    drop(emu);
+    let args = broker_args(&broker, &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    broker.devices = ns.spawn("pitcrew-devices", &args);
+    pitcrew_e2e::wait_for_service(&broker.client, "device-service", PATIENCE)
+        .await
+        .expect("the restarted broker answers");
+    assert_eq!(broker.status().await["estop"]["latched"], true);
+    let emu = Emu::start(&ns, broker.port, &[&format!("koala-bear:{u}")], &[]);
+    broker.wait_valid(&u, true).await;
+    emu.wait_event(&u, "disable").await;
+
+    // `pitcrew clean`, once the instance is stopped, releases it for the next start.
+    for p in [&mut broker.devices, &mut broker.router] {
+        assert!(p.signal_and_wait(libc::SIGTERM, PATIENCE).is_some());
+    }
+    let out = ns.cli(&["clean"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("estop marker"),
+        "{text}"
+    );
+    assert!(!marker.exists());
+    broker.router = ns.spawn("pitcrew-router", &[]);
+    broker.devices = ns.spawn("pitcrew-devices", &args);
+    pitcrew_e2e::wait_for_service(&broker.client, "device-service", PATIENCE)
+        .await
+        .expect("the released broker answers");
+    assert_eq!(broker.status().await["estop"]["latched"], false);
 }
