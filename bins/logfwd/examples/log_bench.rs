@@ -68,12 +68,17 @@ fn main() -> anyhow::Result<()> {
 
 /// The forwarder runs as the real binary, in a process of its own as on the robot; it
 /// must be built next to this example (`cargo build --release -p pitcrew-logfwd`).
-struct ForwarderProcess(Child);
+/// The second field is the path prefix of the ipc sockets it binds.
+struct ForwarderProcess(Child, String);
 
 impl Drop for ForwarderProcess {
+    /// Kills the forwarder and removes the socket files it can no longer remove itself.
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        for kind in ["in", "out", "srv"] {
+            let _ = std::fs::remove_file(format!("{}-{kind}.sock", self.1));
+        }
     }
 }
 
@@ -96,7 +101,7 @@ fn spawn_forwarder(base: &str, backend: &str, frontend: &str) -> anyhow::Result<
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    Ok(ForwarderProcess(child))
+    Ok(ForwarderProcess(child, base.to_owned()))
 }
 
 /// Waits until `received` reaches `at_least` or `timeout` passes.
