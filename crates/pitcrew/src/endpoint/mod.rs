@@ -83,6 +83,31 @@ pub(crate) fn context() -> &'static zmq::Context {
     CONTEXT.get_or_init(zmq::Context::new)
 }
 
+/// Starts a libzmq monitor of `socket` for `events` and returns the PAIR socket that
+/// receives them. Each monitor gets a process-unique inproc address.
+pub(crate) fn monitor_socket(
+    socket: &zmq::Socket,
+    events: i32,
+) -> Result<zmq::Socket, EndpointError> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let address = format!(
+        "inproc://pitcrew-monitor-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    socket
+        .monitor(&address, events)
+        .map_err(EndpointError::zmq("start a socket monitor"))?;
+    let monitor = context()
+        .socket(zmq::PAIR)
+        .map_err(EndpointError::zmq("create a monitor socket"))?;
+    monitor
+        .connect(&address)
+        .map_err(EndpointError::zmq("connect the monitor socket"))?;
+    Ok(monitor)
+}
+
 /// Options every socket of ours carries: heartbeats, linger, message size limit, and a
 /// quick reconnect (100 ms, backing off to 1 s) so a restarted peer is reached again at
 /// once; the reconnect settings are inert on a socket that only binds.

@@ -15,7 +15,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 
 use super::socket::{AsyncSocket, Frames, Want};
-use super::{apply_common_options, context, EndpointError};
+use super::{apply_common_options, context, monitor_socket, EndpointError};
 
 /// Socket limits of a PUB/SUB endpoint.
 #[derive(Debug, Clone, Copy)]
@@ -233,12 +233,7 @@ impl SubSocket {
         topics: &[&[u8]],
         options: PubSubOptions,
     ) -> Result<Self, EndpointError> {
-        let socket = socket(zmq::SUB, options)?;
-        for topic in topics {
-            socket
-                .set_subscribe(topic)
-                .map_err(EndpointError::zmq("subscribe"))?;
-        }
+        let socket = sub_socket(topics, options)?;
         connect(&socket, address)?;
         Ok(Self { socket })
     }
@@ -318,12 +313,7 @@ impl Subscriber {
         topics: &[&[u8]],
         options: PubSubOptions,
     ) -> Result<Self, EndpointError> {
-        let socket = socket(zmq::SUB, options)?;
-        for topic in topics {
-            socket
-                .set_subscribe(topic)
-                .map_err(EndpointError::zmq("subscribe"))?;
-        }
+        let socket = sub_socket(topics, options)?;
         let monitor = monitor_handshakes(&socket)?;
         connect(&socket, address)?;
         Ok(Self {
@@ -377,23 +367,18 @@ impl Subscriber {
 
 /// A PAIR socket that receives `socket`'s successful handshakes.
 fn monitor_handshakes(socket: &zmq::Socket) -> Result<zmq::Socket, EndpointError> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let address = format!(
-        "inproc://pitcrew-sub-monitor-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    socket
-        .monitor(&address, zmq::SocketEvent::HANDSHAKE_SUCCEEDED as i32)
-        .map_err(EndpointError::zmq("start a socket monitor"))?;
-    let monitor = context()
-        .socket(zmq::PAIR)
-        .map_err(EndpointError::zmq("create a monitor socket"))?;
-    monitor
-        .connect(&address)
-        .map_err(EndpointError::zmq("connect the monitor socket"))?;
-    Ok(monitor)
+    monitor_socket(socket, zmq::SocketEvent::HANDSHAKE_SUCCEEDED as i32)
+}
+
+/// A SUB socket subscribed to `topics` (prefixes; an empty one means everything).
+fn sub_socket(topics: &[&[u8]], options: PubSubOptions) -> Result<zmq::Socket, EndpointError> {
+    let socket = socket(zmq::SUB, options)?;
+    for topic in topics {
+        socket
+            .set_subscribe(topic)
+            .map_err(EndpointError::zmq("subscribe"))?;
+    }
+    Ok(socket)
 }
 
 #[cfg(test)]

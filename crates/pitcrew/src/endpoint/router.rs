@@ -7,9 +7,7 @@
 //! carries the descriptor of the connection it came from, which is how the router maps
 //! a disconnect to an identity without libzmq's draft `ROUTER_NOTIFY`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use super::{apply_common_options, context, EndpointError};
+use super::{apply_common_options, context, monitor_socket, EndpointError};
 
 /// What happened to one send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,23 +142,10 @@ impl RouterSocket {
     /// # Errors
     /// When libzmq cannot set up the monitor.
     pub fn monitor(&self) -> Result<Monitor, EndpointError> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let address = format!(
-            "inproc://pitcrew-monitor-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
         let events = zmq::SocketEvent::ACCEPTED as i32 | zmq::SocketEvent::DISCONNECTED as i32;
-        self.socket
-            .monitor(&address, events)
-            .map_err(EndpointError::zmq("start a socket monitor"))?;
-        let socket = context()
-            .socket(zmq::PAIR)
-            .map_err(EndpointError::zmq("create a monitor socket"))?;
-        socket
-            .connect(&address)
-            .map_err(EndpointError::zmq("connect the monitor socket"))?;
-        Ok(Monitor { socket })
+        Ok(Monitor {
+            socket: monitor_socket(&self.socket, events)?,
+        })
     }
 }
 
