@@ -265,15 +265,32 @@ impl Proc {
     /// Waits up to `timeout` for the process to exit by itself (without signalling it), and
     /// returns its status; `None` if it is still running.
     pub fn wait_for_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(2));
+        wait_child(&mut self.child, timeout)
+    }
+}
+
+/// Sorts latency samples and returns their p50 and p99 (NaN when there are none): the one
+/// definition of the percentiles every benchmark of the suite reports.
+pub fn p50_p99(samples: &mut [f64]) -> (f64, f64) {
+    samples.sort_by(f64::total_cmp);
+    let at = |p: f64| {
+        let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
+        samples.get(i).copied().unwrap_or(f64::NAN)
+    };
+    (at(0.5), at(0.99))
+}
+
+/// Waits up to `timeout` for `child` to exit by itself; its status, or `None` if it still
+/// runs.
+pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
         }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
 }

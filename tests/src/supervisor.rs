@@ -496,16 +496,7 @@ impl Supervisor {
 
     /// Waits up to `timeout` for the supervisor to exit.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        crate::wait_child(&mut self.child, timeout)
     }
 
     /// Processes still running from the supervisor's process group or any child's (each

@@ -38,15 +38,9 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(i).copied().unwrap_or(f64::NAN)
-}
-
 /// Prints one latency figure as a table row (stderr) and a JSON line (stdout).
 fn report_latency(name: &str, mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    let (p50, p99) = (percentile(&samples, 0.5), percentile(&samples, 0.99));
+    let (p50, p99) = pitcrew_e2e::p50_p99(&mut samples);
     eprintln!(
         "{name:<24} p50 {p50:>9.1}   p99 {p99:>9.1}   n {}",
         samples.len()

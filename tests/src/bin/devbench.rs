@@ -86,9 +86,7 @@ fn latency() -> anyhow::Result<()> {
             samples.push(start.elapsed().as_secs_f64() * 1e6);
         }
     }
-    samples.sort_by(f64::total_cmp);
-    let pct = |p: f64| samples[((samples.len() - 1) as f64 * p) as usize];
-    let (p50, p99) = (pct(0.5), pct(0.99));
+    let (p50, p99) = pitcrew_e2e::p50_p99(&mut samples);
     eprintln!(
         "devices_write_latency_us p50 {p50:>9.1}   p99 {p99:>9.1}   n {}",
         samples.len()

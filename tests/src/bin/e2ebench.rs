@@ -166,9 +166,7 @@ fn main() -> anyhow::Result<()> {
     if samples.is_empty() {
         bail!("no change reached the device");
     }
-    samples.sort_by(f64::total_cmp);
-    let pct = |p: f64| samples[((samples.len() - 1) as f64 * p) as usize];
-    let (p50, p99) = (pct(0.5), pct(0.99));
+    let (p50, p99) = pitcrew_e2e::p50_p99(&mut samples);
     eprintln!(
         "e2e_control_us          p50 {p50:>9.1}   p99 {p99:>9.1}   n {}   lost {lost}",
         samples.len()

@@ -304,14 +304,7 @@ impl Emu {
 
     /// Waits up to [`PATIENCE`] for the process to exit by itself.
     pub fn wait_exit(&mut self) -> bool {
-        let deadline = Instant::now() + PATIENCE;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
+        pitcrew_e2e::wait_child(&mut self.child, PATIENCE).is_some()
     }
 }
 
