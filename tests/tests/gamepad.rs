@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pitcrew::codec::{self, Value};
+use pitcrew::control::{self, ControlMessage, Meta, PadInput};
+use pitcrew::gamepad::{Button, Gamepad, PadState};
 use pitcrew::rpc::Client;
-use pitcrew_buffer::{Buffer, Button, Gamepad, Owner, SegmentKey};
+use pitcrew_buffer::{Buffer, Owner, SegmentKey};
 use pitcrew_catalog::{Catalog, Uid, Value as ParamValue};
 use pitcrew_e2e::{wait_for_service, Namespace, Proc};
-use pitcrew_gamepad::control::{self, ControlMessage, Meta, PadInput, PadState};
 use rand::Rng;
 
 /// Generous bound for things that must happen "soon"; only failures wait this long.
@@ -91,11 +92,15 @@ fn pad(lx: f32, ly: f32, rx: f32, ry: f32, btn: u32) -> PadState {
 
 fn datagram(seq: u64, pads: &[(u32, PadState)]) -> Vec<u8> {
     control::encode(&ControlMessage {
-        gamepads: pads.iter().map(|(i, p)| (*i, p.to_input())).collect(),
+        gamepads: pads
+            .iter()
+            .map(|(i, p)| (*i, PadInput::from_state(*p)))
+            .collect(),
         meta: Some(Meta {
             seq,
             sent_us: seq * 20_000,
             source: "test-driver".into(),
+            station: None,
         }),
     })
 }
@@ -152,9 +157,9 @@ async fn replayed_recording_with_two_gamepads_reaches_the_buffers() {
     let b = pad(-0.6, 0.8, 0.125, 0.0, 1 << 16);
     let rec = format!("/tmp/{}-rec.jsonl", ns.name);
     let lines = [
-        pitcrew_gamepad::record::format_line(Duration::ZERO, &vec![(0, PadState::NEUTRAL)]),
-        pitcrew_gamepad::record::format_line(Duration::from_millis(10), &vec![(0, a), (1, b)]),
-        pitcrew_gamepad::record::format_line(Duration::from_millis(60), &vec![(0, a), (1, b)]),
+        pitcrew::control::recording::format_line(Duration::ZERO, &vec![(0, PadState::NEUTRAL)]),
+        pitcrew::control::recording::format_line(Duration::from_millis(10), &vec![(0, a), (1, b)]),
+        pitcrew::control::recording::format_line(Duration::from_millis(60), &vec![(0, a), (1, b)]),
     ];
     std::fs::write(&rec, lines.join("\n")).unwrap();
     let to = robot.addr.to_string();
@@ -366,11 +371,12 @@ async fn hostile_datagrams_never_corrupt_the_buffer_or_crash_the_receiver() {
     // A last valid datagram from a fresh source restores the good state once the receiver
     // has worked through the queue.
     let finale = control::encode(&ControlMessage {
-        gamepads: vec![(0, good.to_input())],
+        gamepads: vec![(0, PadInput::from_state(good))],
         meta: Some(Meta {
             seq: 1,
             sent_us: 0,
             source: "test-final".into(),
+            station: None,
         }),
     });
     sock.send_to(&finale, robot.addr).unwrap();
@@ -550,7 +556,10 @@ fn neutral_sender_records_what_it_sends() {
     while seqs.len() < 5 {
         let (n, _) = sink.recv_from(&mut buf).expect("neutral datagrams arrive");
         let msg = control::parse(&buf[..n]).expect("valid datagram");
-        assert_eq!(msg.gamepads, vec![(0, PadState::NEUTRAL.to_input())]);
+        assert_eq!(
+            msg.gamepads,
+            vec![(0, PadInput::from_state(PadState::NEUTRAL))]
+        );
         seqs.push(msg.meta.expect("meta").seq);
     }
     assert!(seqs.windows(2).all(|w| w[1] > w[0]), "{seqs:?}");
@@ -558,7 +567,11 @@ fn neutral_sender_records_what_it_sends() {
         .signal_and_wait(libc::SIGINT, Duration::from_secs(5))
         .expect("exits on SIGINT");
     assert!(status.success(), "{status:?}");
-    let frames = pitcrew_gamepad::record::load(std::path::Path::new(&rec)).unwrap();
+    let frames: Vec<_> = std::fs::read_to_string(&rec)
+        .unwrap()
+        .lines()
+        .map(|l| pitcrew::control::recording::parse_line(l).unwrap())
+        .collect();
     assert!(frames.len() >= 5, "{} frames", frames.len());
     assert_eq!(frames[0].gamepads, vec![(0, PadState::NEUTRAL)]);
 
@@ -570,7 +583,10 @@ fn neutral_sender_records_what_it_sends() {
     let mut replay = ns.spawn("pitcrew-gamepad", &["send", "--to", &to, "--replay", &rec]);
     let (n, _) = sink.recv_from(&mut buf).expect("the replay sends");
     let msg = control::parse(&buf[..n]).expect("valid datagram");
-    assert_eq!(msg.gamepads, vec![(0, PadState::NEUTRAL.to_input())]);
+    assert_eq!(
+        msg.gamepads,
+        vec![(0, PadInput::from_state(PadState::NEUTRAL))]
+    );
     let deadline = Instant::now() + PATIENCE;
     while replay.is_running() {
         assert!(Instant::now() < deadline, "the replay never ended");

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use devices_support::{uid, Broker, Emu, PATIENCE};
 use pitcrew::codec;
+use pitcrew::control::recording::format_line;
+use pitcrew::control::{self, ControlMessage, Meta, PadInput};
+use pitcrew::gamepad::PadState;
 use pitcrew_e2e::{bin, wait_for_service, Namespace, Proc};
-use pitcrew_gamepad::control::{self, ControlMessage, Meta, PadState};
-use pitcrew_gamepad::record::format_line;
 use serde_json::json;
 
 const BUTTON_A: u32 = 1;
@@ -161,11 +162,12 @@ impl Driver {
                 seq += 1;
                 let (to, p) = *s.lock().unwrap();
                 let bytes = control::encode(&ControlMessage {
-                    gamepads: vec![(0, p.to_input())],
+                    gamepads: vec![(0, PadInput::from_state(p))],
                     meta: Some(Meta {
                         seq,
                         sent_us: seq * 20_000,
                         source: "teleop-test".into(),
+                        station: None,
                     }),
                 });
                 let _ = socket.send_to(&bytes, to);

@@ -15,9 +15,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use pitcrew_buffer::{Buffer, Gamepad, Owner, SegmentKey};
+use pitcrew::control::{self, ControlMessage, Meta, PadInput};
+use pitcrew::gamepad::Gamepad;
+use pitcrew::gamepad::PadState;
+use pitcrew_buffer::{Buffer, Owner, SegmentKey};
 use pitcrew_catalog::{Catalog, Uid, Value};
-use pitcrew_gamepad::control::{self, ControlMessage, Meta, PadState};
 
 const APPLY_SAMPLES: usize = 5000;
 const TRIPS: usize = 100;
@@ -90,11 +92,12 @@ fn datagram(seq: u64, lx: f32) -> Vec<u8> {
         ..PadState::NEUTRAL
     };
     control::encode(&ControlMessage {
-        gamepads: vec![(0, state.to_input())],
+        gamepads: vec![(0, PadInput::from_state(state))],
         meta: Some(Meta {
             seq,
             sent_us: 0,
             source: "bench".into(),
+            station: None,
         }),
     })
 }

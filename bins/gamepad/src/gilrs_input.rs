@@ -7,10 +7,11 @@ use std::time::Instant;
 
 use gilrs::{Axis, Button, EventType, GamepadId, Gilrs};
 
-use crate::control::{PadState, MAX_GAMEPADS};
 use crate::input::{Input, Poll};
 use crate::record::Snapshot;
 use crate::stick;
+use pitcrew::control::MAX_GAMEPADS;
+use pitcrew::gamepad::PadState;
 
 /// gilrs buttons in catalog order (bit i of `btn`); the triggers (bits 6, 7) are read as
 /// analog values against the threshold.

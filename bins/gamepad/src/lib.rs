@@ -1,12 +1,12 @@
 //! `pitcrew-gamepad`: the gamepad bridge.
 //!
 //! * `send` ([`send`]) reads gamepads with gilrs ([`gilrs_input`]) or replays a recording
-//!   ([`input`], [`record`]) and streams control datagrams ([`control`]) over UDP;
+//!   ([`input`], [`record`]) and streams control datagrams (`pitcrew::control`) over UDP,
+//!   as a driver station ([`station`]: mode, enable, emergency stop, the robot's state);
 //! * `receive` ([`receive`]) validates them, applies them to the gamepad buffers ([`pads`])
 //!   with per-source sequence checks ([`sources`]), runs the control [`watchdog`], and
 //!   serves `gamepad-service` ([`status`]).
 
-pub mod control;
 pub mod gilrs_input;
 pub mod input;
 pub mod pads;
@@ -14,6 +14,7 @@ pub mod receive;
 pub mod record;
 pub mod send;
 pub mod sources;
+pub mod station;
 pub mod status;
 pub mod stick;
 pub mod watchdog;
@@ -22,12 +23,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use pitcrew::config::Config;
-use pitcrew::options::{parse_duration, parse_udp_endpoint, SharedOptions};
+use pitcrew::control;
+use pitcrew::options::{parse_udp_endpoint, SharedOptions};
 use pitcrew_catalog::Catalog;
 use tokio_util::sync::CancellationToken;
 
@@ -91,15 +92,25 @@ pub struct SendArgs {
     /// The `source` name in each datagram [default: <hostname>-<pid>].
     #[arg(long)]
     pub source: Option<String>,
+    /// The mode this driver station enables the robot in.
+    #[arg(long, default_value = "teleop", value_parser = parse_mode)]
+    pub mode: pitcrew::robot::Mode,
+    /// Ask for the enable once the robot answers (for scripts; on a terminal, press e).
+    #[arg(long)]
+    pub enable: bool,
+    /// Do not read driver-station keys even when stdin is a terminal.
+    #[arg(long)]
+    pub no_keys: bool,
+}
+
+fn parse_mode(s: &str) -> Result<pitcrew::robot::Mode, String> {
+    s.parse()
+        .map_err(|e: pitcrew::robot::UnknownMode| e.to_string())
 }
 
 /// Options of `receive`.
 #[derive(Debug, Clone, Args)]
 pub struct ReceiveArgs {
-    /// With no valid control datagram for this long, every gamepad goes neutral and the
-    /// catalog's safe values are written to every connected device (e.g. 100ms).
-    #[arg(long, env = "PITCREW_CONTROL_TIMEOUT", default_value = "100ms", value_parser = parse_control_timeout)]
-    pub control_timeout: Duration,
     /// Run the receive thread at this SCHED_FIFO priority (1 to 99), so other load on the
     /// board cannot delay control or the watchdog; needs CAP_SYS_NICE (warns without it).
     #[arg(long, value_name = "PRIORITY", value_parser = clap::value_parser!(u8).range(1..=99))]
@@ -132,14 +143,6 @@ fn parse_dead_zone(s: &str) -> Result<f32, String> {
         Ok(x) if (0.0..=0.9).contains(&x) => Ok(x),
         _ => Err("expected a number between 0 and 0.9".into()),
     }
-}
-
-fn parse_control_timeout(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    if d < Duration::from_millis(5) || d > Duration::from_secs(60) {
-        return Err("expected a timeout between 5ms and 60s".into());
-    }
-    Ok(d)
 }
 
 /// The catalog named by the options, or the embedded one.
@@ -181,7 +184,7 @@ async fn run_receive(
         namespace: config.namespace.clone(),
         catalog,
         bind,
-        timeout: args.control_timeout,
+        timeout: config.control_timeout,
         realtime: args.realtime,
     })?;
     let service = status::service(receiver.state.clone());
@@ -263,6 +266,24 @@ async fn run_send(args: SendArgs, shutdown: CancellationToken) -> anyhow::Result
         source,
     };
     let stop = Arc::new(AtomicBool::new(false));
+    let station = Arc::new(station::Station::new(args.mode, args.enable));
+    let keys = !args.no_keys && std::io::IsTerminal::is_terminal(&std::io::stdin());
+    if keys {
+        let (station, stop) = (Arc::clone(&station), Arc::clone(&stop));
+        let shutdown = shutdown.clone();
+        std::thread::Builder::new()
+            .name("station-keys".into())
+            .spawn(move || {
+                if let Err(e) = station::keys::run(&station, &stop) {
+                    tracing::warn!(error = %e, "cannot read driver-station keys");
+                }
+                // q or Ctrl-C in raw mode: stop the whole sender.
+                if stop.load(Ordering::Acquire) {
+                    shutdown.cancel();
+                }
+            })
+            .context("cannot start the key thread")?;
+    }
     let shaping = gilrs_input::Shaping {
         dead_zone: args.dead_zone,
         trigger_threshold: args.trigger_threshold,
@@ -270,7 +291,18 @@ async fn run_send(args: SendArgs, shutdown: CancellationToken) -> anyhow::Result
     tracing::info!(to = %to, source = %config.source, rate = config.rate, "sending control datagrams");
     let worker = tokio::task::spawn_blocking({
         let stop = stop.clone();
-        move || send_blocking(&config, frames, args.looping, shaping, recorder, &stop)
+        let station = Arc::clone(&station);
+        move || {
+            send_blocking(
+                &config,
+                frames,
+                args.looping,
+                shaping,
+                &station,
+                recorder,
+                &stop,
+            )
+        }
     });
     let guard = {
         let stop = stop.clone();
@@ -292,17 +324,18 @@ fn send_blocking(
     frames: Option<Vec<record::Frame>>,
     looping: bool,
     shaping: gilrs_input::Shaping,
+    station: &station::Station,
     recorder: Option<record::Recorder>,
     stop: &AtomicBool,
 ) -> anyhow::Result<send::SendReport> {
     if let Some(frames) = frames {
         let mut replay = input::Replay::new(frames, looping);
-        return send::run(config, &mut replay, recorder, stop);
+        return send::run(config, &mut replay, station, recorder, stop);
     }
     match gilrs_input::open() {
         Ok(gilrs) => {
             let mut pads = gilrs_input::GilrsInput::new(gilrs, shaping);
-            send::run(config, &mut pads, recorder, stop)
+            send::run(config, &mut pads, station, recorder, stop)
         }
         Err(reason) => {
             let what = if config.neutral {
@@ -311,7 +344,13 @@ fn send_blocking(
                 "sending nothing (use --neutral to send a neutral gamepad)"
             };
             tracing::warn!(reason = %reason, "no input subsystem; {what}");
-            send::run(config, &mut input::NoInput::default(), recorder, stop)
+            send::run(
+                config,
+                &mut input::NoInput::default(),
+                station,
+                recorder,
+                stop,
+            )
         }
     }
 }
@@ -337,6 +376,7 @@ fn list_gamepads() -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn options_parse() {
@@ -359,7 +399,7 @@ mod tests {
         let Mode::Receive(r) = o.mode else {
             panic!("receive")
         };
-        assert_eq!(r.control_timeout, Duration::from_millis(100));
+        assert_eq!(o.shared.control_timeout, Duration::from_millis(100));
         assert!(Options::try_parse_from(["g", "receive", "--control-timeout", "1ms"]).is_err());
         assert_eq!(r.realtime, None);
         let o = Options::try_parse_from(["g", "receive", "--realtime", "10"]).unwrap();

@@ -6,17 +6,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use pitcrew_buffer::{BufferError, Owner, SegmentKey};
-use pitcrew_catalog::{DeviceType, Value};
+use pitcrew_catalog::DeviceType;
 
-use crate::control::{PadInput, PadState, BUTTON_COUNT, MAX_GAMEPADS};
-
-/// The catalog names of the four axes, in the order of [`PadState`]'s fields.
-const AXES: [&str; 4] = [
-    "joystick_left_x",
-    "joystick_left_y",
-    "joystick_right_x",
-    "joystick_right_y",
-];
+use pitcrew::control::{PadInput, MAX_GAMEPADS};
+use pitcrew::gamepad::{Button, PadState};
 
 /// One gamepad buffer and what the receiver last wrote to it.
 #[derive(Debug)]
@@ -46,8 +39,6 @@ pub enum ApplyError {
 pub struct Pads {
     namespace: String,
     ty: Arc<DeviceType>,
-    /// Button param names in bit order, from the catalog.
-    buttons: Vec<String>,
     pads: Vec<Option<Pad>>,
 }
 
@@ -55,16 +46,9 @@ impl Pads {
     /// Prepares the buffers of `namespace` for the catalog's `gamepad` type; none is
     /// created until its gamepad appears.
     pub fn new(namespace: &str, ty: Arc<DeviceType>) -> Pads {
-        let buttons = ty
-            .params()
-            .iter()
-            .take(BUTTON_COUNT as usize)
-            .map(|p| p.name().to_owned())
-            .collect();
         Pads {
             namespace: namespace.to_owned(),
             ty,
-            buttons,
             pads: (0..MAX_GAMEPADS).map(|_| None).collect(),
         }
     }
@@ -75,8 +59,8 @@ impl Pads {
     }
 
     /// The catalog name of button `bit`, if there is one.
-    pub fn button_name(&self, bit: usize) -> Option<&str> {
-        self.buttons.get(bit).map(String::as_str)
+    pub fn button_name(&self, bit: usize) -> Option<&'static str> {
+        Button::ALL.get(bit).map(|b| b.param())
     }
 
     /// The gamepads that have a buffer, by index.
@@ -99,7 +83,7 @@ impl Pads {
                 continue;
             };
             let prev = slot.as_ref().map_or(PadState::NEUTRAL, |p| p.state);
-            let next = prev.merge(input);
+            let next = input.merge_into(&prev);
             if !next.sticks_in_circle() {
                 return Err(ApplyError::OffCircle(*index));
             }
@@ -129,7 +113,7 @@ impl Pads {
                     pad.connected = true;
                     tracing::debug!(gamepad = index, "gamepad connected");
                 }
-                write(pad, &self.buttons, merged[i])?;
+                write(pad, merged[i])?;
                 pad.last_seen = now;
             }
         }
@@ -146,7 +130,7 @@ impl Pads {
                 continue;
             }
             // Neutral first: the owner may only store into a valid buffer.
-            if let Err(e) = write(pad, &self.buttons, PadState::NEUTRAL) {
+            if let Err(e) = write(pad, PadState::NEUTRAL) {
                 tracing::error!(gamepad = i, error = %e, "cannot set the gamepad neutral");
             }
             if let Err(e) = pad.owner.set_valid(false) {
@@ -160,16 +144,8 @@ impl Pads {
 }
 
 /// Writes a complete state as one version.
-fn write(pad: &mut Pad, buttons: &[String], state: PadState) -> Result<(), BufferError> {
-    let axes = [state.lx, state.ly, state.rx, state.ry];
-    let mut values: Vec<(&str, Value)> = Vec::with_capacity(buttons.len() + AXES.len());
-    for (bit, name) in buttons.iter().enumerate() {
-        values.push((name.as_str(), Value::Bool(state.btn & (1 << bit) != 0)));
-    }
-    for (name, v) in AXES.iter().zip(axes) {
-        values.push((name, Value::F32(v)));
-    }
-    pad.owner.set_values(&values)?;
+fn write(pad: &mut Pad, state: PadState) -> Result<(), BufferError> {
+    pad.owner.set_values(&state.values())?;
     pad.state = state;
     Ok(())
 }

@@ -1,5 +1,12 @@
-//! `pitcrew-gamepad receive`: the UDP control socket, applied to the gamepad buffers, and
-//! the watchdog.
+//! `pitcrew-gamepad receive`: the UDP control socket, applied to the gamepad buffers, the
+//! driver links passed on to the device broker, and the watchdog.
+//!
+//! The receiver never writes to a device: what link loss does to the motors is the
+//! broker's (robot-state.md rule 1). A datagram that carries a driver station's requests
+//! (`meta.ds`) is stored in that station's slot of the `driver-links` segment with the
+//! time it arrived, which is how the broker knows the link is live and what it asks; the
+//! station is answered with the robot state as the broker publishes it. The watchdog only
+//! sets the gamepads neutral.
 //!
 //! The receive loop runs on a thread of its own with a blocking socket whose read timeout is
 //! the watchdog deadline: a datagram reaches the buffer with no async wake-up in between,
@@ -15,10 +22,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use pitcrew_catalog::Catalog;
 
-use crate::control::{self, Rejection, MAX_DATAGRAM_BYTES};
+use pitcrew::control::{self, Rejection, MAX_DATAGRAM_BYTES};
+use pitcrew::robot::segment::{LinkSlot, LinksOwner};
+use pitcrew::robot::{monotonic_ns, status as robot_status, Robot};
+
 use crate::pads::Pads;
 use crate::sources::{SeqVerdict, Sources};
-use crate::watchdog::{self, Feed, Watchdog};
+use crate::watchdog::{Feed, Watchdog};
 
 /// The longest the loop blocks before checking for shutdown: short enough that a stop is
 /// prompt, long enough to cost nothing when idle.
@@ -31,7 +41,7 @@ const ERROR_PAUSE: Duration = Duration::from_millis(10);
 pub struct ReceiverConfig {
     /// Instance namespace (buffer names).
     pub namespace: String,
-    /// The catalog (gamepad type, safe values).
+    /// The catalog (its gamepad type).
     pub catalog: Catalog,
     /// Address to bind.
     pub bind: SocketAddr,
@@ -56,6 +66,12 @@ pub struct Counters {
     pub out_of_range: u64,
     /// Dropped: not newer than the last applied from their source.
     pub reordered: u64,
+    /// Applied datagrams that carried a driver station's requests.
+    pub station: u64,
+    /// Robot-state replies sent to driver stations.
+    pub replies: u64,
+    /// Driver-link stores that failed.
+    pub link_errors: u64,
     /// Buffer writes that failed.
     pub buffer_errors: u64,
 }
@@ -63,8 +79,12 @@ pub struct Counters {
 /// The receiver's state, shared by the receive loop and the `status` RPC.
 #[derive(Debug)]
 pub struct State {
-    /// Namespace and catalog, for the safe values.
+    /// Namespace, catalog and timeout.
     config: ReceiverConfig,
+    /// The driver-links segment the broker watches.
+    links: LinksOwner,
+    /// The broker's robot state, for the replies.
+    robot: Robot,
     /// Per-source bookkeeping.
     pub sources: Sources,
     /// The gamepad buffers.
@@ -110,7 +130,15 @@ impl Receiver {
             .context("cannot read the bound address")?;
         tracing::info!(addr = %bound, timeout_ms = config.timeout.as_millis() as u64, "receiving control datagrams");
         let realtime = config.realtime;
+        let links = LinksOwner::create(&config.namespace)
+            .context("cannot create the driver-links segment")?;
+        tracing::info!(
+            buffer = links.name(),
+            "passing driver links to the device broker"
+        );
         let state = Arc::new(Mutex::new(State {
+            links,
+            robot: Robot::new(&config.namespace),
             pads: Pads::new(&config.namespace, ty),
             watchdog: Watchdog::new(config.timeout),
             sources: Sources::default(),
@@ -138,8 +166,9 @@ impl Receiver {
         })
     }
 
-    /// Stops the loop: control is lost, so the watchdog trips (safe values, neutral
-    /// gamepads), then the gamepad buffers are released. Dropping does the same.
+    /// Stops the loop: the gamepads go neutral, then the gamepad and driver-link buffers
+    /// are released (the broker sees the links go and disables the robot). Dropping does
+    /// the same.
     pub fn stop(self) {}
 }
 
@@ -173,9 +202,19 @@ fn receive_loop(socket: &UdpSocket, state: &Mutex<State>, stop: &AtomicBool) {
             match socket.recv_from(&mut buf) {
                 Ok((n, peer)) => {
                     let now = Instant::now();
-                    let mut st = lock(state);
-                    st.on_datagram(&buf[..n], peer, now);
-                    st.on_tick(now);
+                    let reply = {
+                        let mut st = lock(state);
+                        let reply = st.on_datagram(&buf[..n], peer, now);
+                        st.on_tick(now);
+                        reply
+                    };
+                    // After the buffers are written and the lock is released: the reply
+                    // is for the driver's status line, never on the control path.
+                    if let Some(reply) = reply {
+                        if socket.send_to(&reply, peer).is_ok() {
+                            lock(state).counters.replies += 1;
+                        }
+                    }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -232,14 +271,15 @@ fn next_wait(st: &State, now: Instant) -> Duration {
 }
 
 impl State {
-    /// Validates and applies one datagram from `peer`.
-    pub fn on_datagram(&mut self, bytes: &[u8], peer: SocketAddr, now: Instant) {
+    /// Validates and applies one datagram from `peer`; returns the robot-state reply for
+    /// a driver station.
+    pub fn on_datagram(&mut self, bytes: &[u8], peer: SocketAddr, now: Instant) -> Option<Vec<u8>> {
         self.counters.received += 1;
         let msg = match control::parse(bytes) {
             Ok(msg) => msg,
             Err(r) => {
                 self.reject(&peer.to_string(), &r, peer, now, false);
-                return;
+                return None;
             }
         };
         let source = match &msg.meta {
@@ -249,25 +289,47 @@ impl State {
         let seq = msg.meta.as_ref().map(|m| m.seq);
         if self.sources.check_seq(&source, seq, now) == SeqVerdict::Stale {
             self.counters.reordered += 1;
-            return;
+            return None;
         }
         match self.pads.apply(&msg.gamepads, now) {
             Ok(()) => {}
             Err(crate::pads::ApplyError::OffCircle(i)) => {
                 let r = Rejection::OutOfRange(format!("gamepad {i}: stick off the unit circle"));
                 self.reject(&source, &r, peer, now, true);
-                return;
+                return None;
             }
             Err(e) => {
                 self.counters.buffer_errors += 1;
                 tracing::error!(error = %e, "cannot write a gamepad buffer");
-                return;
+                return None;
             }
         }
         self.counters.applied += 1;
         if self.watchdog.feed(now) == Feed::Recovered {
             tracing::info!(source = %source, "control restored");
         }
+        let meta = msg.meta?;
+        let request = meta.station?;
+        self.counters.station += 1;
+        let link = LinkSlot {
+            source: meta.source,
+            seen_ns: monotonic_ns(),
+            seq: meta.seq,
+            request,
+        };
+        if let Err(e) = self.links.store(&link) {
+            self.counters.link_errors += 1;
+            tracing::error!(error = %e, source = %link.source, "cannot pass the driver link to the broker");
+        }
+        Some(self.reply(&link))
+    }
+
+    /// The robot-state datagram answering `link`: the state as the broker publishes it,
+    /// with the age of the enabling link when it is this one.
+    fn reply(&mut self, link: &LinkSlot) -> Vec<u8> {
+        let status = self.robot.status();
+        let seen = (status.link == link.source).then_some(link.seen_ns);
+        robot_status::datagram(&status.to_json(monotonic_ns(), seen))
     }
 
     fn reject(
@@ -310,14 +372,13 @@ impl State {
         }
     }
 
-    /// Control is lost: every gamepad neutral and disconnected, safe values to every
-    /// connected device that has them, one warning.
+    /// Control input stopped: every gamepad neutral and disconnected, one warning. The
+    /// motors are the broker's: it sees the driver links go silent.
     fn trip(&mut self, now: Instant, why: &'static str) {
         if !self.watchdog.force_trip() {
             return;
         }
         let pads = self.pads.disconnect_where(|_| true);
-        let report = watchdog::write_safe_values(&self.config.namespace, &self.config.catalog);
         tracing::warn!(
             reason = why,
             last_valid_ms = self
@@ -325,10 +386,7 @@ impl State {
                 .last_valid_age(now)
                 .map_or(0, |d| d.as_millis() as u64),
             gamepads = pads,
-            devices = report.devices,
-            params = report.params,
-            failed = report.failed,
-            "control lost: gamepads neutral, safe values written"
+            "control input lost: gamepads neutral"
         );
     }
 }
@@ -336,14 +394,17 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::{ControlMessage, Meta, PadState};
-    use pitcrew_buffer::{Buffer, Owner, SegmentKey};
-    use pitcrew_catalog::{Uid, Value};
+    use pitcrew::control::{ControlMessage, Meta, PadInput, StationRequest};
+    use pitcrew::gamepad::PadState;
+    use pitcrew::robot::segment::{open_links, read_links};
+    use pitcrew::robot::Mode;
 
     fn state(namespace: &str) -> State {
         let catalog = Catalog::embedded().clone();
         let ty = catalog.get("gamepad").cloned().unwrap();
         State {
+            links: LinksOwner::create(namespace).unwrap(),
+            robot: Robot::new(namespace),
             pads: Pads::new(namespace, ty),
             watchdog: Watchdog::new(Duration::from_millis(100)),
             sources: Sources::default(),
@@ -359,45 +420,38 @@ mod tests {
         }
     }
 
-    fn bytes(seq: u64, lx: f32) -> Vec<u8> {
+    fn bytes(seq: u64, lx: f32, station: Option<StationRequest>) -> Vec<u8> {
         control::encode(&ControlMessage {
             gamepads: vec![(
                 0,
-                PadState {
+                PadInput::from_state(PadState {
                     lx,
                     ..PadState::NEUTRAL
-                }
-                .to_input(),
+                }),
             )],
             meta: Some(Meta {
                 seq,
                 sent_us: 0,
                 source: "unit".into(),
+                station,
             }),
         })
     }
 
     #[test]
-    fn deadline_trips_exactly_at_the_timeout_and_writes_safe_values() {
+    fn deadline_trips_exactly_at_the_timeout_and_sets_the_gamepads_neutral() {
         let ns = format!("u{}-recv", std::process::id());
-        let catalog = Catalog::embedded();
-        let uid = Uid::new(12, 0, 1);
-        let _motor = Owner::create(
-            &ns,
-            catalog.get("polar-bear").cloned().unwrap(),
-            SegmentKey::Uid(uid),
-        )
-        .unwrap();
-        let motor = Buffer::open_uid(&ns, catalog, uid).unwrap();
         let mut st = state(&ns);
         let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
         let t = Instant::now();
-        st.on_datagram(&bytes(1, 0.5), peer, t);
-        st.on_datagram(&bytes(1, -0.5), peer, t); // duplicate seq: dropped
+        assert!(
+            st.on_datagram(&bytes(1, 0.5, None), peer, t).is_none(),
+            "no station: no reply"
+        );
+        st.on_datagram(&bytes(1, -0.5, None), peer, t); // duplicate seq: dropped
         st.on_datagram(b"junk", peer, t);
         assert_eq!(st.pads.iter().next().unwrap().1.state.lx, 0.5);
         assert_eq!((st.counters.reordered, st.counters.malformed), (1, 1));
-        motor.write_value("duty_cycle", Value::F32(0.8)).unwrap();
         assert_eq!(
             next_wait(&st, t + Duration::from_millis(90)),
             Duration::from_millis(10)
@@ -409,13 +463,40 @@ mod tests {
         let (_, pad) = st.pads.iter().next().unwrap();
         assert!(!pad.connected);
         assert_eq!(pad.state, PadState::NEUTRAL);
-        assert_eq!(
-            motor.desired_values(&["duty_cycle"]).unwrap(),
-            [Value::F32(0.0)]
-        );
-        st.on_datagram(&bytes(2, 0.25), peer, t + Duration::from_millis(150));
+        st.on_datagram(&bytes(2, 0.25, None), peer, t + Duration::from_millis(150));
         assert!(!st.watchdog.tripped());
         assert!(st.pads.iter().next().unwrap().1.connected);
         assert_eq!(st.watchdog.trips(), 1);
+        let _ = pitcrew_buffer::remove_namespace(&ns);
+    }
+
+    #[test]
+    fn a_driver_station_datagram_is_passed_to_the_broker_and_answered() {
+        let ns = format!("u{}-link", std::process::id());
+        let mut st = state(&ns);
+        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let ask = StationRequest {
+            mode: Mode::Autonomous,
+            enable: true,
+            enable_id: 4,
+            estop: false,
+        };
+        let before = monotonic_ns();
+        let reply = st
+            .on_datagram(&bytes(1, 0.0, Some(ask)), peer, Instant::now())
+            .unwrap();
+        let status = robot_status::parse_datagram(&reply).unwrap();
+        assert_eq!(
+            status["state"], "disabled",
+            "no broker: the robot reads disabled"
+        );
+        let links = read_links(&open_links(&ns).unwrap()).unwrap();
+        assert_eq!(links.len(), 1);
+        assert_eq!(
+            (links[0].source.as_str(), links[0].seq, links[0].request),
+            ("unit", 1, ask)
+        );
+        assert!(links[0].seen_ns >= before);
+        let _ = pitcrew_buffer::remove_namespace(&ns);
     }
 }

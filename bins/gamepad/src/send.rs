@@ -1,7 +1,9 @@
 //! `pitcrew-gamepad send`: the send loop. States come from an [`Input`]; a datagram goes out
-//! at once on any change and otherwise every `1/rate`, with an increasing `seq`, the send
-//! time and the source name. With no gamepad nothing is sent (neutral gamepad 0 with
-//! `--neutral`), and the receiver's watchdog keeps the robot safe.
+//! at once on any change (of the gamepads or of the driver station's requests) and otherwise
+//! every `1/rate`, with an increasing `seq`, the send time, the source name and the
+//! station's requests ([`Station`]). The robot's answers (its state) are read after each
+//! send. With no gamepad nothing is sent (neutral gamepad 0 with `--neutral`): no link, so
+//! the robot stays or goes disabled.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,9 +11,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
-use crate::control::{self, ControlMessage, Meta, PadState};
+use pitcrew::control::{self, ControlMessage, Meta, PadInput, StationRequest};
+use pitcrew::gamepad::PadState;
+use pitcrew::robot::status as robot_status;
+
 use crate::input::{Input, Poll};
 use crate::record::{Recorder, Snapshot};
+use crate::station::Station;
 
 /// The longest one wait lasts before the stop flag is checked again.
 const STOP_POLL: Duration = Duration::from_millis(20);
@@ -27,6 +33,15 @@ pub struct SendConfig {
     pub neutral: bool,
     /// `meta.source`.
     pub source: String,
+}
+
+/// Receives every pending answer of the robot on `socket` (non-blocking) into `station`.
+fn read_reports(socket: &UdpSocket, station: &Station, buf: &mut [u8]) {
+    while let Ok(n) = socket.recv(buf) {
+        if let Some(report) = buf.get(..n).and_then(robot_status::parse_datagram) {
+            station.on_report(report, Instant::now());
+        }
+    }
 }
 
 /// What the loop did, for the final log line and tests.
@@ -51,6 +66,7 @@ fn unix_us() -> u64 {
 pub fn run(
     config: &SendConfig,
     input: &mut dyn Input,
+    station: &Station,
     mut recorder: Option<Recorder>,
     stop: &AtomicBool,
 ) -> anyhow::Result<SendReport> {
@@ -60,6 +76,15 @@ pub fn run(
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
     let socket = UdpSocket::bind(local).context("cannot open a UDP socket")?;
+    // Connected: only the robot's answers are received, and ICMP errors are reported.
+    socket
+        .connect(config.to)
+        .with_context(|| format!("cannot address {}", config.to))?;
+    socket
+        .set_nonblocking(true)
+        .context("cannot make the UDP socket non-blocking")?;
+    let mut answer = vec![0u8; control::MAX_DATAGRAM_BYTES];
+    let mut asked: Option<StationRequest> = None;
     let period = Duration::from_secs_f64(1.0 / config.rate);
     let started = Instant::now();
     let mut report = SendReport::default();
@@ -74,6 +99,9 @@ pub fn run(
             Poll::Changed => true,
             Poll::Idle => Instant::now() >= next_tick,
         };
+        read_reports(&socket, station, &mut answer);
+        let request = station.request();
+        let due = due || asked != Some(request);
         if !due {
             continue;
         }
@@ -85,15 +113,20 @@ pub fn run(
             (true, false) => continue,
         };
         seq += 1;
+        asked = Some(request);
         let msg = ControlMessage {
-            gamepads: pads.iter().map(|(i, p)| (*i, p.to_input())).collect(),
+            gamepads: pads
+                .iter()
+                .map(|(i, p)| (*i, PadInput::from_state(*p)))
+                .collect(),
             meta: Some(Meta {
                 seq,
                 sent_us: unix_us(),
                 source: config.source.clone(),
+                station: Some(request),
             }),
         };
-        match socket.send_to(&control::encode(&msg), config.to) {
+        match socket.send(&control::encode(&msg)) {
             Ok(_) => {
                 report.sent += 1;
                 said_failing = false;

@@ -1,14 +1,9 @@
-//! The control watchdog: when no valid control datagram arrived for `control_timeout`, the
-//! robot must stop. [`Watchdog`] keeps the deadline and the trip state; [`write_safe_values`]
-//! drives every connected device's params that have a catalog `safe` value (every
-//! `duty_cycle*` to 0) by writing them into the devices' write blocks, which wakes the
-//! device broker at once.
+//! The control watchdog: when no valid control datagram arrived for `control_timeout`, every
+//! gamepad is set neutral and marked disconnected. [`Watchdog`] keeps the deadline and the
+//! trip state. Stopping the motors is not its job: the device broker, the one gate to the
+//! devices, disables the robot when the driver links go silent (robot-state.md).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use pitcrew_buffer::{Buffer, SegmentKey};
-use pitcrew_catalog::{Catalog, DeviceType, Value};
 
 /// Trip state and deadline of the watchdog.
 #[derive(Debug)]
@@ -99,74 +94,6 @@ impl Watchdog {
     }
 }
 
-/// What [`write_safe_values`] did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct SafeReport {
-    /// Devices written.
-    pub devices: usize,
-    /// Params written, over all devices.
-    pub params: usize,
-    /// Devices that could not be written (logged each).
-    pub failed: usize,
-}
-
-/// The params of `ty` that have a safe value and a write slot.
-fn safe_params(ty: &DeviceType) -> Vec<(&str, Value)> {
-    ty.params()
-        .iter()
-        .filter(|p| p.writeable())
-        .filter_map(|p| p.safe().map(|v| (p.name(), v)))
-        .collect()
-}
-
-/// Writes the catalog's safe values into every connected device buffer of `namespace` that
-/// has some. A device that fails is logged and skipped; the others are still written.
-pub fn write_safe_values(namespace: &str, catalog: &Catalog) -> SafeReport {
-    let mut report = SafeReport::default();
-    let segments = match pitcrew_buffer::list(namespace) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot list device buffers for the safe values");
-            report.failed += 1;
-            return report;
-        }
-    };
-    for seg in segments {
-        if !seg.valid || !seg.owner_alive {
-            continue;
-        }
-        let Some(ty) = catalog.get(&seg.type_name) else {
-            continue;
-        };
-        let values = safe_params(ty);
-        if values.is_empty() {
-            continue;
-        }
-        match write_one(namespace, Arc::clone(ty), seg.key, &values) {
-            Ok(()) => {
-                report.devices += 1;
-                report.params += values.len();
-            }
-            Err(e) => {
-                report.failed += 1;
-                tracing::error!(buffer = %seg.name, error = %e, "cannot write the safe values");
-            }
-        }
-    }
-    report
-}
-
-fn write_one(
-    namespace: &str,
-    ty: Arc<DeviceType>,
-    key: SegmentKey,
-    values: &[(&str, Value)],
-) -> Result<(), pitcrew_buffer::BufferError> {
-    let buf = Buffer::open(namespace, ty, key)?;
-    buf.write_values(values)?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,18 +111,5 @@ mod tests {
         assert!(!w.check(t + Duration::from_millis(200)), "trips once");
         assert_eq!(w.trips(), 1);
         assert_eq!(w.feed(t + Duration::from_millis(300)), Feed::Recovered);
-    }
-
-    #[test]
-    fn shipped_motor_types_have_safe_duty_cycles() {
-        let c = Catalog::embedded();
-        let polar = safe_params(c.get("polar-bear").unwrap());
-        assert!(
-            polar.contains(&("duty_cycle", Value::F32(0.0))),
-            "{polar:?}"
-        );
-        let koala = safe_params(c.get("koala-bear").unwrap());
-        assert!(koala.iter().any(|(n, _)| *n == "duty_cycle_b"));
-        assert!(safe_params(c.get("gamepad").unwrap()).is_empty());
     }
 }

@@ -386,6 +386,72 @@ impl Buffer {
             .collect()
     }
 
+    /// The sensed values of the params in `params` (ascending id, storage width) from one
+    /// consistent version: the mirror of [`Owner::set_raw`](crate::Owner::set_raw), for
+    /// segments read as one record (the robot state).
+    ///
+    /// # Errors
+    /// [`BufferError::BadRaw`] when a bit names a param without a read slot; invalid buffer.
+    pub fn sensed_raw(&self, params: u64) -> Result<Vec<u8>, BufferError> {
+        self.usable()?;
+        let total: usize = self
+            .ty
+            .params()
+            .iter()
+            .filter(|p| p.id() < 64 && params & (1 << p.id()) != 0)
+            .map(|p| p.storage_width())
+            .sum();
+        let spans = self.spans(params, total, false)?;
+        let mut out = vec![0u8; total];
+        self.read_block().read(|copy| {
+            for (off, start, width) in &spans {
+                // SAFETY: slot inside one copy; destination range inside `out`.
+                unsafe { seqlock::load(copy.add(*off), &mut out[*start..*start + *width]) };
+            }
+        });
+        Ok(out)
+    }
+
+    /// `(slot offset, byte offset in the payload, width)` per set bit, checking that each
+    /// bit names a param with a slot in the block and that widths add up to `len`.
+    pub(crate) fn spans(
+        &self,
+        params: u64,
+        len: usize,
+        write: bool,
+    ) -> Result<Vec<(usize, usize, usize)>, BufferError> {
+        let bad = |reason: String| BufferError::BadRaw {
+            name: self.name.clone(),
+            reason,
+        };
+        let n = self.device_type().params().len();
+        if n < 64 && params >> n != 0 {
+            return Err(bad(format!(
+                "bitmap {params:#x} names params beyond the {n} of the type"
+            )));
+        }
+        let mut spans = Vec::new();
+        let mut at = 0usize;
+        for (i, slot) in self.layout.slots.iter().enumerate() {
+            if params & (1u64 << i) == 0 {
+                continue;
+            }
+            let off = if write { slot.write } else { slot.read };
+            let off = off.ok_or_else(|| {
+                bad(format!(
+                    "param {i} has no {} slot",
+                    if write { "write" } else { "read" }
+                ))
+            })?;
+            spans.push((off, at, slot.width));
+            at += slot.width;
+        }
+        if at != len {
+            return Err(bad(format!("the bitmap needs {at} value bytes, got {len}")));
+        }
+        Ok(spans)
+    }
+
     /// Reads the raw little-endian bytes of a readable param (arrays such as `send_buf`).
     ///
     /// # Errors
@@ -493,6 +559,7 @@ impl Buffer {
                 unsafe { seqlock::store(shadow.add(*off), bytes.as_slice()) };
             }
         })?;
+        h.last_writer.store(self.pid, Ordering::Relaxed);
         h.write_bits.fetch_or(bits, Ordering::Release);
         h.last_write_ns.store(os::coarse_ns(), Ordering::Relaxed);
         self.notify_owner(h);
@@ -522,6 +589,17 @@ impl Buffer {
     /// Invalid buffer.
     pub fn take_update(&self) -> Result<u64, BufferError> {
         Ok(self.usable()?.update_bits.swap(0, Ordering::AcqRel))
+    }
+
+    /// Whether a new owner replaced this segment (the mapping is dead: open it again).
+    pub fn is_superseded(&self) -> bool {
+        self.header().superseded.load(Ordering::Acquire) != 0
+    }
+
+    /// The pid of the consumer that wrote last (0 before any write). The owner reads it
+    /// after taking the `write` set, which the write publishes after storing the pid.
+    pub fn last_writer(&self) -> u32 {
+        self.header().last_writer.load(Ordering::Relaxed)
     }
 
     /// The owner's change counter, to hand to [`Buffer::wait_for_update`]: it moves on every

@@ -20,7 +20,7 @@ use crate::error::BufferError;
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"PITCRWB\x01");
 
 /// Bumped whenever the byte layout changes; consumers refuse other versions.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// The most params a buffer can hold: the `read`/`write`/`update` bitmaps are 64-bit.
 pub const MAX_BUFFER_PARAMS: usize = 64;
@@ -88,7 +88,10 @@ pub(crate) struct Header {
     pub subscription: AtomicU64,
     /// 1 when a consumer changed the subscription and the owner has not taken it.
     pub sub_dirty: AtomicU32,
-    pub _pad1: u32,
+    /// Pid of the consumer whose write set `write_bits` last (layout version 3): the
+    /// broker watches that process, so the outputs of a controller that dies go safe at
+    /// once instead of at the end of their lease.
+    pub last_writer: AtomicU32,
     /// Monotonic ns of the last consumer write.
     pub last_write_ns: AtomicU64,
     /// Monotonic ns of the last owner update.

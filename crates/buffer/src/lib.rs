@@ -4,7 +4,8 @@
 //! Layers, bottom up: `os` calls and `shm` objects; `layout` (header, control
 //! block, blocks); `seqlock` (consistent, crash-safe blocks); [`Buffer`] (consumer
 //! operations) and [`Owner`] (owner operations); [`list`]/[`reset_stale`] (discovery and
-//! cleanup); [`Gamepad`]/[`Device`] (typed accessors for user code).
+//! cleanup). Typed accessors for controllers (gamepads, devices, the robot state) live in
+//! the application crate, `pitcrew`.
 
 mod buffer;
 mod error;
@@ -15,7 +16,6 @@ mod os;
 mod owner;
 mod seqlock;
 mod shm;
-mod typed;
 
 pub use buffer::{Buffer, Stats, Subscription, WriteOutcome};
 pub use error::BufferError;
@@ -23,4 +23,3 @@ pub use layout::{LAYOUT_VERSION, MAX_BUFFER_PARAMS};
 pub use list::{list, remove_namespace, reset_stale, SegmentInfo};
 pub use name::{check_namespace, segment_name, SegmentKey, MAX_NAMESPACE_LEN};
 pub use owner::Owner;
-pub use typed::{Button, Device, Gamepad, GamepadState};

@@ -219,46 +219,6 @@ impl Owner {
         Ok(out)
     }
 
-    /// `(slot offset, byte offset in the payload, width)` per set bit, checking that each
-    /// bit names a param with a slot in the block and that widths add up to `len`.
-    fn spans(
-        &self,
-        params: u64,
-        len: usize,
-        write: bool,
-    ) -> Result<Vec<(usize, usize, usize)>, BufferError> {
-        let bad = |reason: String| BufferError::BadRaw {
-            name: self.buf.name.clone(),
-            reason,
-        };
-        let n = self.device_type().params().len();
-        if n < 64 && params >> n != 0 {
-            return Err(bad(format!(
-                "bitmap {params:#x} names params beyond the {n} of the type"
-            )));
-        }
-        let mut spans = Vec::new();
-        let mut at = 0usize;
-        for (i, slot) in self.buf.layout.slots.iter().enumerate() {
-            if params & (1u64 << i) == 0 {
-                continue;
-            }
-            let off = if write { slot.write } else { slot.read };
-            let off = off.ok_or_else(|| {
-                bad(format!(
-                    "param {i} has no {} slot",
-                    if write { "write" } else { "read" }
-                ))
-            })?;
-            spans.push((off, at, slot.width));
-            at += slot.width;
-        }
-        if at != len {
-            return Err(bad(format!("the bitmap needs {at} value bytes, got {len}")));
-        }
-        Ok(spans)
-    }
-
     fn mark_updated(&self, h: &Header, bits: u64) {
         h.update_bits.fetch_or(bits, Ordering::Release);
         h.last_update_ns

@@ -1,5 +1,5 @@
 //! In-process buffer tests: access rules, clamping, validity, fingerprints, notification,
-//! raw values, listing and cleanup, typed accessors. Each test has its own namespace.
+//! raw values, listing and cleanup. Each test has its own namespace.
 
 mod common;
 
@@ -8,11 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{pair_key, pair_type, unique_namespace, Cleanup};
-use pitcrew_buffer::{
-    list, reset_stale, Buffer, BufferError, Button, Device, Gamepad, GamepadState, Owner,
-    SegmentKey, Subscription,
-};
-use pitcrew_catalog::{Catalog, Uid, Value, ValueError};
+use pitcrew_buffer::{list, reset_stale, Buffer, BufferError, Owner, Subscription};
+use pitcrew_catalog::{Catalog, Value, ValueError};
 
 fn setup(tag: &str) -> (Cleanup, Owner, Buffer) {
     let ns = unique_namespace(tag);
@@ -311,101 +308,4 @@ fn list_reports_segments_and_owner_drop_removes_them() {
     assert!(list(&c.0).unwrap().is_empty());
     let err = buf.get::<f32>("sensed").unwrap_err();
     assert!(matches!(err, BufferError::Superseded { .. }), "{err}");
-}
-
-#[test]
-fn gamepad_and_device_accessors() {
-    let ns = unique_namespace("typed");
-    let _c = Cleanup(ns.clone());
-    let cat = Catalog::embedded();
-    let pad_owner = Owner::create(
-        &ns,
-        Arc::clone(cat.get("gamepad").unwrap()),
-        SegmentKey::Index(0),
-    )
-    .unwrap();
-    pad_owner
-        .set_values(&[
-            ("button_x", Value::Bool(true)),
-            ("joystick_left_y", Value::F32(-0.5)),
-        ])
-        .unwrap();
-    let pad = Gamepad::open(&ns, 0).unwrap();
-    assert!(pad.button(Button::X).unwrap());
-    assert!(!pad.button(Button::A).unwrap());
-    assert_eq!(pad.joystick_left_y().unwrap(), -0.5);
-    assert!(matches!(
-        Gamepad::open(&ns, 1).unwrap_err(),
-        BufferError::NotFound { .. }
-    ));
-
-    let uid = Uid::new(13, 1, 42);
-    let koala = Owner::create(
-        &ns,
-        Arc::clone(cat.get("koala-bear").unwrap()),
-        SegmentKey::Uid(uid),
-    )
-    .unwrap();
-    let dev = Device::open_uid(&ns, cat, uid).unwrap();
-    dev.set("duty_cycle_a", 0.5f32).unwrap();
-    assert_eq!(koala.take_write().unwrap(), 1);
-    koala.set("enc_pos_b", 12.0f32).unwrap();
-    assert_eq!(dev.get::<f32>("enc_pos_b").unwrap(), 12.0);
-    let err = Device::open_uid(&ns, cat, Uid::new(99, 0, 1)).unwrap_err();
-    assert!(
-        err.to_string().contains("no type with device id 99"),
-        "{err}"
-    );
-    assert_eq!(list(&ns).unwrap().len(), 2);
-}
-
-#[test]
-fn a_controller_waits_for_gamepad_input_and_reads_neutral_when_disconnected() {
-    let ns = unique_namespace("padwait");
-    let _cleanup = Cleanup(ns.clone());
-    let cat = Catalog::embedded();
-    let receiver = Owner::create(
-        &ns,
-        Arc::clone(cat.get("gamepad").unwrap()),
-        SegmentKey::Index(0),
-    )
-    .unwrap();
-    let pad = Gamepad::open(&ns, 0).unwrap();
-    let seen = pad.change_count();
-    assert_eq!(
-        pad.wait_for_change(seen, Duration::from_millis(20))
-            .unwrap(),
-        seen,
-        "times out when nothing changes"
-    );
-    std::thread::scope(|s| {
-        let controller = s.spawn(|| pad.wait_for_change(seen, Duration::from_secs(10)));
-        std::thread::sleep(Duration::from_millis(50));
-        receiver
-            .set_values(&[
-                ("button_a", Value::Bool(true)),
-                ("joystick_right_y", Value::F32(0.25)),
-            ])
-            .unwrap();
-        let now = controller.join().unwrap().unwrap();
-        assert_ne!(now, seen, "woken by the store");
-    });
-    let state = pad.state().unwrap();
-    assert!(state.connected);
-    assert!(state.pressed(Button::A) && !state.pressed(Button::B));
-    assert_eq!((state.left_y(), state.right_y()), (0.0, 0.25));
-
-    let before = pad.change_count();
-    receiver.set_valid(false).unwrap();
-    assert_ne!(
-        pad.change_count(),
-        before,
-        "a disconnect wakes controllers too"
-    );
-    assert_eq!(pad.state().unwrap(), GamepadState::NEUTRAL);
-    drop(receiver);
-    assert!(matches!(
-        pad.wait_for_change(pad.change_count(), Duration::from_secs(1)),
-        Err(BufferError::Superseded { .. })
-    ));
 }

@@ -56,6 +56,7 @@ pub struct Param {
     pub(crate) subscribed: bool,
     pub(crate) bounds: Bounds,
     pub(crate) safe: Option<Value>,
+    pub(crate) lease: Option<Duration>,
     pub(crate) width: usize,
 }
 
@@ -115,6 +116,24 @@ impl Param {
         self.safe
     }
 
+    /// Whether the param is an *output* (robot-state.md): writeable, with a catalog `safe`
+    /// value, and addressable on the wire (id < 16). Outputs are what the device broker
+    /// holds safe while the robot is not enabled, drives safe when their lease runs out,
+    /// and what an emergency stop resets; every part of the suite asks this one method.
+    pub fn is_output(&self) -> bool {
+        self.writeable()
+            && self.id < MAX_SMART_PARAMS
+            && self
+                .safe
+                .is_some_and(|v| v.le_bytes().as_slice().len() == self.width)
+    }
+
+    /// The catalog's own output lease of this param (`lease`, seconds), if it sets one;
+    /// otherwise the broker's `--output-lease` applies. `Some(ZERO)` turns the lease off.
+    pub fn lease(&self) -> Option<Duration> {
+        self.lease
+    }
+
     /// Bytes at storage width (arrays: all elements).
     #[inline]
     pub fn storage_width(&self) -> usize {
@@ -152,6 +171,19 @@ pub struct DeviceType {
 }
 
 impl DeviceType {
+    /// The outputs of this type ([`Param::is_output`]) with their safe values, in id order.
+    pub fn outputs(&self) -> impl Iterator<Item = (&Param, Value)> {
+        self.params
+            .iter()
+            .filter(|p| p.is_output())
+            .filter_map(|p| p.safe.map(|v| (p, v)))
+    }
+
+    /// The bitmap of this type's outputs.
+    pub fn output_mask(&self) -> u64 {
+        self.outputs().fold(0, |m, (p, _)| m | 1 << p.id)
+    }
+
     /// The kebab-case type name (`polar-bear`).
     pub fn name(&self) -> &str {
         &self.name

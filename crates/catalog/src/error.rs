@@ -196,6 +196,12 @@ pub enum LoadErrorKind {
         /// Why.
         reason: String,
     },
+    /// A `lease` on a param that is not an output.
+    #[error("invalid lease: {reason}")]
+    BadLease {
+        /// Why.
+        reason: &'static str,
+    },
     /// An interval that is negative, not finite, or too long for the wire.
     #[error("interval {value} s is not valid ({reason})")]
     BadInterval {

@@ -11,7 +11,7 @@ use crate::value::{ParamType, ScalarType, Value};
 use crate::yaml::{self, Node, NodeKind};
 
 const TYPE_KEYS: &str = "device_id, sub_interval, heartbeat_interval, params";
-const PARAM_KEYS: &str = "name, type, readable, writeable, subscribed, lower, upper, safe";
+const PARAM_KEYS: &str = "name, type, readable, writeable, subscribed, lower, upper, safe, lease";
 
 /// The default `sub_interval` of the spec.
 const DEFAULT_SUB_INTERVAL: Duration = Duration::from_millis(40);
@@ -262,6 +262,7 @@ struct RawParam<'n> {
     lower: Option<(f64, usize)>,
     upper: Option<(f64, usize)>,
     safe: Option<&'n Node>,
+    lease: Option<(Duration, usize)>,
 }
 
 fn param(
@@ -300,6 +301,7 @@ fn param(
             "subscribed" => raw.subscribed = Some(boolean(ctx, v, &kp)?),
             "lower" => raw.lower = Some((number(ctx, v, &kp)?, k.line)),
             "upper" => raw.upper = Some((number(ctx, v, &kp)?, k.line)),
+            "lease" => raw.lease = Some((interval(ctx, v, &kp, true)?, k.line)),
             _ => raw.safe = Some(v),
         }
     }
@@ -330,6 +332,10 @@ fn param(
         Some(v) => Some(check_safe(ctx, &ty, bounds, writeable, v, path)?),
         None => None,
     };
+    if let (Some((_, line)), None) = (raw.lease, safe) {
+        let reason = "a lease applies to outputs only: give the param a `safe` value";
+        return Err(ctx.err(line, format!("{path}.lease"), K::BadLease { reason }));
+    }
     Ok(Param {
         id,
         name: name.to_owned(),
@@ -338,6 +344,7 @@ fn param(
         subscribed: raw.subscribed.unwrap_or(true),
         bounds,
         safe,
+        lease: raw.lease.map(|(d, _)| d),
         width,
     })
 }

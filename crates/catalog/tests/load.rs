@@ -184,6 +184,49 @@ fn bad_safe_values() {
 }
 
 #[test]
+fn leases_belong_to_outputs_and_are_durations() {
+    let out = "m:\n  params:\n    - {name: a, type: float, writeable: true, safe: 0, lease: 0.25}\n    - {name: b, type: float, writeable: true}\n    - {name: c, type: float, writeable: true, safe: 0}\n";
+    let catalog = Catalog::from_yaml_str(out, "t.yaml").unwrap();
+    let ty = catalog.get("m").unwrap();
+    let a = ty.param("a").unwrap();
+    assert!(a.is_output());
+    assert_eq!(a.lease(), Some(std::time::Duration::from_millis(250)));
+    assert!(
+        !ty.param("b").unwrap().is_output(),
+        "no safe value: not an output"
+    );
+    assert_eq!(
+        ty.param("c").unwrap().lease(),
+        None,
+        "the broker's default applies"
+    );
+    assert_eq!(ty.output_mask(), 0b101);
+    let outputs: Vec<&str> = ty.outputs().map(|(p, _)| p.name()).collect();
+    assert_eq!(outputs, ["a", "c"]);
+    let text = "m:\n  params:\n    - {name: a, type: float, writeable: true, lease: 1}\n";
+    assert_rejects(text, 3, "m.params[0].lease", "outputs only");
+    let text = "m:\n  params:\n    - {name: a, type: float, writeable: true, safe: 0, lease: -1}\n";
+    assert_rejects(text, 3, "m.params[0].lease", "non-negative");
+}
+
+#[test]
+fn the_shipped_motors_and_servos_are_the_outputs() {
+    let c = Catalog::embedded();
+    let names = |t: &str| -> Vec<String> {
+        c.get(t)
+            .unwrap()
+            .outputs()
+            .map(|(p, _)| p.name().to_owned())
+            .collect()
+    };
+    assert_eq!(names("koala-bear"), ["duty_cycle_a", "duty_cycle_b"]);
+    assert_eq!(names("polar-bear"), ["duty_cycle"]);
+    assert_eq!(names("servo-motor"), ["servo0", "servo1"]);
+    assert!(names("team-flag").is_empty(), "LEDs are not outputs");
+    assert!(names("gamepad").is_empty());
+}
+
+#[test]
 fn shape_and_missing_key_errors() {
     assert_rejects(
         "m:\n  params:\n    - {type: bool}\n",

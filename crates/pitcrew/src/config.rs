@@ -29,6 +29,8 @@ pub struct Config {
     pub update_addr: String,
     /// Period of device updates.
     pub update_interval: Duration,
+    /// How long a driver link may be silent before it is lost.
+    pub control_timeout: Duration,
     /// Default RPC call deadline.
     pub call_timeout: Duration,
     /// Concurrent handlers per service.
@@ -76,6 +78,7 @@ impl Config {
             control_addr: options.control_addr.clone(),
             update_addr: options.update_addr.clone(),
             update_interval: options.update_interval,
+            control_timeout: options.control_timeout,
             call_timeout: options.call_timeout,
             service_workers: usize::from(options.service_workers),
             catalog: options.catalog.clone(),

@@ -4,15 +4,22 @@
 //! * [`app`]: runtime, logging, signals and ordered shutdown for a daemon's `main`;
 //! * [`rpc`]: MessagePack-RPC client and services over the router;
 //! * [`endpoint`]: the ZeroMQ sockets behind all of it (the only module that uses libzmq);
-//! * [`codec`]: the one place that knows the MessagePack serializer.
+//! * [`codec`]: the one place that knows the MessagePack serializer;
+//! * for controllers: [`robot`] (the robot state and its wait), [`gamepad`] (buttons, axes,
+//!   the gamepad reader), [`device`] (a Smart Device by UID), and [`control`], the control
+//!   datagram every driver station sends.
 #![warn(missing_docs)]
 
 pub mod app;
 pub mod codec;
 pub mod config;
+pub mod control;
+pub mod device;
 pub mod endpoint;
+pub mod gamepad;
 pub mod logging;
 pub mod options;
 pub mod realtime;
+pub mod robot;
 pub mod rpc;
 pub mod signals;

@@ -53,6 +53,10 @@ pub struct SharedOptions {
     #[arg(long, global = true, env = "PITCREW_UPDATE_INTERVAL", default_value = "50ms", value_parser = parse_duration, help_heading = "Timing")]
     pub update_interval: Duration,
 
+    /// A driver link (a driver station's control datagrams) silent for this long is lost:
+    /// its gamepads go neutral and the device broker disables the robot (5ms to 60s).
+    #[arg(long, global = true, env = "PITCREW_CONTROL_TIMEOUT", default_value = "100ms", value_parser = parse_control_timeout, help_heading = "Timing")]
+    pub control_timeout: Duration,
     /// Default deadline of an RPC call (e.g. 5s, 250ms).
     #[arg(long, global = true, env = "PITCREW_CALL_TIMEOUT", default_value = "5s", value_parser = parse_duration, help_heading = "Timing")]
     pub call_timeout: Duration,
@@ -208,6 +212,16 @@ pub fn parse_udp_endpoint(s: &str) -> Result<String, String> {
     addr.parse::<std::net::SocketAddr>()
         .map(|a| format!("udp://{a}"))
         .map_err(|_| "expected udp://IP:PORT, e.g. udp://0.0.0.0:6002".to_owned())
+}
+
+/// The control timeout: between 5 ms (below that, ordinary scheduling jitter on a busy
+/// board would disable the robot) and 60 s.
+pub fn parse_control_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(5) || d > Duration::from_secs(60) {
+        return Err("expected a timeout between 5ms and 60s".into());
+    }
+    Ok(d)
 }
 
 /// A duration: `250ms`, `5s`, `1.5s`, `2m`, or a plain number of seconds (`0.05`).

@@ -1,24 +1,30 @@
-//! The control loop: wait for the gamepad, compute the target, send it to the fleet.
+//! The control loop: follow the robot state, wait for the gamepad, compute the target, send
+//! it to the fleet.
 //!
 //! It runs on a thread of its own because it blocks in FUTEX_WAIT on the gamepad buffer:
 //! the receiver's store wakes it within microseconds, so a stick change reaches the device
-//! broker without waiting for a tick. The wait is bounded so that the loop also notices
-//! shutdown, new devices and a receiver that restarted.
+//! broker without waiting for a tick. The wait is bounded by [`PERIOD`], and the loop
+//! writes the target every cycle while the robot is enabled: the broker holds an output
+//! only for its lease (100 ms), so a controller that stops writing — hung, stopped,
+//! crashed — has its motors stopped by the broker. In `teleop` it drives from the gamepad,
+//! in `autonomous` it runs [`Routine`], and while disabled it writes nothing.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use pitcrew::config::Config;
-use pitcrew_buffer::{Gamepad, GamepadState};
+use pitcrew::gamepad::{Gamepad, GamepadState};
+use pitcrew::robot::{Mode, Robot};
 use pitcrew_catalog::Catalog;
 use tokio_util::sync::CancellationToken;
 
-use crate::drive::{Drive, Target};
+use crate::drive::{Drive, Routine, Target};
 use crate::fleet::Fleet;
 use crate::Options;
 
-/// Longest sleep between two looks at shutdown and the fleet.
-const WAIT: Duration = Duration::from_millis(50);
+/// Longest wait for the gamepad: the control period. Well inside the broker's default
+/// 100 ms output lease, so the motors are held while the robot is enabled.
+const PERIOD: Duration = Duration::from_millis(20);
 
 /// How often new koala-bears are looked for.
 const RESCAN: Duration = Duration::from_millis(500);
@@ -72,6 +78,9 @@ fn control_loop(
     let mut seen = 0u32;
     let mut connected = false;
     let mut next_scan = Instant::now();
+    let mut robot = Robot::new(namespace);
+    let mut mode: Option<Mode> = None;
+    let mut routine = Routine::start(Instant::now());
     while !stop.is_cancelled() {
         if Instant::now() >= next_scan {
             fleet.rescan();
@@ -82,7 +91,7 @@ fn control_loop(
             seen = pad.as_ref().map_or(0, Gamepad::change_count);
         }
         let state = match &pad {
-            Some(p) => match p.wait_for_change(seen, WAIT) {
+            Some(p) => match p.wait_for_change(seen, PERIOD) {
                 Ok(now) => {
                     seen = now;
                     p.state().unwrap_or(GamepadState::NEUTRAL)
@@ -94,7 +103,7 @@ fn control_loop(
                 }
             },
             None => {
-                std::thread::sleep(WAIT);
+                std::thread::sleep(PERIOD);
                 GamepadState::NEUTRAL
             }
         };
@@ -107,7 +116,22 @@ fn control_loop(
         if drive.slow() != was_slow {
             tracing::info!(slow = drive.slow(), "slow mode");
         }
-        fleet.drive(target);
+        let now_mode = robot.enabled_mode();
+        if now_mode != mode {
+            tracing::info!(
+                mode = now_mode.map_or("disabled", Mode::name),
+                "robot state"
+            );
+            if now_mode == Some(Mode::Autonomous) {
+                routine = Routine::start(Instant::now());
+            }
+            mode = now_mode;
+        }
+        match mode {
+            Some(Mode::Teleop) => fleet.drive(target),
+            Some(Mode::Autonomous) => fleet.drive(routine.target(Instant::now())),
+            None => {}
+        }
     }
     fleet.drive(Target::STOP);
     tracing::info!(devices = fleet.len(), "teleop stopped; motors set to 0");

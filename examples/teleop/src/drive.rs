@@ -1,7 +1,9 @@
 //! The control law, free of I/O so that it can be read and tested on its own: stick y axes
-//! to motor duty cycles, and the slow-mode toggle on the press (not the hold) of button A.
+//! to motor duty cycles, the slow-mode toggle on the press (not the hold) of button A, and
+//! the autonomous routine ([`Routine`]: both motors at [`AUTO_DUTY`] for [`AUTO_TIME`],
+//! then stopped).
 
-use pitcrew_buffer::{Button, GamepadState};
+use pitcrew::gamepad::{Button, GamepadState};
 
 /// Duty cycles for the two motors of a koala-bear, each in [-1, 1].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -15,6 +17,37 @@ pub struct Target {
 impl Target {
     /// Motors stopped.
     pub const STOP: Target = Target { a: 0.0, b: 0.0 };
+}
+
+/// Duty cycle of both motors during the autonomous routine.
+pub const AUTO_DUTY: f32 = 0.5;
+/// How long the autonomous routine drives before it stops.
+pub const AUTO_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The autonomous routine: drive forward at [`AUTO_DUTY`] for [`AUTO_TIME`] from the moment
+/// the robot was enabled in autonomous, then stop and stay stopped.
+#[derive(Debug, Clone, Copy)]
+pub struct Routine {
+    started: std::time::Instant,
+}
+
+impl Routine {
+    /// The routine, started at `now` (when autonomous began).
+    pub fn start(now: std::time::Instant) -> Routine {
+        Routine { started: now }
+    }
+
+    /// The target at `now`.
+    pub fn target(&self, now: std::time::Instant) -> Target {
+        if now.saturating_duration_since(self.started) < AUTO_TIME {
+            Target {
+                a: AUTO_DUTY,
+                b: AUTO_DUTY,
+            }
+        } else {
+            Target::STOP
+        }
+    }
 }
 
 /// The driver's state across gamepad readings.
@@ -67,6 +100,21 @@ pub fn parse_scale(s: &str) -> Result<f32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_routine_drives_for_its_time_then_stops() {
+        let t = std::time::Instant::now();
+        let r = Routine::start(t);
+        assert_eq!(
+            r.target(t),
+            Target {
+                a: AUTO_DUTY,
+                b: AUTO_DUTY
+            }
+        );
+        assert_eq!(r.target(t + AUTO_TIME / 2).a, AUTO_DUTY);
+        assert_eq!(r.target(t + AUTO_TIME), Target::STOP);
+    }
 
     fn pad(ly: f32, ry: f32, a: bool) -> GamepadState {
         GamepadState {

@@ -5,7 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use pitcrew_buffer::{BufferError, Device, SegmentKey};
+use pitcrew::device::Device;
+use pitcrew_buffer::{BufferError, SegmentKey};
 use pitcrew_catalog::{Catalog, Uid, Value};
 
 use crate::drive::Target;

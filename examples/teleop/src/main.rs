@@ -1,10 +1,15 @@
 //! `pitcrew-teleop`: an example controller. The left stick's y axis drives `duty_cycle_a` and
 //! the right stick's y axis `duty_cycle_b` of every koala-bear; button A toggles a slow mode.
 //!
+//! In `autonomous` it drives both motors at 0.5 for 1 s, then stops; while the robot is
+//! disabled it writes nothing (the device broker holds every motor safe anyway).
+//!
 //! It is built only on the application crate and the shared-memory buffers, as a team's own
-//! controller would be, and shows the three things such code must get right: react to input
-//! at once (it blocks on the gamepad buffer's futex, no polling tick), treat a lost gamepad
-//! as "stop" (a disconnected gamepad reads neutral), and let devices and gamepads come and go.
+//! controller would be, and shows what such code must get right: follow the robot state,
+//! react to input at once (it blocks on the gamepad buffer's futex, no polling tick), write
+//! every cycle (the broker stops a motor whose value is not refreshed within its lease),
+//! treat a lost gamepad as "stop" (a disconnected gamepad reads neutral), and let devices
+//! and gamepads come and go.
 
 mod controller;
 mod drive;

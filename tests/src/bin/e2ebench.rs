@@ -13,10 +13,11 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use pitcrew::control::{self, ControlMessage, Meta, PadInput};
+use pitcrew::gamepad::PadState;
 use pitcrew_catalog::Uid;
 use pitcrew_e2e::device::{pty, serve};
 use pitcrew_e2e::{bin, Namespace};
-use pitcrew_gamepad::control::{self, ControlMessage, Meta, PadState};
 use pitcrew_sdp::{FrameDecoder, Message};
 
 /// Stick changes measured (the 10 000).
@@ -97,16 +98,16 @@ fn main() -> anyhow::Result<()> {
         control::encode(&ControlMessage {
             gamepads: vec![(
                 0,
-                PadState {
+                PadInput::from_state(PadState {
                     ly: v,
                     ..PadState::NEUTRAL
-                }
-                .to_input(),
+                }),
             )],
             meta: Some(Meta {
                 seq: i as u64 + 1,
                 sent_us: i as u64 * 2000,
                 source: "e2ebench".into(),
+                station: None,
             }),
         })
     };

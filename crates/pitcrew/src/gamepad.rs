@@ -1,15 +1,15 @@
-//! Typed accessors for user code: [`Gamepad`] with named buttons and axes, and [`Device`]
-//! for Smart Devices by UID with `get::<f32>("duty_cycle")` / `set(...)`. Both report every
-//! problem as a [`BufferError`]; nothing here panics.
+//! The gamepad vocabulary, in one place: buttons in catalog order, the four axes, a
+//! gamepad's complete state ([`PadState`]) as the control datagram carries it and the
+//! receiver stores it, and the typed reader [`Gamepad`] that controllers use
+//! (neutral when disconnected). The receiver, the sender, the tests and the benchmarks all
+//! take these names from here, so the catalog's gamepad type and the wire agree.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use pitcrew_catalog::{Catalog, DeviceType, Scalar, Uid, Value};
+use pitcrew_buffer::{Buffer, BufferError, SegmentKey};
+use pitcrew_catalog::{Catalog, Value};
 
-use crate::buffer::{Buffer, WriteOutcome};
-use crate::error::BufferError;
-use crate::name::SegmentKey;
+use crate::device::type_named;
 
 /// A gamepad button, in W3C "standard gamepad" order (the discriminant is the param id and
 /// the bit of a control message's `btn` mask).
@@ -210,13 +210,16 @@ impl Gamepad {
     }
 }
 
-const AXES: [&str; 4] = [
+/// The catalog names of the four axes, in the order of [`PadState`]'s fields and of
+/// [`GamepadState::axes`].
+pub const AXES: [&str; 4] = [
     "joystick_left_x",
     "joystick_left_y",
     "joystick_right_x",
     "joystick_right_y",
 ];
-const GAMEPAD_PARAMS: usize = Button::ALL.len() + AXES.len();
+/// Buttons and axes: every param of the catalog's gamepad type.
+pub const GAMEPAD_PARAMS: usize = Button::ALL.len() + AXES.len();
 
 /// One consistent reading of a gamepad (see [`Gamepad::state`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -263,66 +266,119 @@ impl GamepadState {
     }
 }
 
-/// A Smart Device buffer, for controllers and the CLI.
-#[derive(Debug)]
-pub struct Device {
-    buf: Buffer,
+/// Number of buttons of the catalog's gamepad type (bits `0..BUTTON_COUNT` of a control
+/// datagram's `btn`).
+pub const BUTTON_COUNT: u32 = Button::ALL.len() as u32;
+
+/// Slack on the unit-circle check: a sender that normalises in f64 and sends f32 lands a
+/// hair outside the circle.
+const STICK_SLACK: f32 = 1e-3;
+
+/// One gamepad's complete state, as a control datagram carries it and its buffer stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PadState {
+    /// Left stick x.
+    pub lx: f32,
+    /// Left stick y (up positive).
+    pub ly: f32,
+    /// Right stick x.
+    pub rx: f32,
+    /// Right stick y (up positive).
+    pub ry: f32,
+    /// Button bitmask (bit i = [`Button::ALL`]`[i]`).
+    pub btn: u32,
 }
 
-impl Device {
-    /// Opens the device of type `type_name` with `uid`.
-    ///
-    /// # Errors
-    /// [`BufferError::UnknownType`], then as [`Buffer::open`].
-    pub fn open(
-        namespace: &str,
-        catalog: &Catalog,
-        type_name: &str,
-        uid: Uid,
-    ) -> Result<Device, BufferError> {
-        let ty = type_named(catalog, type_name)?;
-        Ok(Device {
-            buf: Buffer::open(namespace, ty, SegmentKey::Uid(uid))?,
-        })
+impl PadState {
+    /// Axes at 0, no button pressed.
+    pub const NEUTRAL: PadState = PadState {
+        lx: 0.0,
+        ly: 0.0,
+        rx: 0.0,
+        ry: 0.0,
+        btn: 0,
+    };
+
+    /// Whether both sticks lie within the unit circle (with rounding slack).
+    pub fn sticks_in_circle(&self) -> bool {
+        let limit = (1.0 + STICK_SLACK) * (1.0 + STICK_SLACK);
+        self.lx * self.lx + self.ly * self.ly <= limit
+            && self.rx * self.rx + self.ry * self.ry <= limit
     }
 
-    /// Opens a device by UID alone (the type comes from the UID's device id).
-    ///
-    /// # Errors
-    /// As [`Buffer::open_uid`].
-    pub fn open_uid(namespace: &str, catalog: &Catalog, uid: Uid) -> Result<Device, BufferError> {
-        Ok(Device {
-            buf: Buffer::open_uid(namespace, catalog, uid)?,
-        })
+    /// The axes in [`AXES`] order.
+    pub fn axes(&self) -> [f32; 4] {
+        [self.lx, self.ly, self.rx, self.ry]
     }
 
-    /// Reads a sensed value.
-    ///
-    /// # Errors
-    /// As [`Buffer::get`].
-    pub fn get<T: Scalar>(&self, param: &str) -> Result<T, BufferError> {
-        self.buf.get(param)
+    /// Every param of the gamepad type with its value, in catalog order: what the receiver
+    /// stores as one version.
+    pub fn values(&self) -> [(&'static str, Value); GAMEPAD_PARAMS] {
+        let mut out = [("", Value::Bool(false)); GAMEPAD_PARAMS];
+        for (slot, b) in out.iter_mut().zip(Button::ALL) {
+            *slot = (b.param(), Value::Bool(self.btn & (1 << b as u32) != 0));
+        }
+        for (slot, (name, v)) in out[Button::ALL.len()..]
+            .iter_mut()
+            .zip(AXES.iter().zip(self.axes()))
+        {
+            *slot = (name, Value::F32(v));
+        }
+        out
     }
 
-    /// Writes a desired value (clamped to bounds, with a warning).
-    ///
-    /// # Errors
-    /// As [`Buffer::write`].
-    pub fn set<T: Scalar>(&self, param: &str, value: T) -> Result<WriteOutcome, BufferError> {
-        self.buf.write(param, value)
-    }
-
-    /// The underlying buffer.
-    pub fn buffer(&self) -> &Buffer {
-        &self.buf
+    /// The names of the pressed buttons.
+    pub fn pressed_names(&self) -> Vec<&'static str> {
+        Button::ALL
+            .iter()
+            .filter(|b| self.btn & (1 << **b as u32) != 0)
+            .map(|b| b.param())
+            .collect()
     }
 }
 
-fn type_named(catalog: &Catalog, name: &str) -> Result<Arc<DeviceType>, BufferError> {
-    catalog
-        .get(name)
-        .cloned()
-        .ok_or_else(|| BufferError::UnknownType {
-            type_name: name.to_owned(),
-        })
+impl From<PadState> for GamepadState {
+    fn from(p: PadState) -> GamepadState {
+        GamepadState {
+            connected: true,
+            buttons: p.btn,
+            axes: p.axes(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buttons_and_axes_match_the_catalog_gamepad() {
+        let ty = Catalog::embedded().get("gamepad").unwrap();
+        let names: Vec<&str> = ty.params().iter().map(|p| p.name()).collect();
+        let ours: Vec<&str> = PadState::NEUTRAL.values().iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ours);
+        assert_eq!(BUTTON_COUNT, 17);
+    }
+
+    #[test]
+    fn a_pad_state_reads_back_as_the_same_gamepad_state() {
+        let p = PadState {
+            lx: 0.5,
+            ly: -0.5,
+            rx: 0.0,
+            ry: 1.0,
+            btn: 1 << Button::Y as u32,
+        };
+        let g = GamepadState::from(p);
+        assert!(g.pressed(Button::Y) && !g.pressed(Button::A));
+        assert_eq!((g.left_x(), g.left_y(), g.right_y()), (0.5, -0.5, 1.0));
+        assert_eq!(p.pressed_names(), ["button_y"]);
+        assert!(p.sticks_in_circle());
+        assert!(!PadState {
+            lx: 0.9,
+            ly: 0.9,
+            ..p
+        }
+        .sticks_in_circle());
+    }
 }

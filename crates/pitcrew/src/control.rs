@@ -1,12 +1,23 @@
-//! The control datagram (spec/wire.md, "Control input"): `[2, "update_gamepads",
-//! [gamepads, meta]]`, parsed and validated whole, or encoded, through `pitcrew::codec`.
+//! The control datagram (spec/wire.md, "Control input"), driver station → robot:
+//! `[2, "update_gamepads", [gamepads, meta]]`, parsed and validated whole, or encoded,
+//! through [`crate::codec`]. The receiver, the sender, the tests and the benchmarks all use
+//! this one codec.
+//!
+//! `meta` may carry the driver station's requests of the robot under the versioned key
+//! `ds` (`{"v": 1, "mode": "teleop", "enable": true, "enable_id": 3, "estop": false}`,
+//! [`StationRequest`]); a datagram without it moves gamepads but can never enable the robot
+//! (robot-state.md rule 3).
 //!
 //! Parsing never panics and never allocates more than the datagram bound allows: a datagram
 //! is rejected as [`Rejection::Oversized`] before decoding, as [`Rejection::Malformed`] when
 //! its shape or types are wrong, and as [`Rejection::OutOfRange`] when a value is NaN, outside
 //! [-1, 1], a stick is off the unit circle, or a button bit names no button.
 
-use pitcrew::codec::{self, Value};
+pub mod recording;
+
+use crate::codec::{self, Value};
+use crate::gamepad::{PadState, BUTTON_COUNT};
+use crate::robot::Mode;
 
 /// The largest datagram accepted: the spec keeps datagrams under 1200 bytes (no IP
 /// fragmentation over WiFi), and eight full gamepads with meta take about 400.
@@ -16,13 +27,10 @@ pub const MAX_DATAGRAM_BYTES: usize = 1200;
 pub const MAX_GAMEPADS: u32 = 8;
 /// The longest `source` name, so per-source state stays small.
 pub const MAX_SOURCE_LEN: usize = 64;
-/// Number of buttons in the catalog's gamepad type (bits `0..BUTTON_COUNT` of `btn`).
-pub const BUTTON_COUNT: u32 = 17;
 /// The notification method of a control datagram.
 pub const METHOD: &str = "update_gamepads";
-/// Slack on the unit-circle check: a sender that normalises in f64 and sends f32 lands a
-/// hair outside the circle.
-const STICK_SLACK: f32 = 1e-3;
+/// The version of the `ds` (driver station) fields this codec reads and writes.
+pub const STATION_VERSION: u64 = 1;
 
 /// One gamepad's values as carried by a datagram: a missing axis keeps its previous value.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -39,59 +47,44 @@ pub struct PadInput {
     pub btn: u32,
 }
 
-/// One gamepad's complete state, as stored in its buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct PadState {
-    /// Left stick x.
-    pub lx: f32,
-    /// Left stick y (up positive).
-    pub ly: f32,
-    /// Right stick x.
-    pub rx: f32,
-    /// Right stick y (up positive).
-    pub ry: f32,
-    /// Button bitmask.
-    pub btn: u32,
-}
-
-impl PadState {
-    /// Axes at 0, no button pressed.
-    pub const NEUTRAL: PadState = PadState {
-        lx: 0.0,
-        ly: 0.0,
-        rx: 0.0,
-        ry: 0.0,
-        btn: 0,
-    };
-
-    /// This state updated by `input` (missing axes keep their value).
-    pub fn merge(&self, input: &PadInput) -> PadState {
+impl PadInput {
+    /// `prev` updated by this input (missing axes keep their value).
+    pub fn merge_into(&self, prev: &PadState) -> PadState {
         PadState {
-            lx: input.lx.unwrap_or(self.lx),
-            ly: input.ly.unwrap_or(self.ly),
-            rx: input.rx.unwrap_or(self.rx),
-            ry: input.ry.unwrap_or(self.ry),
-            btn: input.btn,
-        }
-    }
-
-    /// The state as a complete datagram entry.
-    pub fn to_input(self) -> PadInput {
-        PadInput {
-            lx: Some(self.lx),
-            ly: Some(self.ly),
-            rx: Some(self.rx),
-            ry: Some(self.ry),
+            lx: self.lx.unwrap_or(prev.lx),
+            ly: self.ly.unwrap_or(prev.ly),
+            rx: self.rx.unwrap_or(prev.rx),
+            ry: self.ry.unwrap_or(prev.ry),
             btn: self.btn,
         }
     }
 
-    /// Whether both sticks lie within the unit circle (with rounding slack).
-    pub fn sticks_in_circle(&self) -> bool {
-        let limit = (1.0 + STICK_SLACK) * (1.0 + STICK_SLACK);
-        self.lx * self.lx + self.ly * self.ly <= limit
-            && self.rx * self.rx + self.ry * self.ry <= limit
+    /// A complete state as a datagram entry.
+    pub fn from_state(state: PadState) -> PadInput {
+        PadInput {
+            lx: Some(state.lx),
+            ly: Some(state.ly),
+            rx: Some(state.rx),
+            ry: Some(state.ry),
+            btn: state.btn,
+        }
     }
+}
+
+/// What a driver station asks of the robot, carried in every datagram it sends (meta
+/// `ds`). The robot acts on changes: an `enable_id` it has not seen from this source while
+/// `enable` is set is a new enable request (robot-state.md rule 4), `enable` false while
+/// the robot is enabled by this station disables it, and `estop` is an emergency stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StationRequest {
+    /// The mode the station asks for.
+    pub mode: Mode,
+    /// Whether the station asks for the robot to be enabled.
+    pub enable: bool,
+    /// Counts the driver's enable presses: each new press is a new request.
+    pub enable_id: u32,
+    /// The driver pressed the emergency stop (kept set from then on).
+    pub estop: bool,
 }
 
 /// The optional `meta` of a datagram.
@@ -103,6 +96,8 @@ pub struct Meta {
     pub sent_us: u64,
     /// Sender's name, unique per sender instance.
     pub source: String,
+    /// The driver station's requests, if the sender is one.
+    pub station: Option<StationRequest>,
 }
 
 /// A validated control datagram.
@@ -186,9 +181,16 @@ fn parse_meta(v: &Value) -> Result<Meta, Rejection> {
     let Value::Map(entries) = v else {
         return Err(malformed("meta is not a map"));
     };
-    let (mut seq, mut sent_us, mut source) = (None, None, None);
+    let (mut seq, mut sent_us, mut source, mut station) = (None, None, None, None);
     for (k, v) in entries {
         let slot = match k.as_str() {
+            Some("ds") => {
+                if station.is_some() {
+                    return Err(malformed("meta key ds repeated"));
+                }
+                station = Some(parse_station(v)?);
+                continue;
+            }
             Some("seq") => &mut seq,
             Some("sent_us") => &mut sent_us,
             Some("source") => {
@@ -221,8 +223,79 @@ fn parse_meta(v: &Value) -> Result<Meta, Rejection> {
             seq,
             sent_us,
             source,
+            station,
         }),
         _ => Err(malformed("meta needs seq, sent_us and source")),
+    }
+}
+
+/// The `ds` map: every key present once, version [`STATION_VERSION`].
+fn parse_station(v: &Value) -> Result<StationRequest, Rejection> {
+    let Value::Map(entries) = v else {
+        return Err(malformed("meta.ds is not a map"));
+    };
+    let (mut version, mut mode, mut enable, mut enable_id, mut estop) =
+        (None, None, None, None, None);
+    for (k, v) in entries {
+        let key = k
+            .as_str()
+            .ok_or_else(|| malformed("meta.ds key is not a string"))?;
+        let fresh = match key {
+            "v" => version.replace(v.as_u64().ok_or_else(|| malformed("ds.v is not a u64"))?),
+            "mode" => {
+                let name = v
+                    .as_str()
+                    .ok_or_else(|| malformed("ds.mode is not a string"))?;
+                let m = name
+                    .parse::<Mode>()
+                    .map_err(|e| Rejection::OutOfRange(e.to_string()))?;
+                mode.replace(m).map(|_| 0)
+            }
+            "enable" => enable
+                .replace(
+                    v.as_bool()
+                        .ok_or_else(|| malformed("ds.enable is not a bool"))?,
+                )
+                .map(|_| 0),
+            "enable_id" => {
+                let id = v
+                    .as_u64()
+                    .ok_or_else(|| malformed("ds.enable_id is not a u32"))?;
+                let id = u32::try_from(id)
+                    .map_err(|_| Rejection::OutOfRange("ds.enable_id exceeds u32".into()))?;
+                enable_id.replace(id).map(|_| 0)
+            }
+            "estop" => estop
+                .replace(
+                    v.as_bool()
+                        .ok_or_else(|| malformed("ds.estop is not a bool"))?,
+                )
+                .map(|_| 0),
+            _ => return Err(malformed(format!("unknown meta.ds key {key:?}"))),
+        };
+        if fresh.is_some() {
+            return Err(malformed(format!("meta.ds key {key} repeated")));
+        }
+    }
+    match version {
+        Some(STATION_VERSION) => {}
+        Some(v) => {
+            return Err(malformed(format!(
+                "driver-station fields of version {v}; this robot reads version {STATION_VERSION}"
+            )))
+        }
+        None => return Err(malformed("meta.ds needs v")),
+    }
+    match (mode, enable, enable_id, estop) {
+        (Some(mode), Some(enable), Some(enable_id), Some(estop)) => Ok(StationRequest {
+            mode,
+            enable,
+            enable_id,
+            estop,
+        }),
+        _ => Err(malformed(
+            "meta.ds needs v, mode, enable, enable_id and estop",
+        )),
     }
 }
 
@@ -370,11 +443,24 @@ pub fn to_value(msg: &ControlMessage) -> Value {
         .collect();
     let mut params = vec![Value::Map(pads)];
     if let Some(meta) = &msg.meta {
-        params.push(Value::Map(vec![
+        let mut m = vec![
             (Value::from("seq"), Value::from(meta.seq)),
             (Value::from("sent_us"), Value::from(meta.sent_us)),
             (Value::from("source"), Value::from(meta.source.as_str())),
-        ]));
+        ];
+        if let Some(ds) = &meta.station {
+            m.push((
+                Value::from("ds"),
+                Value::Map(vec![
+                    (Value::from("v"), Value::from(STATION_VERSION)),
+                    (Value::from("mode"), Value::from(ds.mode.name())),
+                    (Value::from("enable"), Value::from(ds.enable)),
+                    (Value::from("enable_id"), Value::from(ds.enable_id)),
+                    (Value::from("estop"), Value::from(ds.estop)),
+                ]),
+            ));
+        }
+        params.push(Value::Map(m));
     }
     Value::Array(vec![
         Value::from(2),
@@ -406,12 +492,18 @@ mod tests {
                         btn: 0b101,
                     },
                 ),
-                (3, PadState::NEUTRAL.to_input()),
+                (3, PadInput::from_state(PadState::NEUTRAL)),
             ],
             meta: Some(Meta {
                 seq: 7,
                 sent_us: 123,
                 source: "laptop-1".into(),
+                station: Some(StationRequest {
+                    mode: Mode::Teleop,
+                    enable: true,
+                    enable_id: 3,
+                    estop: false,
+                }),
             }),
         }
     }
@@ -486,6 +578,31 @@ mod tests {
         );
     }
 
+    #[test]
+    fn driver_station_fields_are_versioned_and_checked_whole() {
+        use serde_json::json;
+        let with = |ds: serde_json::Value| json!([2, "update_gamepads", [{}, {"seq": 1, "sent_us": 0, "source": "a", "ds": ds}]]);
+        let ok =
+            json!({"v": 1, "mode": "autonomous", "enable": true, "enable_id": 9, "estop": false});
+        let msg = parse(&codec::encode(&codec::from_json(&with(ok)))).unwrap();
+        let ds = msg.meta.and_then(|m| m.station).unwrap();
+        assert_eq!(
+            (ds.mode, ds.enable, ds.enable_id, ds.estop),
+            (Mode::Autonomous, true, 9, false)
+        );
+        let v2 = json!({"v": 2, "mode": "teleop", "enable": true, "enable_id": 1, "estop": false});
+        assert!(reject(with(v2)).to_string().contains("version 2"));
+        let partial = json!({"v": 1, "mode": "teleop"});
+        assert_eq!(reject(with(partial)).kind(), "malformed");
+        let bad_mode =
+            json!({"v": 1, "mode": "fast", "enable": true, "enable_id": 1, "estop": false});
+        assert_eq!(reject(with(bad_mode)).kind(), "out_of_range");
+        let big = json!({"v": 1, "mode": "teleop", "enable": true, "enable_id": 1u64 << 33, "estop": false});
+        assert_eq!(reject(with(big)).kind(), "out_of_range");
+        let extra = json!({"v": 1, "mode": "teleop", "enable": true, "enable_id": 1, "estop": false, "x": 1});
+        assert_eq!(reject(with(extra)).kind(), "malformed");
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(10_000))]
 
@@ -494,7 +611,7 @@ mod tests {
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             if let Ok(msg) = parse(&bytes) {
                 for (_, p) in msg.gamepads {
-                    prop_assert!(PadState::NEUTRAL.merge(&p).sticks_in_circle());
+                    prop_assert!(p.merge_into(&PadState::NEUTRAL).sticks_in_circle());
                 }
             }
         }

@@ -1,0 +1,90 @@
+//! [`Robot`]: what a controller reads of the robot state — is it enabled, in which mode,
+//! how long is left in the match — and a blocking wait for the next change, on the state
+//! segment's futex (no polling, no RPC). When no broker runs, or it died, the robot reads
+//! as disabled: a controller written for the happy path then writes nothing that matters,
+//! and the broker (when it comes back) starts disabled anyway.
+
+use std::time::Duration;
+
+use pitcrew_buffer::{Buffer, BufferError};
+
+use super::segment::{open_state, read_status};
+use super::{Mode, RobotStatus};
+
+/// A controller's view of the robot state of one namespace.
+#[derive(Debug)]
+pub struct Robot {
+    namespace: String,
+    buf: Option<Buffer>,
+}
+
+impl Robot {
+    /// A reader for `namespace`; it attaches to the broker's segment when it exists and
+    /// re-attaches after a broker restart.
+    pub fn new(namespace: &str) -> Robot {
+        Robot {
+            namespace: namespace.to_owned(),
+            buf: open_state(namespace).ok(),
+        }
+    }
+
+    /// The current state; [`RobotStatus::no_broker`] (disabled) when no live broker
+    /// publishes one.
+    pub fn status(&mut self) -> RobotStatus {
+        self.attach();
+        let Some(buf) = &self.buf else {
+            return RobotStatus::no_broker();
+        };
+        if !buf.owner_alive() {
+            return RobotStatus::no_broker();
+        }
+        read_status(buf).unwrap_or_else(|_| RobotStatus::no_broker())
+    }
+
+    /// The mode the robot is enabled in now, or `None` while it is disabled or stopped.
+    pub fn enabled_mode(&mut self) -> Option<Mode> {
+        self.status().state.mode()
+    }
+
+    /// The state segment's change counter, for [`Robot::wait_for_change`].
+    pub fn change_count(&mut self) -> u32 {
+        self.attach();
+        self.buf.as_ref().map_or(0, Buffer::update_count)
+    }
+
+    /// Blocks until the state changed since `seen` (a [`Robot::change_count`]) or `timeout`
+    /// passed, and returns the new count. Without a broker it sleeps for `timeout`, then
+    /// looks for a new one.
+    ///
+    /// # Errors
+    /// None that a controller must handle: a superseded segment (the broker restarted) is
+    /// re-attached to, and the call returns so the caller reads the new state.
+    pub fn wait_for_change(&mut self, seen: u32, timeout: Duration) -> Result<u32, BufferError> {
+        self.attach();
+        let Some(buf) = &self.buf else {
+            std::thread::sleep(timeout);
+            return Ok(self.change_count());
+        };
+        match buf.wait_for_update(seen, timeout) {
+            Ok(count) => Ok(count),
+            Err(BufferError::Superseded { .. }) | Err(BufferError::Invalid { .. }) => {
+                self.buf = None;
+                Ok(self.change_count().wrapping_add(1))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Opens the segment if not open, or re-opens it if its broker replaced it.
+    fn attach(&mut self) {
+        let stale = self
+            .buf
+            .as_ref()
+            .is_none_or(|b| b.is_superseded() || !b.owner_alive());
+        if stale {
+            if let Ok(buf) = open_state(&self.namespace) {
+                self.buf = Some(buf);
+            }
+        }
+    }
+}
