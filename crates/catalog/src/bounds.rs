@@ -1,7 +1,7 @@
 //! Numeric bounds of a param and clamping, so that a joystick at 1.2 drives a motor at 1.0
 //! and the caller is told (once) that the value was clamped.
 
-use crate::value::{Value, ValueError};
+use pitcrew_sdp::{Value, ValueError};
 
 /// Inclusive numeric bounds of a param; infinite means unbounded.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -97,5 +97,29 @@ impl Bounds {
             stored,
         });
         Ok((stored, clamp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clamping_reports_the_change() {
+        let b = Bounds {
+            lower: -1.0,
+            upper: 1.0,
+        };
+        assert_eq!(b.clamp(Value::F32(0.5)), Ok((Value::F32(0.5), None)));
+        let (v, c) = b.clamp(Value::F32(3.0)).unwrap();
+        assert_eq!(v, Value::F32(1.0));
+        assert_eq!(c.unwrap().requested, Value::F32(3.0));
+        assert_eq!(b.clamp(Value::F32(f32::NAN)), Err(ValueError::NotANumber));
+        let ib = Bounds {
+            lower: 2.5,
+            upper: 10.0,
+        };
+        assert_eq!(ib.clamp(Value::U8(1)).unwrap().0, Value::U8(3));
+        assert!(ib.contains(Value::U8(10)) && !ib.contains(Value::U8(11)));
     }
 }

@@ -5,7 +5,8 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::bounds::{Bounds, Clamp};
-use crate::value::{ParamType, ScalarType, Value, ValueError};
+use crate::param_type::ParamType;
+use pitcrew_sdp::{ScalarType, Value, ValueError};
 
 /// The most params a Smart Device type may have (the SDP params bitmap is 16 bits).
 pub const MAX_SMART_PARAMS: usize = 16;

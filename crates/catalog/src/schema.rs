@@ -7,8 +7,9 @@ use std::time::Duration;
 use crate::bounds::Bounds;
 use crate::device::{Access, DeviceType, Param, MAX_SMART_PARAMS, MAX_SMART_PARAM_WIDTH};
 use crate::error::{LoadError, LoadErrorKind as K};
-use crate::value::{ParamType, ScalarType, Value};
+use crate::param_type::ParamType;
 use crate::yaml::{self, Node, NodeKind};
+use pitcrew_sdp::{ScalarType, Value};
 
 const TYPE_KEYS: &str = "device_id, sub_interval, heartbeat_interval, params";
 const PARAM_KEYS: &str = "name, type, readable, writeable, subscribed, lower, upper, safe, lease";

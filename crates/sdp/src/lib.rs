@@ -13,7 +13,9 @@
 //! * [`error_code`] — the protocol's [`ErrorCode`]s, which every decode error maps to;
 //! * [`params`] — parameter value sets carried by DEV_WRITE/DEV_DATA ([`ParamData`],
 //!   [`ParamWidths`]) and their deterministic splitting;
-//! * [`value`] — typed scalar helpers ([`ScalarType`], [`Value`]) for the CLI and the emulator;
+//! * [`value`] — the value model of every param ([`ScalarType`], [`Value`], [`LeBytes`],
+//!   [`Scalar`], [`ValueError`]), shared by the catalog, the buffers, the CLI and the emulator
+//!   (its JSON form behind the `json` feature);
 //! * [`uid`] — the 88-bit device [`Uid`].
 //!
 //! The normative description is `shared/spec/smart-device-protocol.md`.
@@ -51,4 +53,4 @@ pub use message::{Message, MessageError, MessageType};
 pub use packet::{Packet, PacketError};
 pub use params::{ParamData, ParamError, ParamWidths};
 pub use uid::{Uid, UidError};
-pub use value::{ScalarType, Value, ValueError};
+pub use value::{LeBytes, Scalar, ScalarType, Value, ValueError};

@@ -200,7 +200,10 @@ fn polar_bear_widths() -> ParamWidths {
     let mut widths = ParamWidths::new();
     for id in 0..14 {
         widths
-            .set(id, ScalarType::F32.width())
+            .set(
+                id,
+                u8::try_from(ScalarType::Float.storage_width()).expect("4 bytes"),
+            )
             .expect("valid width");
     }
     widths
@@ -300,13 +303,13 @@ fn spec_vectors_decode_exactly() {
 
 #[test]
 fn spec_values_read_back_as_the_numbers_in_the_table() {
-    let f32_of = |bytes| Value::from_le_bytes(ScalarType::F32, bytes).expect("f32");
+    let f32_of = |bytes| Value::from_le_bytes(ScalarType::Float, bytes).expect("f32");
     assert_eq!(f32_of(F0_123), Value::F32(0.123));
     assert_eq!(f32_of(F0_456), Value::F32(0.456));
     assert_eq!(f32_of(F_MINUS_0_123), Value::F32(-0.123));
     assert_eq!(f32_of(&hex("00 00 00 3f")), Value::F32(0.5));
     assert_eq!(
-        Value::from_le_bytes(ScalarType::U32, &hex("ef be ad de")),
+        Value::from_le_bytes(ScalarType::Uint32, &hex("ef be ad de")),
         Ok(Value::U32(0xDEAD_BEEF))
     );
     let uid = Uid::from_u128(0x0C << 72).expect("88-bit UID");
