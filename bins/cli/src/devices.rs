@@ -1,5 +1,5 @@
-//! `pitcrew devices | read | write | disable | estop`: the device broker's RPC surface
-//! (`device-service`) from the command line.
+//! `pitcrew devices | read | write`: the device broker's RPC surface (`device-service`)
+//! from the command line. `disable` and `estop` are the robot's: see [`crate::robot`].
 
 use std::io::Write;
 
@@ -23,7 +23,11 @@ pub fn catalog(config: &Config) -> anyhow::Result<Catalog> {
     crate::catalog_cmd::load(config.catalog.as_ref())
 }
 
-async fn call(config: &Config, method: &str, params: Vec<Value>) -> anyhow::Result<Value> {
+pub(crate) async fn call(
+    config: &Config,
+    method: &str,
+    params: Vec<Value>,
+) -> anyhow::Result<Value> {
     let client = Client::connect(&config.frontend_connect(), "cli", config.call_timeout)
         .context("cannot create the RPC client")?;
     Ok(client.call(DEVICE_SERVICE, method, params).await?)
@@ -199,48 +203,6 @@ impl WriteArgs {
                 name.as_str().unwrap_or("?")
             );
         }
-        Ok(())
-    }
-}
-
-/// Arguments of `pitcrew disable`.
-#[derive(Debug, Args)]
-pub struct DisableArgs {
-    /// UIDs to disable (all connected devices when none is given).
-    pub uids: Vec<String>,
-}
-
-impl DisableArgs {
-    /// Sends DEV_DISABLE and prints the disabled UIDs.
-    ///
-    /// # Errors
-    /// RPC errors.
-    pub async fn run(self, config: &Config) -> anyhow::Result<()> {
-        let uids = if self.uids.is_empty() {
-            Value::Nil
-        } else {
-            Value::Array(self.uids.iter().map(|u| Value::from(u.as_str())).collect())
-        };
-        let done = call(config, "disable", vec![uids]).await?;
-        print_value(&done, true)
-    }
-}
-
-/// Arguments of `pitcrew estop`.
-#[derive(Debug, Args)]
-pub struct EstopArgs {}
-
-impl EstopArgs {
-    /// Emergency stop through the broker.
-    ///
-    /// # Errors
-    /// RPC errors.
-    pub async fn run(self, config: &Config) -> anyhow::Result<()> {
-        let done = call(config, "estop", vec![]).await?;
-        print_value(&done, true)?;
-        eprintln!(
-            "pitcrew: emergency stop latched: the broker discards writes to devices until it restarts"
-        );
         Ok(())
     }
 }

@@ -15,6 +15,7 @@ mod gamepads;
 mod logs;
 mod output;
 mod ping;
+mod robot;
 mod sdp_cmd;
 mod watch;
 
@@ -60,10 +61,16 @@ pub enum Command {
     Read(devices::ReadArgs),
     /// Write parameters of a Smart Device through the broker (PARAM=VALUE...).
     Write(devices::WriteArgs),
-    /// Send DEV_DISABLE to the given devices (all when none is given).
-    Disable(devices::DisableArgs),
-    /// Emergency stop: DEV_DISABLE to every device and the catalog's safe values written.
-    Estop(devices::EstopArgs),
+    /// Print the robot state (disabled / autonomous / teleop / estopped); --follow for changes.
+    State(robot::StateArgs),
+    /// Enable the robot in a mode (needs a live driver link).
+    Enable(robot::EnableArgs),
+    /// Disable the robot (or, given UIDs, send DEV_DISABLE to those devices).
+    Disable(robot::DisableArgs),
+    /// Emergency stop: every device disabled, latched until `pitcrew clean` and a restart.
+    Estop(robot::EstopArgs),
+    /// Run a timed match: autonomous, a gap, teleop, then disabled.
+    Match(robot::MatchArgs),
     /// Emulate Smart Devices connecting to the broker (for tests and development).
     Emulate(emulate::EmulateArgs),
     /// Watch the device updates multicast by the broker.
@@ -105,8 +112,11 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Devices(args) => args.run(&config).await,
             Command::Read(args) => args.run(&config).await,
             Command::Write(args) => args.run(&config).await,
+            Command::State(args) => args.run(&config).await,
+            Command::Enable(args) => args.run(&config).await,
             Command::Disable(args) => args.run(&config).await,
             Command::Estop(args) => args.run(&config).await,
+            Command::Match(args) => args.run(&config).await,
             Command::Watch(args) => args.run(&config).await,
             Command::Sdp(args) => args.run(&devices::catalog(&config)?),
             Command::Emulate(args) => args.run(&devices::catalog(&config)?).await,

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use pitcrew_catalog::{DeviceType, Param, Value};
-use pitcrew_sdp::{Message, ParamData};
+use pitcrew_catalog::{DeviceType, Param};
+use pitcrew_sdp::Message;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -116,34 +116,11 @@ impl Latch {
     }
 }
 
-/// The writeable params of `ty` that have a catalog `safe` value, with that value.
-pub fn safe_values(ty: &DeviceType) -> Vec<(&Param, Value)> {
-    ty.params()
-        .iter()
-        .filter(|p| p.writeable() && p.id() < 16)
-        .filter_map(|p| p.safe().map(|v| (p, v)))
-        .filter(|(p, v)| v.le_bytes().as_slice().len() == p.storage_width())
-        .collect()
-}
-
-/// Appends DEV_DISABLE and the DEV_WRITE(s) of `safe` to `out`; returns the message count.
-pub fn frames(safe: &[(&Param, Value)], out: &mut Vec<u8>) -> u64 {
-    let mut count = u64::from(Message::DevDisable.encode_frame(out).is_ok());
-    let bytes: Vec<(u8, pitcrew_catalog::LeBytes)> = safe
-        .iter()
-        .filter_map(|(p, v)| u8::try_from(p.id()).ok().map(|id| (id, v.le_bytes())))
-        .collect();
-    let mut data = ParamData::new();
-    for (id, b) in &bytes {
-        // Ids are < 16 and widths match the type (checked by `safe_values`).
-        let _ = data.insert(*id, b.as_slice());
-    }
-    if !bytes.is_empty() {
-        for part in data.split() {
-            count += u64::from(Message::DevWrite(part).encode_frame(out).is_ok());
-        }
-    }
-    count
+/// Appends DEV_DISABLE and the DEV_WRITE(s) of every output's safe value of `ty` to
+/// `out`; returns the message count.
+pub fn frames(ty: &DeviceType, out: &mut Vec<u8>) -> u64 {
+    let count = u64::from(Message::DevDisable.encode_frame(out).is_ok());
+    count + crate::lease::safe_frames(ty, ty.output_mask(), out)
 }
 
 /// The names of the params of `bits`, comma separated (for log lines).
@@ -235,10 +212,8 @@ mod tests {
         let ty = pitcrew_catalog::Catalog::embedded()
             .get("polar-bear")
             .expect("shipped type");
-        let safe = safe_values(ty);
-        assert_eq!(safe.len(), 1, "duty_cycle");
         let mut out = Vec::new();
-        assert_eq!(frames(&safe, &mut out), 2);
+        assert_eq!(frames(ty, &mut out), 2);
         // DEV_DISABLE, then DEV_WRITE(duty_cycle = 0.0).
         let want = [
             0x02, 0x16, 0x02, 0x16, 0x00, 0x04, 0x14, 0x06, 0x01, 0x01, 0x01, 0x01, 0x01, 0x02,
@@ -249,7 +224,8 @@ mod tests {
         let limit = pitcrew_catalog::Catalog::embedded()
             .get("limit-switch")
             .expect("shipped type");
-        assert!(safe_values(limit).is_empty());
+        let mut out = Vec::new();
+        assert_eq!(frames(limit, &mut out), 1, "DEV_DISABLE only");
     }
 
     #[tokio::test]

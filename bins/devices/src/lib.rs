@@ -7,7 +7,11 @@
 //! [`registry`] with their buffers; a [`waker`] thread per connected device turns a
 //! consumer's write into a DEV_WRITE without a poll tick; [`service`] is the RPC surface,
 //! [`status`] what it reports and [`arrivals`] how a read waits for the device;
-//! [`updates`] multicasts the devices' values; [`estop`] is the emergency-stop latch.
+//! [`updates`] multicasts the devices' values and the robot state; [`estop`] is the
+//! emergency-stop latch. [`robot`] holds the robot state (disabled / autonomous / teleop /
+//! estopped) and is the one gate between every process and the actuators: sessions send a
+//! consumer's write to an output only while the robot is enabled, and hold it only for its
+//! [`lease`].
 //! On shutdown every session sends DEV_DISABLE before the process exits.
 //!
 //! Exit status: 0 after a shutdown signal, 1 on a fatal error, 2 on a usage error, and
@@ -15,8 +19,10 @@
 
 pub mod arrivals;
 pub mod estop;
+pub mod lease;
 pub mod listener;
 pub mod registry;
+pub mod robot;
 pub mod serial;
 pub mod service;
 pub mod session;
@@ -153,6 +159,13 @@ pub struct Options {
           value_parser = clap::builder::BoolishValueParser::new())]
     pub exit_on_estop: bool,
 
+    /// How long a value written to an output holds while the robot is enabled before it is
+    /// driven to its safe value unless rewritten (a catalog param's `lease` overrides it;
+    /// 0 turns leases off).
+    #[arg(long, env = "PITCREW_OUTPUT_LEASE", default_value = "100ms",
+          value_parser = parse_duration, help_heading = "Robot")]
+    pub output_lease: Duration,
+
     /// Run the broker's threads (its event loop and the per-device wakers) at this
     /// SCHED_FIFO priority (1 to 99), so that other load on the board cannot delay a
     /// consumer's write on its way to the serial line; needs CAP_SYS_NICE (warns without).
@@ -218,6 +231,7 @@ fn spawn_devices(
 ) -> anyhow::Result<TaskTracker> {
     let tracker = TaskTracker::new();
     let registry = Arc::clone(&ctx.registry);
+    let gate = Arc::clone(&ctx.gate);
     let shutdown = ctx.shutdown.clone();
     tracker.spawn(serial::discover(
         serial_options(options),
@@ -229,7 +243,7 @@ fn spawn_devices(
     let updates = update_config(options, config)?;
     let socket = updates::sender(updates.interface)?;
     tracing::info!(group = %updates.group, interface = %updates.interface, "publishing device updates");
-    tracker.spawn(updates::publish(registry, socket, updates, shutdown));
+    tracker.spawn(updates::publish(registry, gate, socket, updates, shutdown));
     Ok(tracker)
 }
 
@@ -262,6 +276,16 @@ pub async fn run(
             latch.mark_answered();
         }
     }
+    let gate = robot::Gate::start(
+        &config.namespace,
+        config.control_timeout,
+        options.output_lease,
+        Arc::clone(&latch),
+        Arc::clone(&registry),
+    )?;
+    let _links =
+        robot::links::LinksThread::spawn(Arc::clone(&gate), &config.namespace, options.realtime)
+            .context("cannot start the driver-links thread")?;
     let serial_stats = Arc::new(serial::SerialStats::default());
     let listener = listener::bind(options.virtual_addr).await?;
     let bound = listener.local_addr().context("listener address")?;
@@ -273,6 +297,8 @@ pub async fn run(
         decode_errors: Arc::new(AtomicU64::new(0)),
         latch: Arc::clone(&latch),
         realtime: options.realtime,
+        gate: Arc::clone(&gate),
+        output_lease: options.output_lease,
     };
     let service_ctx = ServiceContext {
         registry: Arc::clone(&registry),
@@ -281,12 +307,20 @@ pub async fn run(
         decode_errors: Arc::clone(&ctx.decode_errors),
         exit_on_estop: options.exit_on_estop,
         read_timeout: arrivals::READ_ANSWER_TIMEOUT,
+        gate: Arc::clone(&gate),
     };
     let tracker = spawn_devices(&options, &config, ctx, listener, serial_stats)?;
     let service = service::build(&service_ctx).workers(config.service_workers);
     let service_stop = CancellationToken::new();
+    let robot_service = robot::service::build(&gate).workers(config.service_workers);
     let backend = config.backend_connect();
-    let serve = service.serve(&backend, service_stop.clone());
+    let serve = async {
+        let (devices, robot) = tokio::join!(
+            service.serve(&backend, service_stop.clone()),
+            robot_service.serve(&backend, service_stop.clone())
+        );
+        devices.and(robot)
+    };
     tokio::pin!(serve);
     let mut stopped = Stopped::Shutdown;
     let early = tokio::select! {

@@ -47,6 +47,8 @@ pub struct Counters {
     pub connections: AtomicU64,
     /// Consumer writes dropped because the emergency stop is latched.
     pub writes_discarded: AtomicU64,
+    /// Consumer writes to outputs held back because the robot was not enabled.
+    pub outputs_held: AtomicU64,
     /// Whether the first discarded write of this device was logged (later ones are only
     /// counted, so a controller writing at 1 kHz cannot flood the log).
     pub discard_logged: AtomicBool,

@@ -19,7 +19,7 @@ use serde_json::json;
 use tokio::sync::oneshot;
 
 use crate::arrivals::{self, FreshReadError};
-use crate::estop::{self, Latch};
+use crate::estop::Latch;
 use crate::registry::{Command, Registry};
 use crate::serial::SerialStats;
 use crate::status::{self, StatusSources};
@@ -39,6 +39,8 @@ pub struct ServiceContext {
     pub exit_on_estop: bool,
     /// How long `read` waits for the device's answer.
     pub read_timeout: Duration,
+    /// The robot state (an `estop` here is the robot's emergency stop).
+    pub gate: Arc<crate::robot::Gate>,
 }
 
 /// How long `heartbeat` waits for the HB_RES.
@@ -295,7 +297,7 @@ pub fn build(ctx: &ServiceContext) -> Service {
     s.register("estop", &[], move |()| {
         let c = c.clone();
         async move {
-            let done = estop::run(&c.registry, &c.latch).await;
+            let done = c.gate.estop("device-service.estop (RPC)").await;
             // The reply is sent as this future returns; with --exit-on-estop the broker
             // starts its shutdown on this mark and stops the service last, so the caller
             // gets the answer before the process exits.

@@ -19,7 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::arrivals::Arrivals;
 use crate::estop::{self, Latch};
+use crate::lease::{self, Leases};
 use crate::registry::{AttachError, Command, Counters, Registry};
+use crate::robot::{Gate, Outputs};
 use crate::waker::Waker;
 
 /// Session timing (spec defaults: PING every 1 s, 10 s discovery limit, 1 s liveness).
@@ -58,6 +60,10 @@ pub struct SessionContext {
     pub latch: Arc<Latch>,
     /// SCHED_FIFO priority of the waker threads (`--realtime`), if any.
     pub realtime: Option<u8>,
+    /// The robot state: what outputs may do.
+    pub gate: Arc<Gate>,
+    /// The default output lease (`--output-lease`).
+    pub output_lease: Duration,
 }
 
 /// How a session ended.
@@ -177,7 +183,11 @@ where
     };
     tracing::info!(port = %host.port, %uid, r#type = attached.owner.device_type().name(), "device connected");
     let link_id = attached.link_id;
+    let leases = Leases::new(attached.owner.device_type(), ctx.output_lease);
     let mut active = Active {
+        outputs: ctx.gate.outputs(),
+        leases,
+        held_logged: false,
         uid,
         owner: attached.owner,
         counters: attached.counters,
@@ -331,6 +341,12 @@ struct Active {
     last_valid: Instant,
     /// This device got the emergency stop's DEV_DISABLE and safe values.
     estopped: bool,
+    /// What the robot state lets outputs do.
+    outputs: watch::Receiver<Outputs>,
+    /// The outputs' leases and their writers.
+    leases: Leases,
+    /// Whether an output write held back while disabled was logged (once per disable).
+    held_logged: bool,
 }
 
 impl Active {
@@ -380,6 +396,9 @@ impl Active {
             self.owner.count_to_device(1);
             self.estopped = true;
             tracing::warn!(uid = %self.uid, port = %host.port, "emergency stop latched: device disabled on connect");
+        } else if *self.outputs.borrow_and_update() != Outputs::Driven {
+            // Disabled: whatever the device held, its outputs start safe.
+            self.send_safe(host, ty.output_mask()).await?;
         }
         let mut heartbeat = tokio::time::interval(ty.heartbeat_interval());
         let mut buf = [0u8; READ_CHUNK];
@@ -396,10 +415,40 @@ impl Active {
                     self.owner.count_to_device(1);
                     return Ok(SessionEnd::Shutdown);
                 }
+                changed = self.outputs.changed() => {
+                    if changed.is_err() {
+                        // The gate is gone: the broker is stopping; shutdown follows.
+                        ctx.shutdown.cancelled().await;
+                        continue;
+                    }
+                    let now = *self.outputs.borrow_and_update();
+                    if now != Outputs::Driven {
+                        self.leases.clear();
+                        if now == Outputs::Safe {
+                            self.send_safe(host, ty.output_mask()).await?;
+                        }
+                    } else {
+                        self.held_logged = false;
+                    }
+                }
                 _ = waker.changed() => {
                     let out = self.pending_frames();
                     waker.serviced();
                     host.send_raw(&out).await?;
+                }
+                _ = sleep_until(self.leases.next_deadline()), if self.leases.next_deadline().is_some() => {
+                    let bits = self.leases.expired(Instant::now());
+                    if bits != 0 {
+                        tracing::info!(uid = %self.uid, params = %estop::param_names(&ty, bits), "output lease ran out: driven to the safe value");
+                        self.send_safe(host, bits).await?;
+                    }
+                }
+                pid = self.leases.dead_writer(), if self.leases.watching() => {
+                    let bits = self.leases.writer_died(pid);
+                    if bits != 0 {
+                        tracing::warn!(uid = %self.uid, pid, params = %estop::param_names(&ty, bits), "the process driving these outputs exited: driven to the safe value");
+                        self.send_safe(host, bits).await?;
+                    }
                 }
                 cmd = commands.recv() => match cmd {
                     Some(Command::Disable) => host.send(&Message::DevDisable).await?,
@@ -492,10 +541,10 @@ impl Active {
 
     /// Takes the buffer's pending subscription change, writes and read requests and frames
     /// them (SUB_REQ, DEV_WRITE split as needed, DEV_READ).
-    fn pending_frames(&self) -> Vec<u8> {
+    fn pending_frames(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
         let mut count = 0;
-        let owner = &self.owner;
+        let owner = Arc::clone(&self.owner);
         if let Ok(Some(sub)) = owner.take_subscription_change() {
             count += usize::from(
                 sub_req(u64::from(sub.params), sub.interval)
@@ -504,10 +553,23 @@ impl Active {
             );
         }
         if let Ok(bits) = owner.take_write() {
-            if bits != 0 && self.latch.is_engaged() {
+            let outputs = bits & owner.device_type().output_mask();
+            let state = *self.outputs.borrow();
+            if bits != 0 && (self.latch.is_engaged() || state == Outputs::Estopped) {
                 self.discard_writes(bits);
-            } else if bits != 0 {
+            } else if bits != 0 && state == Outputs::Driven {
                 count += self.write_frames(bits, &mut out);
+                self.leases
+                    .forwarded(outputs, owner.last_writer(), Instant::now());
+            } else if bits != 0 {
+                // Disabled: outputs are held safe and the write is not applied later
+                // (rule 2); other params (LEDs, gains) pass.
+                if bits & !outputs != 0 {
+                    count += self.write_frames(bits & !outputs, &mut out);
+                }
+                if outputs != 0 {
+                    self.hold(outputs);
+                }
             }
         }
         if let Ok(bits) = owner.take_read() {
@@ -520,6 +582,33 @@ impl Active {
         }
         owner.count_to_device(count as u64);
         out
+    }
+
+    /// Drops consumer writes to outputs `bits` because the robot is not enabled: counted,
+    /// logged once per disabled period.
+    fn hold(&mut self, bits: u64) {
+        self.counters.outputs_held.fetch_add(1, Ordering::Relaxed);
+        if !std::mem::replace(&mut self.held_logged, true) {
+            let params = estop::param_names(self.owner.device_type(), bits);
+            tracing::info!(uid = %self.uid, params = %params, "robot not enabled: output write not sent (further ones are only counted)");
+        }
+    }
+
+    /// Sends the safe values of outputs `bits`, flushed.
+    async fn send_safe<S: AsyncRead + AsyncWrite>(
+        &mut self,
+        host: &mut Host<S>,
+        bits: u64,
+    ) -> std::io::Result<()> {
+        let mut out = Vec::new();
+        let count = lease::safe_frames(self.owner.device_type(), bits, &mut out);
+        if count == 0 {
+            return Ok(());
+        }
+        host.send_raw(&out).await?;
+        host.writer.flush().await?;
+        self.owner.count_to_device(count);
+        Ok(())
     }
 
     /// Drops consumer writes of `bits` because the emergency stop is latched: counted per
@@ -545,6 +634,7 @@ impl Active {
         &mut self,
         host: &mut Host<S>,
     ) -> std::io::Result<()> {
+        self.leases.clear();
         let (out, count) = self.estop_frames();
         host.send_raw(&out).await?;
         host.writer.flush().await?;
@@ -560,10 +650,9 @@ impl Active {
             }
         }
         let ty = self.owner.device_type();
-        let safe = estop::safe_values(ty);
-        if !safe.is_empty() {
-            let named: Vec<(&str, pitcrew_catalog::Value)> =
-                safe.iter().map(|(p, v)| (p.name(), *v)).collect();
+        let named: Vec<(&str, pitcrew_catalog::Value)> =
+            ty.outputs().map(|(p, v)| (p.name(), v)).collect();
+        if !named.is_empty() {
             if let Err(e) = self.owner.write_values(&named) {
                 tracing::warn!(uid = %self.uid, error = %e, "estop: cannot store the safe values in the buffer");
             }
@@ -571,8 +660,8 @@ impl Active {
             let _ = self.owner.take_write();
         }
         let mut out = Vec::new();
-        let count = estop::frames(&safe, &mut out);
-        tracing::info!(uid = %self.uid, safe = safe.len(), "emergency stop: DEV_DISABLE and safe values sent");
+        let count = estop::frames(ty, &mut out);
+        tracing::info!(uid = %self.uid, safe = named.len(), "emergency stop: DEV_DISABLE and safe values sent");
         (out, count)
     }
 
@@ -621,4 +710,12 @@ pub fn param_data<'a>(ty: &DeviceType, bits: u64, raw: &'a [u8]) -> Option<Param
         at += width;
     }
     (at == raw.len()).then_some(data)
+}
+
+/// Sleeps until `deadline` (forever without one; the caller's select guard skips that).
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
 }

@@ -1,4 +1,6 @@
-//! Smart Device updates over UDP multicast (`spec/wire.md`, "Smart Device updates"):
+//! Smart Device updates over UDP multicast (`spec/wire.md`, "Smart Device updates"), and the
+//! robot state beside them (`[2, "robot_state", [state]]` after each tick's updates, so a
+//! dashboard shows the state and the enabling link's age at the update rate):
 //! `[2, "update", [devices, meta]]` every `update_interval` with the params changed since
 //! the previous datagram (every connected UID appears, `{}` if unchanged), and a full
 //! snapshot every [`Options::full_interval`](crate::Options) so a late listener has the whole
@@ -22,6 +24,7 @@ use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
 use crate::registry::Registry;
+use crate::robot::Gate;
 
 /// Largest datagram (no IP fragmentation over WiFi).
 pub const MAX_DATAGRAM: usize = 1200;
@@ -150,6 +153,7 @@ pub fn datagrams(entries: Vec<(Value, Value)>, seq: u64, full: bool) -> Vec<Vec<
 /// Publishes until `shutdown`.
 pub async fn publish(
     registry: Arc<Registry>,
+    gate: Arc<Gate>,
     socket: UdpSocket,
     config: UpdateConfig,
     shutdown: CancellationToken,
@@ -185,7 +189,8 @@ pub async fn publish(
             };
             entries.push((Value::from(uid.to_string()), values(&owner, bits)));
         }
-        for datagram in datagrams(entries, seq, full) {
+        let state = pitcrew::robot::status::datagram(&gate.status_json());
+        for datagram in datagrams(entries, seq, full).into_iter().chain([state]) {
             if let Err(e) = socket
                 .send_to(&datagram, SocketAddr::V4(config.group))
                 .await

@@ -8,19 +8,27 @@ use std::time::Duration;
 use pitcrew_catalog::{Catalog, Uid};
 use pitcrew_devices::estop::{self, Latch};
 use pitcrew_devices::registry::Registry;
+use pitcrew_devices::robot::Gate;
 use pitcrew_devices::session::{self, SessionContext, SessionEnd, Timing};
 use pitcrew_sdp::{ErrorCode, FrameDecoder, Message, ParamData, ParamWidths};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio_util::sync::CancellationToken;
 
+/// A session context with a disabled robot (must be called inside a tokio runtime).
 fn ctx(ns: &str, timing: Timing) -> SessionContext {
+    let registry = Arc::new(Registry::new(ns, Catalog::embedded()));
+    let latch = Arc::new(Latch::new());
+    let lease = Duration::from_millis(100);
+    let gate = Gate::start(ns, lease, lease, Arc::clone(&latch), Arc::clone(&registry)).unwrap();
     SessionContext {
-        registry: Arc::new(Registry::new(ns, Catalog::embedded())),
+        registry,
         timing,
         shutdown: CancellationToken::new(),
         decode_errors: Arc::new(AtomicU64::new(0)),
-        latch: Arc::new(Latch::new()),
+        latch,
         realtime: None,
+        gate,
+        output_lease: lease,
     }
 }
 
