@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use pitcrew::codec::{self, Value};
+use pitcrew::control::{self, ControlMessage, Meta, PadInput, StationRequest};
+use pitcrew::gamepad::PadState;
+use pitcrew::robot::Mode;
 use pitcrew::rpc::Client;
 
 use crate::{bin, bin_dir, Namespace};
@@ -524,51 +526,130 @@ impl Drop for Supervisor {
     }
 }
 
-/// Streams control datagrams for gamepad 0 to a receiver at 50 Hz, as the driver station
-/// does (stopping would trip the receiver's watchdog), with the sticks set by the test.
+/// What a [`ControlSender`] sends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Sending {
+    to: SocketAddr,
+    sticks: (f32, f32, u32),
+    request: StationRequest,
+    paused: bool,
+}
+
+/// A driver station for tests: streams control datagrams for gamepad 0 to a receiver at
+/// 50 Hz (and at once on a change), with the sticks and the station's requests (mode,
+/// enable, estop) set by the test; [`ControlSender::pause`] goes silent like a lost link.
 pub struct ControlSender {
-    /// (left y, right y, buttons).
-    sticks: Arc<Mutex<(f32, f32, u32)>>,
+    sending: Arc<Mutex<Sending>>,
+    sent: Arc<std::sync::atomic::AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl ControlSender {
-    /// Starts sending neutral input to `to`.
+    /// Starts sending neutral input to `to`, as station `source`, not asking for enable.
     pub fn start(to: SocketAddr) -> ControlSender {
-        let sticks = Arc::new(Mutex::new((0.0f32, 0.0f32, 0u32)));
+        ControlSender::named(to, "test-station")
+    }
+
+    /// As [`ControlSender::start`] with a given source name.
+    pub fn named(to: SocketAddr, source: &str) -> ControlSender {
+        let sending = Arc::new(Mutex::new(Sending {
+            to,
+            sticks: (0.0, 0.0, 0),
+            request: StationRequest {
+                mode: Mode::Teleop,
+                enable: false,
+                enable_id: 0,
+                estop: false,
+            },
+            paused: false,
+        }));
         let stop = Arc::new(AtomicBool::new(false));
+        let sent_count = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let socket = UdpSocket::bind("127.0.0.1:0").expect("a UDP socket");
-        let (shared, stopping) = (Arc::clone(&sticks), Arc::clone(&stop));
+        let (shared, stopping, counter) = (
+            Arc::clone(&sending),
+            Arc::clone(&stop),
+            Arc::clone(&sent_count),
+        );
+        let source = source.to_owned();
         let thread = std::thread::spawn(move || {
             let started = Instant::now();
             let mut seq = 0u64;
-            let mut sent: Option<((f32, f32, u32), Instant)> = None;
+            let mut sent: Option<(Sending, Instant)> = None;
             while !stopping.load(Ordering::Relaxed) {
                 let now = *shared.lock().unwrap_or_else(|e| e.into_inner());
                 // 50 Hz, and at once (within 2 ms) on a change.
-                let due = sent.is_none_or(|(value, at)| {
-                    value != now || at.elapsed() >= Duration::from_millis(20)
-                });
+                let due = !now.paused
+                    && sent.is_none_or(|(value, at)| {
+                        value != now || at.elapsed() >= Duration::from_millis(20)
+                    });
                 if due {
                     seq += 1;
                     let sent_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                    let _ = socket.send_to(&control_datagram(now, seq, sent_us), to);
+                    let bytes =
+                        station_datagram(now.sticks, seq, sent_us, &source, Some(now.request));
+                    let _ = socket.send_to(&bytes, now.to);
+                    counter.fetch_add(1, Ordering::Relaxed);
                     sent = Some((now, Instant::now()));
                 }
                 std::thread::sleep(Duration::from_millis(2));
             }
         });
         ControlSender {
-            sticks,
+            sending,
+            sent: sent_count,
             stop,
             thread: Some(thread),
         }
     }
 
+    fn update(&self, f: impl FnOnce(&mut Sending)) {
+        f(&mut self.sending.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
     /// Sets the left and right stick's y axes (in [-1, 1]) and the buttons.
     pub fn set(&self, left_y: f32, right_y: f32, buttons: u32) {
-        *self.sticks.lock().unwrap_or_else(|e| e.into_inner()) = (left_y, right_y, buttons);
+        self.update(|s| s.sticks = (left_y, right_y, buttons));
+    }
+
+    /// Sends to another receiver from now on (the same station: same name, same requests).
+    pub fn retarget(&self, to: SocketAddr) {
+        self.update(|s| s.to = to);
+    }
+
+    /// Presses enable in `mode` (a new enable request).
+    pub fn enable(&self, mode: Mode) {
+        self.update(|s| {
+            s.request.mode = mode;
+            s.request.enable = true;
+            s.request.enable_id += 1;
+        });
+    }
+
+    /// Asks for the robot to be disabled.
+    pub fn disable(&self) {
+        self.update(|s| s.request.enable = false);
+    }
+
+    /// Presses the emergency stop.
+    pub fn estop(&self) {
+        self.update(|s| s.request.estop = true);
+    }
+
+    /// Stops sending (a lost link) until [`ControlSender::resume`], keeping its requests.
+    pub fn pause(&self) {
+        self.update(|s| s.paused = true);
+    }
+
+    /// Sends again, with the same requests as before the pause.
+    pub fn resume(&self) {
+        self.update(|s| s.paused = false);
+    }
+
+    /// Datagrams sent so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
     }
 }
 
@@ -581,23 +662,89 @@ impl Drop for ControlSender {
     }
 }
 
-/// One control datagram (spec/wire.md): `[2, "update_gamepads", [{"0": {...}}, meta]]`.
-pub fn control_datagram((ly, ry, btn): (f32, f32, u32), seq: u64, sent_us: u64) -> Vec<u8> {
-    let pad = Value::Map(vec![
-        (Value::from("lx"), Value::F32(0.0)),
-        (Value::from("ly"), Value::F32(ly)),
-        (Value::from("rx"), Value::F32(0.0)),
-        (Value::from("ry"), Value::F32(ry)),
-        (Value::from("btn"), Value::from(btn)),
-    ]);
-    let meta = Value::Map(vec![
-        (Value::from("seq"), Value::from(seq)),
-        (Value::from("sent_us"), Value::from(sent_us)),
-        (Value::from("source"), Value::from("supervise-test")),
-    ]);
-    codec::encode(&Value::Array(vec![
-        Value::from(2),
-        Value::from("update_gamepads"),
-        Value::Array(vec![Value::Map(vec![(Value::from("0"), pad)]), meta]),
-    ]))
+/// One control datagram (spec/wire.md) for gamepad 0, through the suite's one codec.
+pub fn station_datagram(
+    (ly, ry, btn): (f32, f32, u32),
+    seq: u64,
+    sent_us: u64,
+    source: &str,
+    station: Option<StationRequest>,
+) -> Vec<u8> {
+    let pad = PadState {
+        ly,
+        ry,
+        btn,
+        ..PadState::NEUTRAL
+    };
+    control::encode(&ControlMessage {
+        gamepads: vec![(0, PadInput::from_state(pad))],
+        meta: Some(Meta {
+            seq,
+            sent_us,
+            source: source.to_owned(),
+            station,
+        }),
+    })
+}
+
+/// A control datagram without driver-station fields: moves gamepads, never enables.
+pub fn control_datagram(sticks: (f32, f32, u32), seq: u64, sent_us: u64) -> Vec<u8> {
+    station_datagram(sticks, seq, sent_us, "supervise-test", None)
+}
+
+/// The robot state through `robot-service.state`, as JSON (`null` when unreachable).
+pub async fn robot_state(client: &Client) -> serde_json::Value {
+    client
+        .call("robot-service", "state", vec![])
+        .await
+        .map(|v| pitcrew::codec::to_json(&v))
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// Presses enable on `station` until the robot reports `mode` (a first press may only set
+/// the broker's baseline for a station it had not seen yet, rule 4); returns the state.
+///
+/// # Panics
+/// When the robot is not enabled within `patience`.
+pub async fn enable_robot(
+    client: &Client,
+    station: &ControlSender,
+    mode: Mode,
+    patience: Duration,
+) -> serde_json::Value {
+    let deadline = Instant::now() + patience;
+    loop {
+        station.enable(mode);
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let state = robot_state(client).await;
+            if state["state"] == mode.name() {
+                return state;
+            }
+        }
+        let state = robot_state(client).await;
+        assert!(
+            Instant::now() < deadline,
+            "the robot never enabled in {mode}: {state}"
+        );
+    }
+}
+
+/// Waits until the robot reports `state` (a name); returns the state.
+///
+/// # Panics
+/// When it does not within `patience`.
+pub async fn wait_state(client: &Client, state: &str, patience: Duration) -> serde_json::Value {
+    let deadline = Instant::now() + patience;
+    loop {
+        let now = robot_state(client).await;
+        if now["state"] == state {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the robot never became {state}: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

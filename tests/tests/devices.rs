@@ -282,15 +282,7 @@ async fn sigterm_disables_every_device_before_the_broker_exits() {
     for u in &uids {
         emu.wait_event(u, "disable").await;
     }
-    let left: Vec<_> = std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with(&format!("{}-", ns.name))
-        })
-        .collect();
+    let left = devices_support::broker_segments_left(&ns.name);
     assert!(left.is_empty(), "segments left: {left:?}");
 }
 

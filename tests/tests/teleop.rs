@@ -5,16 +5,15 @@
 
 mod devices_support;
 
-use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use devices_support::{uid, Broker, Emu, PATIENCE};
 use pitcrew::codec;
 use pitcrew::control::recording::format_line;
-use pitcrew::control::{self, ControlMessage, Meta, PadInput};
 use pitcrew::gamepad::PadState;
+use pitcrew::robot::Mode;
+use pitcrew_e2e::supervisor::{enable_robot, wait_state, ControlSender};
 use pitcrew_e2e::{bin, wait_for_service, Namespace, Proc};
 use serde_json::json;
 
@@ -35,7 +34,8 @@ async fn koala_on_a_pty(ns: &Namespace, n: u64) -> (Broker, Emu, String, std::pa
     let dir = std::env::temp_dir().join(format!("{}-pty", ns.name));
     std::fs::create_dir_all(&dir).unwrap();
     let glob = format!("{}/ttyEMU*", dir.display());
-    let broker = Broker::start(ns, &["--serial-glob", &glob, "--serial-rescan", "100ms"]).await;
+    let broker =
+        Broker::start_bare(ns, &["--serial-glob", &glob, "--serial-rescan", "100ms"]).await;
     let u = uid(13, n);
     let emu = Emu::start(
         ns,
@@ -113,11 +113,19 @@ async fn a_replayed_recording_drives_a_koala_bear_on_a_pseudo_terminal() {
     let to = addr.to_string();
     let mut sender = ns.spawn(
         "pitcrew-gamepad",
-        &["send", "--to", &to, "--replay", &rec.display().to_string()],
+        &[
+            "send",
+            "--to",
+            &to,
+            "--replay",
+            &rec.display().to_string(),
+            "--enable",
+        ],
     );
 
     emu.wait_write(&u, "duty_cycle_b", json!(0.5)).await;
-    // The replay has ended; the control watchdog and the controller stop the motors.
+    // The replay has ended: the link is lost, the broker disables the robot and drives
+    // the motors safe.
     emu.wait_for("the motors stopped after the replay", |e| {
         e["uid"] == u && e["event"] == "write" && e["values"]["duty_cycle_b"] == json!(0.0)
     })
@@ -144,54 +152,6 @@ async fn a_replayed_recording_drives_a_koala_bear_on_a_pseudo_terminal() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Sends gamepad 0's state to the receiver at 50 Hz until dropped.
-struct Driver {
-    state: Arc<Mutex<(SocketAddr, PadState)>>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Driver {
-    fn start(to: SocketAddr) -> Driver {
-        let state = Arc::new(Mutex::new((to, PadState::NEUTRAL)));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s, halt) = (Arc::clone(&state), Arc::clone(&stop));
-        std::thread::spawn(move || {
-            let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-            let mut seq = 0u64;
-            while !halt.load(Ordering::Relaxed) {
-                seq += 1;
-                let (to, p) = *s.lock().unwrap();
-                let bytes = control::encode(&ControlMessage {
-                    gamepads: vec![(0, PadInput::from_state(p))],
-                    meta: Some(Meta {
-                        seq,
-                        sent_us: seq * 20_000,
-                        source: "teleop-test".into(),
-                        station: None,
-                    }),
-                });
-                let _ = socket.send_to(&bytes, to);
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-        Driver { state, stop }
-    }
-
-    fn set(&self, p: PadState) {
-        self.state.lock().unwrap().1 = p;
-    }
-
-    fn retarget(&self, to: SocketAddr) {
-        self.state.lock().unwrap().0 = to;
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
 #[tokio::test]
 async fn the_controller_survives_devices_and_gamepads_coming_and_going() {
     let ns = Namespace::new("teleopchurn");
@@ -199,8 +159,10 @@ async fn the_controller_survives_devices_and_gamepads_coming_and_going() {
     let mut controller = teleop(&ns, &[]);
     let (_broker, mut emu, u, dir) = koala_on_a_pty(&ns, 8).await;
     let (mut first_receiver, addr) = receiver(&ns).await;
-    let driver = Driver::start(addr);
-    driver.set(pad(0.5, 0.25, 0));
+    let driver = ControlSender::start(addr);
+    driver.set(0.5, 0.25, 0);
+    let client = ns.client();
+    enable_robot(&client, &driver, Mode::Teleop, PATIENCE).await;
     emu.wait_write(&u, "duty_cycle_a", json!(0.5)).await;
 
     // The device is unplugged and plugged back: it gets the current target again.
@@ -213,19 +175,22 @@ async fn the_controller_survives_devices_and_gamepads_coming_and_going() {
     );
     emu.wait_write(&u, "duty_cycle_a", json!(0.5)).await;
 
-    // The receiver dies (and its watchdog with it): the controller reads its gamepad as
-    // neutral and stops the motors by itself. A new receiver replaces it: the controller
-    // follows the new buffer.
+    // The receiver dies, and the driver link with it: the broker disables the robot and
+    // drives the motors safe. A new receiver replaces it: the driver enables again and
+    // the controller follows the new buffer.
     first_receiver.kill9();
     emu.wait_write(&u, "duty_cycle_a", json!(0.0)).await;
+    wait_state(&client, "disabled", PATIENCE).await;
     let (_second_receiver, addr) = receiver(&ns).await;
     driver.retarget(addr);
-    driver.set(pad(-0.75, 0.25, 0));
+    driver.set(-0.75, 0.25, 0);
+    enable_robot(&client, &driver, Mode::Teleop, PATIENCE).await;
     emu.wait_write(&u, "duty_cycle_a", json!(-0.75)).await;
     assert!(controller.is_running(), "the controller survived it all");
 
     // On SIGTERM the controller stops the motors and exits 0 (the driver still sends
-    // -0.75, so the zero can only come from the controller, not from the watchdog).
+    // -0.75; the zero comes from the controller's own stop or, as it exits, from the
+    // broker, which watches the writer's pid).
     let before = emu.events().len();
     let status = controller.signal_and_wait(libc::SIGTERM, PATIENCE);
     assert!(status.is_some_and(|s| s.success()), "{status:?}");

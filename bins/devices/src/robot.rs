@@ -137,7 +137,8 @@ impl Gate {
             // Before anything else: from here on no consumer write reaches a device.
             self.latch.engage();
         }
-        let _ = self.outputs.send(Outputs::of(*state));
+        // `send_replace`: the value must change even while no session listens.
+        self.outputs.send_replace(Outputs::of(*state));
         if let Err(e) = self.segment.publish(status) {
             tracing::error!(error = %e, "cannot publish the robot state to shared memory");
         }

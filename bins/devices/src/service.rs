@@ -200,13 +200,15 @@ pub fn build(ctx: &ServiceContext) -> Service {
     s.register("status", &[], move |()| {
         let c = c.clone();
         async move {
-            let json = status::status_json(StatusSources {
+            let mut json = status::status_json(StatusSources {
                 registry: &c.registry,
                 latch: &c.latch,
                 serial: &c.serial,
                 decode_errors: &c.decode_errors,
                 exit_on_estop: c.exit_on_estop,
             });
+            json["robot"] = c.gate.counters_json();
+            json["robot"]["state"] = c.gate.status_json();
             Ok::<_, RpcError>(codec::from_json(&json))
         }
     });

@@ -36,6 +36,7 @@ pub fn device_json(d: &DeviceInfo, latch: &Latch) -> serde_json::Value {
             "timeouts": d.counters.timeouts.load(Ordering::Relaxed),
             "connections": d.counters.connections.load(Ordering::Relaxed),
             "writes_discarded": d.counters.writes_discarded.load(Ordering::Relaxed),
+            "outputs_held": d.counters.outputs_held.load(Ordering::Relaxed),
         },
     })
 }

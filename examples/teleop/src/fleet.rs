@@ -69,16 +69,11 @@ impl Fleet {
         }
     }
 
-    /// Sends `target` to every koala-bear that does not have it yet.
+    /// Sends `target` to every koala-bear, every time: the broker holds an output only for
+    /// its lease, so a controller refreshes its values each cycle, changed or not.
     pub fn drive(&mut self, target: Target) {
         let mut gone = Vec::new();
         for (uid, motor) in &mut self.motors {
-            if motor.sent == Some(target) {
-                if !motor.device.buffer().is_valid() {
-                    motor.sent = None;
-                }
-                continue;
-            }
             let values = [
                 ("duty_cycle_a", Value::F32(target.a)),
                 ("duty_cycle_b", Value::F32(target.b)),

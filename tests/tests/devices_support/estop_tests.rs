@@ -99,15 +99,7 @@ async fn exit_on_estop_disables_every_device_at_once_and_exits_with_status_3() {
     for (emu, u) in &all {
         emu.wait_count(u, "disable", 2).await;
     }
-    let left: Vec<_> = std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with(&format!("{}-", ns.name))
-        })
-        .collect();
+    let left = crate::devices_support::broker_segments_left(&ns.name);
     assert!(left.is_empty(), "segments left: {left:?}");
     eprintln!("broker exited {exited_after:?} after estop returned");
 }
@@ -268,6 +260,7 @@ async fn an_emergency_stop_survives_a_broker_restart_until_pitcrew_clean() {
     emu.wait_event(&u, "disable").await;
 
     // `pitcrew clean`, once the instance is stopped, releases it for the next start.
+    drop(broker.station.take());
     for p in [&mut broker.devices, &mut broker.router] {
         assert!(p.signal_and_wait(libc::SIGTERM, PATIENCE).is_some());
     }

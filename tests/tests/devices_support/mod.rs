@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pitcrew::codec::{to_json, Value};
+use pitcrew::robot::Mode;
 use pitcrew::rpc::Client;
+use pitcrew_e2e::supervisor::{enable_robot, ControlSender};
 use pitcrew_e2e::{bin, wait_for_service, Namespace, Proc};
 
 /// Generous patience for anything that should happen "soon" on a loaded 2-core machine.
@@ -37,8 +39,13 @@ pub fn free_udp_port() -> u16 {
         .expect("a free UDP port")
 }
 
-/// A router and a device broker in `ns`.
+/// A router, a device broker, a gamepad receiver and a driver station in `ns`, the robot
+/// enabled in teleop with output leases off (these tests are about the device path; the
+/// robot-state tests are tests/robot.rs).
 pub struct Broker {
+    /// The driver station keeping the robot enabled (dropped first), and the gamepad
+    /// receiver passing its link to the broker; `None` from [`Broker::start_bare`].
+    pub station: Option<(ControlSender, Proc)>,
     /// The namespace, for cleanup.
     pub namespace: String,
     /// UDP port of the update multicast group [`GROUP`].
@@ -50,8 +57,24 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Starts both and waits until `device-service` answers.
+    /// Starts everything, waits until `device-service` answers and the robot is enabled.
     pub async fn start(ns: &Namespace, extra: &[&str]) -> Broker {
+        let control_port = free_udp_port();
+        let control_addr = format!("udp://127.0.0.1:{control_port}");
+        let receiver = ns.spawn(
+            "pitcrew-gamepad",
+            &["receive", "--control-addr", &control_addr],
+        );
+        let mut broker = Broker::start_bare(ns, extra).await;
+        let station = ControlSender::start(([127, 0, 0, 1], control_port).into());
+        enable_robot(&broker.client, &station, Mode::Teleop, PATIENCE).await;
+        broker.station = Some((station, receiver));
+        broker
+    }
+
+    /// Only the router and the broker (the robot stays disabled until a test's own
+    /// receiver and driver station enable it).
+    pub async fn start_bare(ns: &Namespace, extra: &[&str]) -> Broker {
         let router = ns.spawn("pitcrew-router", &[]);
         let port = free_port();
         let addr = format!("tcp://127.0.0.1:{port}");
@@ -68,6 +91,9 @@ impl Broker {
             "--serial-glob",
             "",
         ];
+        if !extra.contains(&"--output-lease") {
+            args.extend_from_slice(&["--output-lease", "0"]);
+        }
         args.extend_from_slice(extra);
         let devices = ns.spawn("pitcrew-devices", &args);
         let client = ns.client();
@@ -75,6 +101,7 @@ impl Broker {
             .await
             .expect("device-service answers");
         Broker {
+            station: None,
             namespace: ns.name.clone(),
             update_port,
             router,
@@ -348,4 +375,17 @@ impl Drop for PtyDir {
 /// The UID of device id `device_id` with random part `n`, as a decimal string.
 pub fn uid(device_id: u16, n: u64) -> String {
     ((u128::from(device_id) << 72) | u128::from(n)).to_string()
+}
+
+/// The broker's segments of `namespace` still in /dev/shm (the harness's gamepad receiver,
+/// still running, owns the gamepad and driver-link segments: those are not the broker's).
+pub fn broker_segments_left(namespace: &str) -> Vec<String> {
+    std::fs::read_dir("/dev/shm")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("{namespace}-")))
+        .filter(|n| !n.contains("-gamepad-") && !n.contains("-driver-links-"))
+        .collect()
 }
