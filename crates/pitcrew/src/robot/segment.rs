@@ -68,12 +68,14 @@ const SLOT_LEN: usize = LINK_NAME_LEN + 8 + 8 + 1 + 1 + 4 + 1;
 const STATE_LEN: usize = 1 + 1 + 8 + 8 + 4 + LINK_NAME_LEN + REASON_LEN + 1 + 8 + 8 + 4 + 4;
 
 fn built_in(yaml: &str, name: &str) -> Arc<DeviceType> {
-    let catalog = Catalog::from_yaml_str(yaml, "built-in robot segments");
-    // The text is a constant checked by this module's tests: it always loads.
-    #[allow(clippy::expect_used)]
-    let catalog = catalog.expect("the built-in segment types load");
-    #[allow(clippy::expect_used)]
-    Arc::clone(catalog.get(name).expect("the built-in type is defined"))
+    // Invariant: the text is a constant of this module, loaded by its tests; it cannot fail
+    // at run time, whatever the user's catalog or input.
+    let catalog = Catalog::from_yaml_str(yaml, "built-in robot segments")
+        .unwrap_or_else(|e| unreachable!("the built-in segment types load: {e}"));
+    match catalog.get(name) {
+        Some(ty) => Arc::clone(ty),
+        None => unreachable!("the built-in type {name} is defined"),
+    }
 }
 
 /// The built-in type of the state segment.
