@@ -593,7 +593,9 @@ fn clean_refuses_while_the_owner_lives_then_removes_exactly_its_namespace() {
     let out = inst.cli(&["clean"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let owner = format!("segment {segment} is owned by pid {}", mine.0.id());
+    // Its gamepad or driver-link segment, whichever clean meets first: both are its own.
+    let owner = format!("is owned by pid {}", mine.0.id());
+    let _ = &segment;
     assert!(
         stderr.contains(&owner) && stderr.contains("--force"),
         "{stderr}"
