@@ -393,6 +393,12 @@ impl Buffer {
     /// # Errors
     /// [`BufferError::BadRaw`] when a bit names a param without a read slot; invalid buffer.
     pub fn sensed_raw(&self, params: u64) -> Result<Vec<u8>, BufferError> {
+        self.raw_of(params, false)
+    }
+
+    /// The values of `params` (ascending id, storage width) from one version of the write
+    /// block (`desired`) or the read block.
+    pub(crate) fn raw_of(&self, params: u64, desired: bool) -> Result<Vec<u8>, BufferError> {
         self.usable()?;
         let total: usize = self
             .ty
@@ -401,9 +407,14 @@ impl Buffer {
             .filter(|p| p.id() < 64 && params & (1 << p.id()) != 0)
             .map(|p| p.storage_width())
             .sum();
-        let spans = self.spans(params, total, false)?;
+        let spans = self.spans(params, total, desired)?;
         let mut out = vec![0u8; total];
-        self.read_block().read(|copy| {
+        let block = if desired {
+            self.write_block()
+        } else {
+            self.read_block()
+        };
+        block.read(|copy| {
             for (off, start, width) in &spans {
                 // SAFETY: slot inside one copy; destination range inside `out`.
                 unsafe { seqlock::load(copy.add(*off), &mut out[*start..*start + *width]) };

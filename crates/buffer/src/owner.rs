@@ -200,23 +200,7 @@ impl Owner {
     /// # Errors
     /// [`BufferError::BadRaw`] when a bit names a param without a write slot; invalid buffer.
     pub fn desired_raw(&self, params: u64) -> Result<Vec<u8>, BufferError> {
-        self.usable()?;
-        let total: usize = self
-            .device_type()
-            .params()
-            .iter()
-            .filter(|p| p.id() < 64 && params & (1 << p.id()) != 0)
-            .map(|p| p.storage_width())
-            .sum();
-        let spans = self.spans(params, total, true)?;
-        let mut out = vec![0u8; total];
-        self.write_block().read(|copy| {
-            for (off, start, width) in &spans {
-                // SAFETY: slot inside one copy; destination range inside `out`.
-                unsafe { seqlock::load(copy.add(*off), &mut out[*start..*start + *width]) };
-            }
-        });
-        Ok(out)
+        self.buf.raw_of(params, true)
     }
 
     fn mark_updated(&self, h: &Header, bits: u64) {

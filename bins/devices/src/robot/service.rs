@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pitcrew::codec::{self, Value};
+use pitcrew::robot::segment::REASON_LEN;
 use pitcrew::robot::Mode;
 use pitcrew::rpc::{ErrorCode, RpcError, Service};
 
@@ -60,9 +61,14 @@ pub fn build(gate: &Arc<Gate>) -> Service {
         move |(reason,): (Option<String>,)| {
             let g = Arc::clone(&g);
             async move {
-                let reason = reason
-                    .filter(|r| !r.is_empty())
-                    .unwrap_or_else(|| "disabled by RPC".into());
+                // A caller's reason is shown in the state, which keeps REASON_LEN bytes of it.
+                let reason: String = reason
+                    .filter(|r| !r.trim().is_empty())
+                    .unwrap_or_else(|| "disabled by RPC".into())
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(REASON_LEN)
+                    .collect();
                 g.disable(&reason).map_err(refused)?;
                 Ok::<_, RpcError>(state(&g))
             }
