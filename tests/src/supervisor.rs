@@ -541,6 +541,7 @@ struct Sending {
 pub struct ControlSender {
     sending: Arc<Mutex<Sending>>,
     sent: Arc<std::sync::atomic::AtomicU64>,
+    last: Arc<Mutex<Option<Instant>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -566,6 +567,8 @@ impl ControlSender {
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let sent_count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let last = Arc::new(Mutex::new(None));
+        let last_sent = Arc::clone(&last);
         let socket = UdpSocket::bind("127.0.0.1:0").expect("a UDP socket");
         let (shared, stopping, counter) = (
             Arc::clone(&sending),
@@ -591,6 +594,7 @@ impl ControlSender {
                         station_datagram(now.sticks, seq, sent_us, &source, Some(now.request));
                     let _ = socket.send_to(&bytes, now.to);
                     counter.fetch_add(1, Ordering::Relaxed);
+                    *last_sent.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
                     sent = Some((now, Instant::now()));
                 }
                 std::thread::sleep(Duration::from_millis(2));
@@ -599,6 +603,7 @@ impl ControlSender {
         ControlSender {
             sending,
             sent: sent_count,
+            last,
             stop,
             thread: Some(thread),
         }
@@ -645,6 +650,11 @@ impl ControlSender {
     /// Sends again, with the same requests as before the pause.
     pub fn resume(&self) {
         self.update(|s| s.paused = false);
+    }
+
+    /// When the last datagram went out.
+    pub fn last_sent(&self) -> Option<Instant> {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Datagrams sent so far.

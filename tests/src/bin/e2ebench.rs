@@ -1,4 +1,5 @@
-//! `pitcrew-e2ebench`: `e2e_control_us`, the software time from joystick to motor.
+//! `pitcrew-e2ebench`: `e2e_control_us`, the software time from joystick to motor, through
+//! a robot enabled in teleop by this process acting as the driver station.
 //!
 //! A control datagram sent over UDP → `pitcrew-gamepad receive` → the gamepad buffer →
 //! `pitcrew-teleop` (examples/teleop, which copies the left stick to `duty_cycle_a`) → the
@@ -13,8 +14,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use pitcrew::control::{self, ControlMessage, Meta, PadInput};
+use pitcrew::control::{self, ControlMessage, Meta, PadInput, StationRequest};
 use pitcrew::gamepad::PadState;
+use pitcrew::robot::{Mode, Robot};
 use pitcrew_catalog::Uid;
 use pitcrew_e2e::device::{pty, serve};
 use pitcrew_e2e::{bin, Namespace};
@@ -94,7 +96,17 @@ fn main() -> anyhow::Result<()> {
     let socket = UdpSocket::bind("127.0.0.1:0")?;
     let to = ("127.0.0.1", control_port);
 
+    // The bench is the driver station: the robot must be enabled in teleop through it.
+    let request = std::cell::Cell::new(StationRequest {
+        mode: Mode::Teleop,
+        enable: false,
+        enable_id: 0,
+        estop: false,
+    });
+    // Every datagram gets a new seq (the receiver drops a repeated one as reordered).
+    let seq = std::cell::Cell::new(0u64);
     let datagram = |i: usize, v: f32| {
+        seq.set(seq.get() + 1);
         control::encode(&ControlMessage {
             gamepads: vec![(
                 0,
@@ -104,17 +116,28 @@ fn main() -> anyhow::Result<()> {
                 }),
             )],
             meta: Some(Meta {
-                seq: i as u64 + 1,
+                seq: seq.get(),
                 sent_us: i as u64 * 2000,
                 source: "e2ebench".into(),
-                station: None,
+                station: Some(request.get()),
             }),
         })
     };
 
-    // Until the receiver is up and the controller has found the device, repeat change 0.
+    // Until the receiver is up, the robot enabled and the controller has found the
+    // device, repeat change 0 (pressing enable again each second the robot is not enabled:
+    // the broker takes the first press it sees from a new station as its baseline).
     let ready_by = Instant::now() + Duration::from_secs(20);
+    let mut robot = Robot::new(&ns.name);
+    let mut pressed = Instant::now();
     loop {
+        if robot.enabled_mode().is_none() && pressed.elapsed() >= Duration::from_millis(300) {
+            let mut r = request.get();
+            r.enable = true;
+            r.enable_id += 1;
+            request.set(r);
+            pressed = Instant::now();
+        }
         socket.send_to(&datagram(0, stick(0)), to)?;
         if let Ok((bits, _)) = writes.recv_timeout(Duration::from_millis(20)) {
             if bits == stick(0).to_bits() {
