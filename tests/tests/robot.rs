@@ -371,3 +371,120 @@ async fn a_match_runs_autonomous_a_gap_and_teleop_with_the_example_controller() 
     assert!(in_gap >= Duration::from_millis(1400) && in_teleop >= Duration::from_millis(1900));
     assert!(ended >= Duration::from_millis(2900) && ended < Duration::from_secs(15));
 }
+
+/// One emulated device of each shipped Smart Device type, as `TYPE:UID` specs.
+fn every_type(n: u64) -> Vec<(String, String)> {
+    pitcrew_catalog::Catalog::embedded()
+        .types()
+        .filter_map(|t| t.device_id().map(|id| (t.name().to_owned(), uid(id, n))))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_estop_reaches_all_11_devices_and_holds_across_a_broker_sigkill_and_restart() {
+    let mut rig = Rig::start("robotlatch", 27).await;
+    let devices = every_type(31);
+    assert_eq!(devices.len(), 11);
+    let specs: Vec<String> = devices.iter().map(|(t, u)| format!("{t}:{u}")).collect();
+    let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
+    let all = Emu::start(&rig.ns, rig.broker.port, &specs, &[]);
+    for (_, u) in &devices {
+        rig.broker.wait_valid(u, true).await;
+    }
+    enable_robot(&rig.broker.client, &rig.station, Mode::Teleop, PATIENCE).await;
+    rig.station.estop();
+    for (t, u) in &devices {
+        all.wait_for(&format!("DEV_DISABLE of the {t}"), |e| {
+            e["uid"] == u.as_str() && e["event"] == "disable"
+        })
+        .await;
+    }
+    wait_state(&rig.broker.client, "estopped", PATIENCE).await;
+
+    // kill -9 of the broker and a restart: still estopped, and a device that connects is
+    // disabled again.
+    rig.broker.devices.kill9();
+    drop(all);
+    let args = [
+        "--virtual-addr",
+        &format!("tcp://127.0.0.1:{}", rig.broker.port),
+        "--serial-glob",
+        "",
+    ];
+    rig.broker.devices = rig.ns.spawn("pitcrew-devices", &args);
+    pitcrew_e2e::wait_for_service(&rig.broker.client, "robot-service", PATIENCE)
+        .await
+        .expect("the restarted broker answers");
+    let state = wait_state(&rig.broker.client, "estopped", PATIENCE).await;
+    assert!(
+        state["reason"].as_str().unwrap_or("").contains("latched"),
+        "{state}"
+    );
+    let again = Emu::start(
+        &rig.ns,
+        rig.broker.port,
+        &[&format!("koala-bear:{}", rig.koala)],
+        &[],
+    );
+    again.wait_event(&rig.koala, "disable").await;
+    let out = rig.ns.cli(&["enable", "teleop"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let _ = std::fs::remove_file(format!("/tmp/{}-estop", rig.ns.name));
+}
+
+#[tokio::test]
+async fn every_transition_through_the_cli_rpc_and_datagrams_with_what_the_device_receives() {
+    let rig = Rig::start("robottable", 28).await;
+    let _controller = teleop(&rig.ns);
+    rig.station.set(0.25, 0.25, 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cli = |args: &[&str]| {
+        let out = rig.ns.cli(args).output().unwrap();
+        assert!(out.status.success(), "pitcrew {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // disabled → autonomous (CLI): the example's routine drives 0.5.
+    let n = rig.emu.events().len();
+    assert!(cli(&["enable", "autonomous"]).starts_with("autonomous via test-station"));
+    rig.wait_duty_since(n, 0.5).await;
+    // autonomous → disabled (RPC): safe values.
+    let n = rig.emu.events().len();
+    let disabled = rig
+        .broker
+        .client
+        .call(
+            "robot-service",
+            "disable",
+            vec![pitcrew::codec::Value::from("table test")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(to_json(&disabled)["reason"], "table test");
+    rig.wait_duty_since(n, 0.0).await;
+    // disabled → teleop (datagram): the sticks drive.
+    let n = rig.emu.events().len();
+    rig.station.enable(Mode::Teleop);
+    wait_state(&rig.broker.client, "teleop", PATIENCE).await;
+    rig.wait_duty_since(n, 0.25).await;
+    // teleop → autonomous (CLI) directly, then → disabled (datagram: the station disables).
+    let n = rig.emu.events().len();
+    assert!(cli(&["enable", "autonomous"]).starts_with("autonomous"));
+    rig.wait_duty_since(n, 0.5).await;
+    let n = rig.emu.events().len();
+    rig.station.disable();
+    let state = wait_state(&rig.broker.client, "disabled", PATIENCE).await;
+    assert!(
+        state["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("disabled by driver station"),
+        "{state}"
+    );
+    rig.wait_duty_since(n, 0.0).await;
+    // disabled → estopped (CLI): DEV_DISABLE, and the state says so.
+    assert!(cli(&["state"]).starts_with("disabled"));
+    cli(&["estop"]);
+    rig.emu.wait_event(&rig.koala, "disable").await;
+    assert!(cli(&["state"]).starts_with("estopped"));
+    let _ = std::fs::remove_file(format!("/tmp/{}-estop", rig.ns.name));
+}
