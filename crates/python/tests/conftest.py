@@ -1,0 +1,209 @@
+"""Fixtures for the pitcrew package's tests: the real binaries of the suite, each test
+group in a namespace, ipc sockets and ports of its own (as tests/src/lib.rs does for the
+Rust end-to-end tests), so the tests run beside the others and leave nothing behind.
+
+The binaries come from $PITCREW_BIN_DIR, else $CARGO_TARGET_DIR/debug, else target/debug
+(scripts/test builds them first).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import pytest
+
+import pitcrew
+
+ROOT = Path(__file__).resolve().parents[3]
+BIN_DIR = Path(
+    os.environ.get("PITCREW_BIN_DIR")
+    or Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target") / "debug"
+)
+# Generous, as in the Rust tests: the machine is small and shared.
+PATIENCE = 15.0
+_counter = itertools.count()
+
+
+def koala_uid(serial: int) -> str:
+    """A koala-bear (device id 13) UID, in decimal."""
+    return str((13 << 72) | serial)
+
+
+def limit_switch_uid(serial: int) -> str:
+    """A limit-switch (device id 0) UID."""
+    return str(serial)
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def eventually(what: str, check: Callable[[], object], patience: float = PATIENCE):
+    """Polls ``check`` until it returns something truthy; fails naming ``what``."""
+    deadline = time.monotonic() + patience
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what} (last: {got!r})")
+        time.sleep(0.02)
+
+
+class Suite:
+    """Binaries of the suite started in one namespace; stopped and cleaned on close."""
+
+    def __init__(self, tag: str) -> None:
+        self.ns = f"py{os.getpid()}-{next(_counter)}-{tag}"[:32]
+        self.procs: list[subprocess.Popen] = []
+        self.client = pitcrew.Client(namespace=self.ns)
+
+    def args(self) -> list[str]:
+        ns = self.ns
+        return [
+            "--namespace", ns,
+            "--router-frontend", f"ipc:///tmp/{ns}-rpc.sock",
+            "--router-backend", f"ipc:///tmp/{ns}-srv.sock",
+            "--log-frontend", f"ipc:///tmp/{ns}-logpub.sock",
+            "--log-backend", f"ipc:///tmp/{ns}-log.sock",
+            "--log-format", "json",
+        ]
+
+    def spawn(self, binary: str, *extra: str, stdout=subprocess.DEVNULL) -> subprocess.Popen:
+        path = BIN_DIR / binary
+        if not path.exists():
+            pytest.fail(f"{path} is not built; run scripts/test (it builds the binaries)")
+        log = open(f"/tmp/{self.ns}-{binary}.log", "ab")
+        proc = subprocess.Popen(
+            [str(path), *self.args(), *extra],
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=log,
+        )
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def wait_for(self, service: str) -> None:
+        def answers() -> bool:
+            try:
+                self.client.call(service, "ping", timeout=0.2)
+                return True
+            except pitcrew.RemoteError:
+                return False
+
+        eventually(f"{service} to answer", answers)
+
+    def router(self) -> None:
+        self.spawn("pitcrew-router")
+        self.wait_for("router")
+
+    def close(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        subprocess.run(
+            [str(BIN_DIR / "pitcrew"), *self.args(), "clean", "--force"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+        for path in Path("/tmp").glob(f"{self.ns}-*"):
+            if path.suffix != ".log":
+                path.unlink(missing_ok=True)
+
+
+class Emulator:
+    """A ``pitcrew emulate`` process whose JSON event lines are collected."""
+
+    def __init__(self, suite: Suite, port: int, *devices: str) -> None:
+        self.proc = suite.spawn(
+            "pitcrew", "emulate", *devices, "--tcp", f"tcp://127.0.0.1:{port}",
+            stdout=subprocess.PIPE,
+        )
+        self.events: list[dict] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            with self._lock:
+                self.events.append(event)
+
+    def seen(self, uid: str, name: str) -> list[dict]:
+        with self._lock:
+            return [e for e in self.events if e.get("uid") == uid and e.get("event") == name]
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+class Devices(Suite):
+    """A router, a device broker on a free TCP port, and emulated devices on it."""
+
+    def __init__(self, tag: str, *devices: str, robot_file: Optional[Path] = None) -> None:
+        super().__init__(tag)
+        try:
+            self._start(devices, robot_file)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, devices: tuple[str, ...], robot_file: Optional[Path]) -> None:
+        self.router()
+        port = free_port()
+        self.spawn(
+            "pitcrew-devices",
+            "--virtual-addr", f"tcp://127.0.0.1:{port}",
+            "--update-addr", f"udp://239.255.77.1:{free_port(socket.SOCK_DGRAM)}",
+            "--update-interface", "127.0.0.1",
+            "--serial-glob", "",
+        )
+        self.wait_for("device-service")
+        self.emulator = Emulator(self, port, *devices)
+        self.robot = pitcrew.Robot(namespace=self.ns, robot_file=robot_file)
+
+    def wait_connected(self, uid: str) -> None:
+        def connected() -> bool:
+            return any(d["uid"] == uid and d["connected"] for d in self.robot.devices())
+
+        eventually(f"{uid} to connect", connected)
+        eventually(f"{uid} to be subscribed", lambda: self.emulator.seen(uid, "subscribe"))
+
+
+@pytest.fixture
+def suite_factory():
+    """Makes suites that are closed when the test ends."""
+    made: list[Suite] = []
+
+    def make(cls=Suite, *args, **kwargs):
+        s = cls(*args, **kwargs)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.close()
