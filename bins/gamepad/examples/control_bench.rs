@@ -4,8 +4,9 @@
 //!
 //! * `control_apply_us`: datagram sent → value visible in the gamepad buffer, read from this
 //!   other process (p50, p99);
-//! * `watchdog_trip_ms`: last datagram sent → safe value in a motor controller's write block
-//!   (p50, max over 100 trips), with the default 100 ms timeout.
+//! * `watchdog_trip_ms`: last datagram sent → gamepad 0 neutral and marked disconnected
+//!   (p50, max over 100 trips), with the default 100 ms timeout. (Motors are the broker's:
+//!   `link_loss_safe_ms` of `pitcrew-robotbench` times the safe values on the wire.)
 //!
 //!     cargo run --release -p pitcrew-gamepad --example control_bench [-- apply|trip]
 
@@ -16,10 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use pitcrew::control::{self, ControlMessage, Meta, PadInput};
-use pitcrew::gamepad::Gamepad;
-use pitcrew::gamepad::PadState;
-use pitcrew_buffer::{Buffer, Owner, SegmentKey};
-use pitcrew_catalog::{Catalog, Uid, Value};
+use pitcrew::gamepad::{Gamepad, PadState};
 
 const APPLY_SAMPLES: usize = 5000;
 const TRIPS: usize = 100;
@@ -160,11 +158,6 @@ fn apply(namespace: &str) -> anyhow::Result<()> {
 }
 
 fn trip(namespace: &str) -> anyhow::Result<()> {
-    let catalog = Catalog::embedded();
-    let uid = Uid::new(12, 1, 99);
-    let ty = catalog.get("polar-bear").context("no polar-bear type")?;
-    let _owner = Owner::create(namespace, ty.clone(), SegmentKey::Uid(uid))?;
-    let motor = Buffer::open_uid(namespace, catalog, uid)?;
     let (_receiver, addr) = start(namespace)?;
     let sock = UdpSocket::bind("127.0.0.1:0")?;
     let mut seq = 1;
@@ -177,15 +170,14 @@ fn trip(namespace: &str) -> anyhow::Result<()> {
             seq += 1;
             std::thread::sleep(Duration::from_millis(10));
         }
-        motor.write_value("duty_cycle", Value::F32(0.5))?;
+        spin_until(|| Gamepad::open(namespace, 0).is_ok_and(|p| p.buffer().is_valid()))?;
+        let pad = Gamepad::open(namespace, 0)?;
         sock.send_to(&datagram(seq, 0.5), addr)?;
         seq += 1;
         let last = Instant::now();
         let safe = spin_until(|| {
             std::thread::sleep(Duration::from_micros(50));
-            motor
-                .desired_values(&["duty_cycle"])
-                .is_ok_and(|v| v.first() == Some(&Value::F32(0.0)))
+            !pad.buffer().is_valid()
         })?;
         samples.push(safe.duration_since(last).as_secs_f64() * 1e3);
     }
