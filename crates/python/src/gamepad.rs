@@ -1,13 +1,13 @@
 //! `pitcrew.Gamepad`: one gamepad's buttons and sticks, by catalog name.
 //!
-//! This is the package's only user of the typed gamepad reader (`pitcrew_buffer::Gamepad`,
-//! `Button`, `GamepadState`; moving to `pitcrew::gamepad` soon), so that move touches this
-//! file alone. Every read goes through `Gamepad::state()`, which reads all inputs from one
-//! version of the buffer and returns neutral (nothing pressed, sticks centred, not
-//! connected) when the driver's laptop is gone, the watchdog tripped or the receiver process
-//! died, so code written for the happy path stops the robot. A gamepad whose buffer does
-//! not exist yet (no receiver running) reads neutral too, and is looked for again at each
-//! read; one whose receiver restarted is reopened.
+//! It wraps the application crate's typed gamepad reader (`pitcrew::gamepad::Gamepad`,
+//! `Button`, `GamepadState`), as a Rust controller reads it. Every read goes through
+//! `Gamepad::state()`, which reads all inputs from one version of the buffer and returns
+//! neutral (nothing pressed, sticks centred, not connected) when the driver's laptop is
+//! gone, the watchdog tripped or the receiver process died, so code written for the happy
+//! path stops the robot. A gamepad whose buffer does not exist yet (no receiver running)
+//! reads neutral too, and is looked for again at each read; one whose receiver restarted is
+//! reopened.
 
 use std::sync::Mutex;
 
@@ -15,7 +15,8 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::IntoPyObjectExt;
 
-use pitcrew_buffer::{BufferError, Button, Gamepad as Reader, GamepadState};
+use pitcrew::gamepad::{Button, Gamepad as Reader, GamepadState};
+use pitcrew_buffer::BufferError;
 use pitcrew_catalog::Catalog;
 
 use crate::errors::{self, Kind};

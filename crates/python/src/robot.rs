@@ -6,10 +6,11 @@
 //! seqlock read; a buffer the device broker replaced (it restarted) is opened again once,
 //! transparently.
 //!
-//! Phase 2 of issue 14 adds the robot state here: `Robot.mode`, `Robot.enabled`, the match
-//! time left and a blocking wait for a change, read from the device broker's robot-state
-//! segment (spec/robot-state.md). They are deliberately absent until that segment exists,
-//! rather than stubs.
+//! The robot state (spec/robot-state.md) comes from the device broker's robot-state segment
+//! through the application crate's reader: `Robot.mode`, `Robot.enabled`,
+//! `Robot.match_time_left`, `Robot.state()` (the whole state, as `pitcrew state --json`
+//! prints it) and `Robot.wait_for_change(timeout)`, which blocks on the segment's futex with
+//! the GIL released. Without a running broker the robot reads as disabled.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -46,6 +47,8 @@ pub(crate) struct Robot {
     robot_file: Option<RobotFile>,
     /// Opened buffers, keyed by the device as the caller wrote it.
     open: Mutex<HashMap<String, Opened>>,
+    /// The robot-state reader, and the change count last returned by `wait_for_change`.
+    state: Mutex<(pitcrew::robot::Robot, u32)>,
 }
 
 #[pymethods]
@@ -68,11 +71,14 @@ impl Robot {
             .map(|path| RobotFile::load(&path, &catalog))
             .transpose()
             .map_err(|e| errors::robot_file(py, &e))?;
+        let mut reader = pitcrew::robot::Robot::new(&config.namespace);
+        let seen = reader.change_count();
         Ok(Robot {
             namespace: config.namespace,
             catalog,
             robot_file,
             open: Mutex::new(HashMap::new()),
+            state: Mutex::new((reader, seen)),
         })
     }
 
@@ -80,6 +86,65 @@ impl Robot {
     #[getter]
     fn namespace(&self) -> &str {
         &self.namespace
+    }
+
+    /// The mode the robot is enabled in now (`"autonomous"` or `"teleop"`), or `None` while
+    /// it is disabled or emergency-stopped.
+    #[getter]
+    fn mode(&self, py: Python<'_>) -> Option<&'static str> {
+        self.robot_status(py)
+            .state
+            .mode()
+            .map(pitcrew::robot::Mode::name)
+    }
+
+    /// Whether controllers drive the outputs now.
+    #[getter]
+    fn enabled(&self, py: Python<'_>) -> bool {
+        self.robot_status(py).enabled()
+    }
+
+    /// Seconds left in the running match, or `None` without one.
+    #[getter]
+    fn match_time_left(&self, py: Python<'_>) -> Option<f64> {
+        let status = self.robot_status(py);
+        status
+            .match_left(pitcrew::robot::monotonic_ns())
+            .map(|d| d.as_secs_f64())
+    }
+
+    /// The whole robot state as a dict (`state`, `mode`, `enabled`, `estopped`, `reason`,
+    /// `match`, ...), as `pitcrew state --json` prints it.
+    fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let json = self
+            .robot_status(py)
+            .to_json(pitcrew::robot::monotonic_ns(), None);
+        convert::to_py(py, &pitcrew::codec::from_json(&json))
+    }
+
+    /// Blocks until the robot state changes or `timeout` seconds pass (the GIL released);
+    /// returns whether it changed.
+    #[pyo3(signature = (timeout=1.0))]
+    fn wait_for_change(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+        if !timeout.is_finite() || !(0.0..=3600.0).contains(&timeout) {
+            return Err(errors::new(
+                py,
+                Kind::InvalidValue,
+                format!("timeout is a number of seconds from 0 to 3600, got {timeout}"),
+            ));
+        }
+        let wait = std::time::Duration::from_secs_f64(timeout);
+        let mut guard = self
+            .state
+            .lock_py_attached(py)
+            .unwrap_or_else(|e| e.into_inner());
+        let (reader, seen) = &mut *guard;
+        let before = *seen;
+        let now = py
+            .detach(|| reader.wait_for_change(before, wait))
+            .map_err(|e| errors::new(py, Kind::Error, e.to_string()))?;
+        *seen = now;
+        Ok(now != before)
     }
 
     /// Reads a sensed (readable) param of `device`: a `bool`, `int` or `float` by the
@@ -228,6 +293,14 @@ impl Robot {
     /// The cache, locked without holding the GIL while waiting (pyo3's `MutexExt`): an
     /// uncontended lock costs one atomic; a contended one cannot deadlock with a thread
     /// that holds the GIL and waits for this lock.
+    fn robot_status(&self, py: Python<'_>) -> pitcrew::robot::RobotStatus {
+        let mut guard = self
+            .state
+            .lock_py_attached(py)
+            .unwrap_or_else(|e| e.into_inner());
+        guard.0.status()
+    }
+
     fn lock(&self, py: Python<'_>) -> MutexGuard<'_, HashMap<String, Opened>> {
         // Entries are inserted and removed whole; a panic cannot leave one half-made.
         self.open

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
+import msgpack
 import pytest
 
 import pitcrew
@@ -161,8 +162,45 @@ class Emulator:
         self.proc.wait()
 
 
+class Station:
+    """A driver station: control datagrams (spec/wire.md, with the ``ds`` requests) to a
+    gamepad receiver at 50 Hz from a thread of its own, until stopped."""
+
+    def __init__(self, port: int, source: str = "pytest-station") -> None:
+        self.port, self.source = port, source
+        self.enable, self.enable_id, self.seq = False, 0, 0
+        self._stop = threading.Event()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _datagram(self) -> bytes:
+        self.seq += 1
+        pad = {"lx": 0.0, "ly": 0.0, "rx": 0.0, "ry": 0.0, "btn": 0}
+        ds = {"v": 1, "mode": "teleop", "enable": self.enable,
+              "enable_id": self.enable_id, "estop": False}
+        meta = {"seq": self.seq, "sent_us": 0, "source": self.source, "ds": ds}
+        return msgpack.packb([2, "update_gamepads", [{"0": pad}, meta]])
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sock.sendto(self._datagram(), ("127.0.0.1", self.port))
+            time.sleep(0.02)
+
+    def press_enable(self) -> None:
+        self.enable_id += 1
+        self.enable = True
+
+    def disable(self) -> None:
+        self.enable = False
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 class Devices(Suite):
-    """A router, a device broker on a free TCP port, and emulated devices on it."""
+    """A router, a device broker on a free TCP port, emulated devices on it, and the robot
+    enabled in teleop by a driver station through a gamepad receiver (output leases off:
+    these tests write a value once and read it back)."""
 
     def __init__(self, tag: str, *devices: str, robot_file: Optional[Path] = None) -> None:
         super().__init__(tag)
@@ -181,10 +219,39 @@ class Devices(Suite):
             "--update-addr", f"udp://239.255.77.1:{free_port(socket.SOCK_DGRAM)}",
             "--update-interface", "127.0.0.1",
             "--serial-glob", "",
+            "--output-lease", "0",
         )
         self.wait_for("device-service")
+        control = free_port(socket.SOCK_DGRAM)
+        self.spawn("pitcrew-gamepad", "receive", "--control-addr", f"udp://127.0.0.1:{control}")
+        self.station = Station(control)
+        self.enable()
         self.emulator = Emulator(self, port, *devices)
         self.robot = pitcrew.Robot(namespace=self.ns, robot_file=robot_file)
+
+    def robot_state(self) -> str:
+        try:
+            return self.client.call("robot-service", "state", timeout=1.0)["state"]
+        except pitcrew.RemoteError:
+            return "unreachable"
+
+    def enable(self) -> None:
+        """Presses enable until the robot is in teleop (the broker takes a station's first
+        request as its baseline, rule 4 of spec/robot-state.md)."""
+        deadline = time.monotonic() + PATIENCE
+        while time.monotonic() < deadline:
+            self.station.press_enable()
+            for _ in range(10):
+                time.sleep(0.05)
+                if self.robot_state() == "teleop":
+                    return
+        pytest.fail(f"the robot never enabled: {self.robot_state()}")
+
+    def close(self) -> None:
+        station = getattr(self, "station", None)
+        if station is not None:
+            station.stop()
+        super().close()
 
     def wait_connected(self, uid: str) -> None:
         def connected() -> bool:

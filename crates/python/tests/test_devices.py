@@ -151,3 +151,18 @@ def test_a_device_that_goes_away_is_not_connected(suite_factory):
     message = eventually("writes to be refused", refused)
     assert "is disconnected" in message
     assert not [d for d in s.robot.devices() if d["uid"] == uid and d["connected"]]
+
+
+def test_the_robot_state_reads_from_shared_memory_and_wakes_on_a_change(suite_factory):
+    s = suite_factory(Devices, "state", f"koala-bear:{koala_uid(4242)}")
+    robot = s.robot
+    assert robot.mode == "teleop" and robot.enabled
+    assert robot.state()["link"] == "pytest-station"
+    assert robot.match_time_left is None
+    assert robot.wait_for_change(0.05) is False, "nothing changed"
+    s.station.disable()
+    eventually("the wake-up", lambda: robot.wait_for_change(0.5))
+    assert robot.mode is None and not robot.enabled
+    assert "disabled by driver station" in robot.state()["reason"]
+    with pytest.raises(pitcrew.InvalidValueError):
+        robot.wait_for_change(-1)

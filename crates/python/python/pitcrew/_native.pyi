@@ -27,6 +27,22 @@ class Robot:
     @property
     def namespace(self) -> str:
         """The instance namespace."""
+    @property
+    def mode(self) -> Optional[str]:
+        """``"autonomous"`` or ``"teleop"`` while the robot is enabled, else ``None``."""
+    @property
+    def enabled(self) -> bool:
+        """Whether controllers drive the outputs now."""
+    @property
+    def match_time_left(self) -> Optional[float]:
+        """Seconds left in the running match, or ``None`` without one."""
+    def state(self) -> dict[str, Any]:
+        """The whole robot state (``state``, ``mode``, ``enabled``, ``estopped``,
+        ``reason``, ``link``, ``match``, ...), as ``pitcrew state --json`` prints it."""
+    def wait_for_change(self, timeout: float = 1.0) -> bool:
+        """Blocks until the robot state changes or ``timeout`` seconds pass (other Python
+        threads run meanwhile); whether it changed. Raises ``InvalidValueError`` for a
+        timeout outside 0 to 3600."""
     def get_value(self, device: _Device, param: str) -> _ParamValue:
         """Reads a sensed param: ``bool``, ``int`` or ``float`` by its catalog type.
 
