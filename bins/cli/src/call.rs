@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 use pitcrew::codec::{from_json, Value};
 use pitcrew::config::Config;
-use pitcrew::options::parse_duration;
+use pitcrew::options::parse_positive_duration;
 use pitcrew::rpc::Client;
 
 use crate::output::print_value;
@@ -22,7 +22,7 @@ pub struct CallArgs {
     /// not valid JSON is taken as a string.
     pub args: Vec<String>,
     /// Give up after this long [default: --call-timeout].
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_positive_duration)]
     pub timeout: Option<Duration>,
     /// Send a notification: no response is expected or printed.
     #[arg(long)]

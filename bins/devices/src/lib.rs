@@ -39,7 +39,7 @@ use anyhow::Context;
 use clap::Parser;
 use pitcrew::app::ExitStatus;
 use pitcrew::config::Config;
-use pitcrew::options::{parse_duration, SharedOptions};
+use pitcrew::options::{parse_duration, parse_positive_duration, SharedOptions};
 use pitcrew_catalog::Catalog;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -98,17 +98,17 @@ pub struct Options {
 
     /// Interval between discovery PINGs on a new connection.
     #[arg(long, env = "PITCREW_PING_INTERVAL", default_value = "1s",
-          value_parser = parse_duration, help_heading = "Devices")]
+          value_parser = parse_positive_duration, help_heading = "Devices")]
     pub ping_interval: Duration,
 
     /// Give up on a connection that did not identify itself within this time.
     #[arg(long, env = "PITCREW_DISCOVERY_TIMEOUT", default_value = "10s",
-          value_parser = parse_duration, help_heading = "Devices")]
+          value_parser = parse_positive_duration, help_heading = "Devices")]
     pub discovery_timeout: Duration,
 
     /// Declare a device lost when nothing valid arrived for this long.
     #[arg(long, env = "PITCREW_LIVENESS_TIMEOUT", default_value = "1s",
-          value_parser = parse_duration, help_heading = "Devices")]
+          value_parser = parse_positive_duration, help_heading = "Devices")]
     pub liveness_timeout: Duration,
 
     /// IPv4 address of the interface device updates are multicast on (0.0.0.0: the
@@ -123,7 +123,7 @@ pub struct Options {
 
     /// Period of full device-update snapshots (a late listener has everything this soon).
     #[arg(long, env = "PITCREW_FULL_INTERVAL", default_value = "1s",
-          value_parser = parse_duration, help_heading = "Devices")]
+          value_parser = parse_positive_duration, help_heading = "Devices")]
     pub full_interval: Duration,
 
     /// Serial port patterns to discover Smart Devices on (`*`/`?` in the file name;
@@ -148,7 +148,7 @@ pub struct Options {
 
     /// Interval between serial port scans (a failed port is retried at the next one).
     #[arg(long, env = "PITCREW_SERIAL_RESCAN", default_value = "500ms",
-          value_parser = parse_duration, help_heading = "Devices")]
+          value_parser = parse_positive_duration, help_heading = "Devices")]
     pub serial_rescan: Duration,
 
     /// After an emergency stop (the `estop` RPC, e.g. `pitcrew estop`), answer it, disable
@@ -368,6 +368,22 @@ mod tests {
         for bad in ["0", "100", "high"] {
             assert!(p(&["--realtime", bad]).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn periods_and_timeouts_of_zero_are_usage_errors_and_a_zero_lease_is_off() {
+        for option in [
+            "--ping-interval",
+            "--discovery-timeout",
+            "--liveness-timeout",
+            "--full-interval",
+            "--serial-rescan",
+        ] {
+            let o = Options::try_parse_from(["pitcrew-devices", option, "0"]);
+            assert!(o.is_err(), "{option} 0 was accepted");
+        }
+        let o = Options::try_parse_from(["pitcrew-devices", "--output-lease", "0"]);
+        assert_eq!(o.map(|o| o.output_lease).ok(), Some(Duration::ZERO));
     }
 
     #[test]

@@ -50,7 +50,7 @@ pub struct SharedOptions {
     pub update_addr: String,
 
     /// Period of device update datagrams (e.g. 50ms, 0.05).
-    #[arg(long, global = true, env = "PITCREW_UPDATE_INTERVAL", default_value = "50ms", value_parser = parse_duration, help_heading = "Timing")]
+    #[arg(long, global = true, env = "PITCREW_UPDATE_INTERVAL", default_value = "50ms", value_parser = parse_positive_duration, help_heading = "Timing")]
     pub update_interval: Duration,
 
     /// A driver link (a driver station's control datagrams) silent for this long is lost:
@@ -58,7 +58,7 @@ pub struct SharedOptions {
     #[arg(long, global = true, env = "PITCREW_CONTROL_TIMEOUT", default_value = "100ms", value_parser = parse_control_timeout, help_heading = "Timing")]
     pub control_timeout: Duration,
     /// Default deadline of an RPC call (e.g. 5s, 250ms).
-    #[arg(long, global = true, env = "PITCREW_CALL_TIMEOUT", default_value = "5s", value_parser = parse_duration, help_heading = "Timing")]
+    #[arg(long, global = true, env = "PITCREW_CALL_TIMEOUT", default_value = "5s", value_parser = parse_positive_duration, help_heading = "Timing")]
     pub call_timeout: Duration,
 
     /// How many handlers a service runs at once; more requests queue up to a bound.
@@ -248,9 +248,32 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(value * scale))
 }
 
+/// A duration that must be more than zero: a period (an interval of 0 would spin or, in a
+/// timer, panic) or a timeout (0 would fail everything at once).
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err("expected a duration above 0, such as 250ms or 5s".to_owned());
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn periods_and_timeouts_must_be_positive() {
+        assert_eq!(
+            parse_positive_duration("20ms"),
+            Ok(Duration::from_millis(20))
+        );
+        for bad in ["0", "0ms", "0s", "-1s", "soon"] {
+            assert!(parse_positive_duration(bad).is_err(), "{bad}");
+        }
+        assert!(Cli::try_parse_from(["x", "--update-interval", "0"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--call-timeout", "0s"]).is_err());
+    }
 
     #[derive(Parser, Debug)]
     struct Cli {
