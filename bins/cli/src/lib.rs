@@ -131,6 +131,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Emulate(args) => args.run(&devices::catalog(&config)?).await,
             Command::Gamepads(args) => args.run(&config).await,
             Command::Clean(args) => args.run(&config),
+            // Handled above, before the runtime starts: `run` execs the executor.
             Command::Run(_) => Ok(()),
         }
     });
