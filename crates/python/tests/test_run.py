@@ -159,6 +159,26 @@ def test_an_exception_is_logged_with_its_line_and_its_writes_are_not_sent(
         run.stop()
 
 
+def test_a_worker_that_exits_is_one_log_line_not_a_restart_loop(suite: Devices, tmp_path: Path):
+    run = Run(suite, tmp_path, "exiting", """
+        import os
+        def teleop_main():
+            record("teleop_main")
+            os._exit(3)
+        """)
+    try:
+        suite.enable("teleop")
+        eventually("the log line", lambda: run.logs("the worker"))
+        time.sleep(0.5)
+        assert len(run.logs("the worker")) == 1 and run.count("teleop_main") == 1
+        suite.disable()
+        suite.enable("teleop")
+        eventually("a new worker at the next enable", lambda: run.count("teleop_main") == 2)
+        suite.disable()
+    finally:
+        run.stop()
+
+
 def test_a_hung_main_is_killed_its_motors_safe_and_the_worker_restarted(
     suite: Devices, tmp_path: Path
 ):

@@ -142,7 +142,7 @@ def main() -> None:
         module.Gamepad = gamepad  # type: ignore[attr-defined]
         sys.modules["student_code"] = module
         spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001 - any failure of the student's module
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - any failure of the student's module
         answer(ok=False, error=_log_failure(f"loading {os.path.basename(path)}", exc, path))
         return
     answer(ok=True)
@@ -155,7 +155,7 @@ def main() -> None:
         try:
             fn()
             robot._flush()
-        except Exception as exc:  # noqa: BLE001
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - sys.exit() too: logged, not a crash
             robot._discard()
             answer(ok=False, error=_log_failure(name, exc, path))
             continue

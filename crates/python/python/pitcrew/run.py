@@ -102,6 +102,8 @@ class Worker:
         self._out = os.fdopen(to_w, "w")
         self._in = from_r
         self._buf = b""
+        #: The worker closed its answers pipe (it died or exited).
+        self.eof = False
 
     def answer(self, timeout: float) -> Optional[dict]:
         """The next answer, or ``None`` when none came in ``timeout`` or the worker died."""
@@ -112,6 +114,7 @@ class Worker:
                 return None
             chunk = os.read(self._in, 65536)
             if not chunk:
+                self.eof = True
                 return None
             self._buf += chunk
         line, _, self._buf = self._buf.partition(b"\n")
@@ -199,22 +202,25 @@ class Executor:
         return True
 
     def call(self, name: str) -> str:
-        """Calls ``name``: ``"ok"``, ``"error"`` (raised, logged by the worker) or
-        ``"killed"`` (past the timeout or the worker died; a new one is started)."""
+        """Calls ``name``: ``"ok"``, ``"error"`` (raised, logged by the worker; or the
+        worker died, which stops the loop like an exception rather than restarting it
+        every period) or ``"killed"`` (past the timeout; a new worker is started)."""
         assert self.worker is not None
         got = self.worker.call(name, self.timeout)
         if got is None:
-            dead = self.worker.proc.poll() is not None
+            dead = self.worker.eof or self.worker.proc.poll() is not None
             pid = self.worker.proc.pid
             self.stop_worker()
-            if dead:
-                log.error("%s: the worker (pid %d) died; starting a new one", name, pid)
-            else:
-                log.error(
-                    "%s took longer than %.3gs: killed the worker (pid %d); starting a new one",
-                    name, self.timeout, pid,
-                )
             self.loaded_stat = None
+            if dead:
+                log.error(
+                    "%s: the worker (pid %d) died; a new one starts at the next enable", name, pid
+                )
+                return "error"
+            log.error(
+                "%s took longer than %.3gs: killed the worker (pid %d); starting a new one",
+                name, self.timeout, pid,
+            )
             return "killed"
         return "ok" if got.get("ok") else "error"
 
@@ -265,6 +271,7 @@ class Executor:
             self.robot.wait_for_change(0.5)
 
     def run(self) -> None:
+        """Follows the robot state until SIGTERM/SIGINT."""
         log.info(
             "running %s every %.3gs (timeout %.3gs)", self.code, self.period, self.timeout
         )
