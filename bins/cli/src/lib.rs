@@ -16,6 +16,7 @@ mod logs;
 mod output;
 mod ping;
 mod robot;
+mod run_cmd;
 mod sdp_cmd;
 mod watch;
 
@@ -81,6 +82,9 @@ pub enum Command {
     Gamepads(gamepads::GamepadsArgs),
     /// Remove the namespace's shared-memory segments and ipc socket files (after a stop).
     Clean(clean::CleanArgs),
+    /// Run a team's Python robot code (`python3 -m pitcrew.run`): autonomous_* and
+    /// teleop_* as the robot state says, in a supervised worker process.
+    Run(run_cmd::RunArgs),
 }
 
 /// Exit status for a failed operation (an RPC error, an unreachable service).
@@ -88,6 +92,11 @@ pub const EXIT_FAILED: u8 = 1;
 
 /// Runs the command line and maps the outcome to an exit status.
 pub fn main(cli: Cli) -> ExitCode {
+    if let Command::Run(args) = &cli.command {
+        // Returns only when the interpreter could not be started.
+        eprintln!("pitcrew: {:#}", args.exec(&cli.shared));
+        return ExitCode::from(EXIT_FAILED);
+    }
     let config = Config::resolve(&cli.shared);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -122,6 +131,8 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Emulate(args) => args.run(&devices::catalog(&config)?).await,
             Command::Gamepads(args) => args.run(&config).await,
             Command::Clean(args) => args.run(&config),
+            // Handled above, before the runtime starts: `run` execs the executor.
+            Command::Run(_) => Ok(()),
         }
     });
     match result {

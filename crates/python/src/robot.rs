@@ -53,6 +53,59 @@ pub(crate) struct Robot {
 
 #[pymethods]
 impl Robot {
+    /// `set_value` (`write`) or `check_value` (not `write`): validates `value` for
+    /// `param` of `device` and, when `write`, writes it.
+    fn store(
+        &self,
+        py: Python<'_>,
+        device: &Bound<'_, PyAny>,
+        param: &str,
+        value: &Bound<'_, PyAny>,
+        clamp: bool,
+        write: bool,
+    ) -> PyResult<()> {
+        let key = device_key(device)?;
+        let mut type_name = String::new();
+        let given = convert::given(value, &mut type_name);
+        let mut open = self.lock(py);
+        for attempt in 0..2 {
+            let opened = self.opened(py, &mut open, &key)?;
+            let stored = {
+                let ty = opened.buffer.device_type();
+                let Some(p) = ty.param(param) else {
+                    return Err(errors::new(
+                        py,
+                        Kind::UnknownParam,
+                        unknown_param(&opened.label, ty.name(), param, ty.params()),
+                    ));
+                };
+                if !p.writeable() {
+                    return Err(errors::buffer(
+                        py,
+                        &opened.label,
+                        BufferError::NotWriteable {
+                            name: opened.buffer.name().to_owned(),
+                            param: param.to_owned(),
+                        },
+                    ));
+                }
+                coerce::for_write(p, given, || convert::repr(value), clamp)
+                    .map_err(|r| errors::refusal(py, &opened.label, &r))?
+            };
+            if !write {
+                return Ok(());
+            }
+            match opened.buffer.write_value(param, stored) {
+                Ok(_) => return Ok(()),
+                Err(BufferError::Superseded { .. }) if attempt == 0 => {
+                    open.remove(key.as_ref());
+                }
+                Err(e) => return Err(errors::buffer(py, &opened.label, e)),
+            }
+        }
+        Err(replaced(py, &key))
+    }
+
     /// Opens the robot of `namespace` (default: `PITCREW_NAMESPACE`, else `rt`), with the
     /// device names of `robot_file` (a `robot.yaml`) and the catalog file `catalog`
     /// (default: `PITCREW_CATALOG`, else the built-in catalog).
@@ -204,43 +257,22 @@ impl Robot {
         value: &Bound<'_, PyAny>,
         clamp: bool,
     ) -> PyResult<()> {
-        let key = device_key(device)?;
-        let mut type_name = String::new();
-        let given = convert::given(value, &mut type_name);
-        let mut open = self.lock(py);
-        for attempt in 0..2 {
-            let opened = self.opened(py, &mut open, &key)?;
-            let stored = {
-                let ty = opened.buffer.device_type();
-                let Some(p) = ty.param(param) else {
-                    return Err(errors::new(
-                        py,
-                        Kind::UnknownParam,
-                        unknown_param(&opened.label, ty.name(), param, ty.params()),
-                    ));
-                };
-                if !p.writeable() {
-                    return Err(errors::buffer(
-                        py,
-                        &opened.label,
-                        BufferError::NotWriteable {
-                            name: opened.buffer.name().to_owned(),
-                            param: param.to_owned(),
-                        },
-                    ));
-                }
-                coerce::for_write(p, given, || convert::repr(value), clamp)
-                    .map_err(|r| errors::refusal(py, &opened.label, &r))?
-            };
-            match opened.buffer.write_value(param, stored) {
-                Ok(_) => return Ok(()),
-                Err(BufferError::Superseded { .. }) if attempt == 0 => {
-                    open.remove(key.as_ref());
-                }
-                Err(e) => return Err(errors::buffer(py, &opened.label, e)),
-            }
-        }
-        Err(replaced(py, &key))
+        self.store(py, device, param, value, clamp, true)
+    }
+
+    /// Checks a write as `set_value` would, raising the same exception, but writes
+    /// nothing: `pitcrew run` checks each write of a student's `main` where it is made and
+    /// sends the writes only once the `main` returns.
+    #[pyo3(signature = (device, param, value, *, clamp=false))]
+    fn check_value(
+        &self,
+        py: Python<'_>,
+        device: &Bound<'_, PyAny>,
+        param: &str,
+        value: &Bound<'_, PyAny>,
+        clamp: bool,
+    ) -> PyResult<()> {
+        self.store(py, device, param, value, clamp, false)
     }
 
     /// The Smart Devices of this robot: every device with a buffer now, and every device of

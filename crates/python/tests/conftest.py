@@ -169,6 +169,7 @@ class Station:
     def __init__(self, port: int, source: str = "pytest-station") -> None:
         self.port, self.source = port, source
         self.enable, self.enable_id, self.seq = False, 0, 0
+        self.mode = "teleop"
         self._stop = threading.Event()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         threading.Thread(target=self._run, daemon=True).start()
@@ -176,7 +177,7 @@ class Station:
     def _datagram(self) -> bytes:
         self.seq += 1
         pad = {"lx": 0.0, "ly": 0.0, "rx": 0.0, "ry": 0.0, "btn": 0}
-        ds = {"v": 1, "mode": "teleop", "enable": self.enable,
+        ds = {"v": 1, "mode": self.mode, "enable": self.enable,
               "enable_id": self.enable_id, "estop": False}
         meta = {"seq": self.seq, "sent_us": 0, "source": self.source, "ds": ds}
         return msgpack.packb([2, "update_gamepads", [{"0": pad}, meta]])
@@ -199,11 +200,19 @@ class Station:
 
 class Devices(Suite):
     """A router, a device broker on a free TCP port, emulated devices on it, and the robot
-    enabled in teleop by a driver station through a gamepad receiver (output leases off:
-    these tests write a value once and read it back)."""
+    enabled in teleop by a driver station through a gamepad receiver (output leases off
+    unless ``output_lease`` says otherwise: these tests write a value once and read it
+    back)."""
 
-    def __init__(self, tag: str, *devices: str, robot_file: Optional[Path] = None) -> None:
+    def __init__(
+        self,
+        tag: str,
+        *devices: str,
+        robot_file: Optional[Path] = None,
+        output_lease: str = "0",
+    ) -> None:
         super().__init__(tag)
+        self.output_lease = output_lease
         try:
             self._start(devices, robot_file)
         except BaseException:
@@ -219,7 +228,7 @@ class Devices(Suite):
             "--update-addr", f"udp://239.255.77.1:{free_port(socket.SOCK_DGRAM)}",
             "--update-interface", "127.0.0.1",
             "--serial-glob", "",
-            "--output-lease", "0",
+            "--output-lease", self.output_lease,
         )
         self.wait_for("device-service")
         control = free_port(socket.SOCK_DGRAM)
@@ -235,17 +244,23 @@ class Devices(Suite):
         except pitcrew.RemoteError:
             return "unreachable"
 
-    def enable(self) -> None:
-        """Presses enable until the robot is in teleop (the broker takes a station's first
-        request as its baseline, rule 4 of spec/robot-state.md)."""
+    def enable(self, mode: str = "teleop") -> None:
+        """Presses enable until the robot is in ``mode`` (the broker takes a station's
+        first request as its baseline, rule 4 of spec/robot-state.md)."""
+        self.station.mode = mode
         deadline = time.monotonic() + PATIENCE
         while time.monotonic() < deadline:
             self.station.press_enable()
             for _ in range(10):
                 time.sleep(0.05)
-                if self.robot_state() == "teleop":
+                if self.robot_state() == mode:
                     return
         pytest.fail(f"the robot never enabled: {self.robot_state()}")
+
+    def disable(self) -> None:
+        """Releases enable until the robot is disabled."""
+        self.station.disable()
+        eventually("the robot to disable", lambda: self.robot_state() == "disabled")
 
     def close(self) -> None:
         station = getattr(self, "station", None)

@@ -55,6 +55,10 @@ class Robot:
         number), ``InvalidValueError`` (NaN, an int beyond the type), ``OutOfBoundsError``
         (beyond the catalog's bounds; nothing is written unless ``clamp=True``), and the
         errors of ``get_value`` (``AccessError`` for a sensed param)."""
+    def check_value(self, device: _Device, param: str, value: Union[bool, int, float], *, clamp: bool = False) -> None:
+        """Checks a write as ``set_value`` would, raising the same exceptions, but writes
+        nothing (``pitcrew run`` checks a ``main``'s writes where they are made and sends
+        them when it returns)."""
     def devices(self) -> list[dict[str, Any]]:
         """Every Smart Device with a buffer now and every device of the robot file, as
         dicts with ``name`` (robot-file name, else the UID), ``type``, ``uid`` (decimal
