@@ -83,7 +83,12 @@ pub struct Key {
 
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Key({}, fingerprint {})", self.kind.name(), self.fingerprint())
+        write!(
+            f,
+            "Key({}, fingerprint {})",
+            self.kind.name(),
+            self.fingerprint()
+        )
     }
 }
 
@@ -91,7 +96,9 @@ impl fmt::Debug for Key {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// The file could not be read.
-    #[error("cannot read the key file {path}: {source} (create one with `pitcrew key new {path}`)")]
+    #[error(
+        "cannot read the key file {path}: {source} (create one with `pitcrew key new {path}`)"
+    )]
     Read {
         /// The file.
         path: PathBuf,
@@ -99,7 +106,9 @@ pub enum KeyError {
         source: std::io::Error,
     },
     /// Others may read the file: the key is no longer a secret of the team.
-    #[error("the key file {path} may be read by other users (mode {mode:o}): run `chmod 600 {path}`")]
+    #[error(
+        "the key file {path} may be read by other users (mode {mode:o}): run `chmod 600 {path}`"
+    )]
     Exposed {
         /// The file.
         path: PathBuf,
@@ -372,9 +381,18 @@ mod tests {
         let secret = [7u8; KEY_BYTES];
         let team = Key::from_bytes(KeyKind::Team, secret);
         let field = Key::from_bytes(KeyKind::Field, secret);
-        assert_ne!(team.derive(Purpose::ControlMac), team.derive(Purpose::ReplyMac));
-        assert_ne!(team.derive(Purpose::ControlMac), field.derive(Purpose::ControlMac));
+        assert_ne!(
+            team.derive(Purpose::ControlMac),
+            team.derive(Purpose::ReplyMac)
+        );
+        assert_ne!(
+            team.derive(Purpose::ControlMac),
+            field.derive(Purpose::ControlMac)
+        );
         assert_eq!(team.login_token().len(), 32);
-        assert!(!format!("{team:?}").contains("0707"), "Debug hides the secret");
+        assert!(
+            !format!("{team:?}").contains("0707"),
+            "Debug hides the secret"
+        );
     }
 }

@@ -68,12 +68,22 @@ pub struct SharedOptions {
     /// The team key (`pitcrew key new FILE`): driver links, RPC and logs from other
     /// machines must be authenticated with it. Without it the suite takes commands from
     /// this machine only (loopback) [robot: /etc/pitcrew/team.key].
-    #[arg(long, global = true, env = "PITCREW_KEY_FILE", help_heading = "Security")]
+    #[arg(
+        long,
+        global = true,
+        env = "PITCREW_KEY_FILE",
+        help_heading = "Security"
+    )]
     pub key_file: Option<PathBuf>,
 
     /// The field controller's key (`pitcrew key new --field FILE`): permits match phases
     /// and the emergency stop only. Needs --key-file.
-    #[arg(long, global = true, env = "PITCREW_FIELD_KEY_FILE", help_heading = "Security")]
+    #[arg(
+        long,
+        global = true,
+        env = "PITCREW_FIELD_KEY_FILE",
+        help_heading = "Security"
+    )]
     pub field_key_file: Option<PathBuf>,
 
     /// Device catalog (YAML) [default: the catalog built into the binary].

@@ -339,7 +339,12 @@ impl Verifier {
     /// A verifier for the configured keys; `None` when no key is configured.
     pub fn new(keys: &Keys) -> Option<Verifier> {
         let macs = |k: Option<&Key>| {
-            k.map(|k| (mac_for(k, Purpose::ControlMac), mac_for(k, Purpose::ReplyMac)))
+            k.map(|k| {
+                (
+                    mac_for(k, Purpose::ControlMac),
+                    mac_for(k, Purpose::ReplyMac),
+                )
+            })
         };
         keys.required().then(|| Verifier {
             keys: [
@@ -421,7 +426,11 @@ impl Verifier {
                 });
             }
         } else if self.sessions.len() >= MAX_SESSIONS {
-            let oldest = self.sessions.iter().min_by_key(|(_, s)| s.seen).map(|(k, _)| *k);
+            let oldest = self
+                .sessions
+                .iter()
+                .min_by_key(|(_, s)| s.seen)
+                .map(|(k, _)| *k);
             if let Some(k) = oldest {
                 self.sessions.remove(&k);
             }
@@ -493,7 +502,10 @@ mod tests {
         let refused = verifier.open(&first, now).unwrap_err();
         assert_eq!(refused.why, AuthRejection::Stale);
         let answer = refused.answer.unwrap();
-        assert!(answer.len() < first.len(), "never larger than what it answers");
+        assert!(
+            answer.len() < first.len(),
+            "never larger than what it answers"
+        );
         assert!(sealer.open_answer(&answer).is_some());
         assert!(sealer.has_challenge());
     }
