@@ -432,7 +432,7 @@ impl State {
         bytes: &'a [u8],
         peer: SocketAddr,
         now: Instant,
-    ) -> Result<(&'a [u8], Option<SealedFrom>), Option<Vec<u8>>> {
+    ) -> Result<Authentic<'a>, Option<Vec<u8>>> {
         let Some(verifier) = self.verifier.as_mut() else {
             let loopback = match peer.ip() {
                 std::net::IpAddr::V4(ip) => ip.is_loopback(),
@@ -559,6 +559,9 @@ impl State {
         );
     }
 }
+
+/// A datagram fit to parse: its control datagram, and its envelope when it was sealed.
+type Authentic<'a> = (&'a [u8], Option<SealedFrom>);
 
 /// The envelope of an authentic datagram, kept past the borrow of its bytes.
 #[derive(Debug, Clone, Copy)]
