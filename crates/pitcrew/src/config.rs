@@ -101,6 +101,17 @@ impl Config {
         crate::key::Keys::load(self.key_file.as_deref(), self.field_key_file.as_deref())
     }
 
+    /// Loads the keys and sets them for this process's TCP endpoints
+    /// ([`crate::endpoint::curve`]); every binary calls it once before making endpoints.
+    ///
+    /// # Errors
+    /// A message naming the key file and what to do, or libzmq lacking CURVE.
+    pub fn secure_endpoints(&self) -> Result<crate::key::Keys, String> {
+        let keys = self.keys().map_err(|e| e.to_string())?;
+        crate::endpoint::curve::configure(&keys).map_err(|e| e.to_string())?;
+        Ok(keys)
+    }
+
     /// The file that records an emergency stop of this instance (`<ipc-dir>/<ns>-estop`).
     /// The device broker writes it when it latches and honours it when it starts, so an
     /// emergency stop survives a broker that crashed or was restarted; `pitcrew clean`

@@ -79,6 +79,9 @@ impl Purpose {
 pub struct Key {
     kind: KeyKind,
     secret: [u8; KEY_BYTES],
+    /// In a field key file: the robot's CURVE server public key (Z85), which a field
+    /// controller cannot derive without the team key.
+    robot: Option<String>,
 }
 
 impl fmt::Debug for Key {
@@ -146,12 +149,32 @@ impl Key {
     pub fn generate(kind: KeyKind) -> Result<Key, KeyError> {
         let mut secret = [0u8; KEY_BYTES];
         getrandom::fill(&mut secret).map_err(|e| KeyError::Random(e.to_string()))?;
-        Ok(Key { kind, secret })
+        Ok(Key {
+            kind,
+            secret,
+            robot: None,
+        })
     }
 
     /// A key of `kind` from its bytes (tests, and the dashboard's typed-in key).
     pub fn from_bytes(kind: KeyKind, secret: [u8; KEY_BYTES]) -> Key {
-        Key { kind, secret }
+        Key {
+            kind,
+            secret,
+            robot: None,
+        }
+    }
+
+    /// This key with the robot's CURVE server public key (Z85) written beside it, for a
+    /// field key handed to a field controller.
+    pub fn with_robot_server_key(mut self, z85: String) -> Key {
+        self.robot = Some(z85);
+        self
+    }
+
+    /// The robot's CURVE server public key (Z85) stored with a field key.
+    pub fn robot_server_key(&self) -> Option<&str> {
+        self.robot.as_deref()
     }
 
     /// Which key this is.
@@ -186,8 +209,13 @@ impl Key {
 
     /// The file's text: a header line naming the kind, then the key in hex.
     pub fn to_file_text(&self) -> String {
+        let robot = self
+            .robot
+            .as_ref()
+            .map(|z| format!("robot-server-key {z}\n"))
+            .unwrap_or_default();
         format!(
-            "# pitcrew {} key. Keep it secret: whoever holds it can {}.\n{} {}\n",
+            "# pitcrew {} key. Keep it secret: whoever holds it can {}.\n{} {}\n{robot}",
             self.kind.name(),
             match self.kind {
                 KeyKind::Team => "drive, change and stop this robot",
@@ -205,11 +233,20 @@ impl Key {
             kind: kind.name(),
             why,
         };
-        let line = text
+        let mut lines = text
             .lines()
             .map(str::trim)
-            .find(|l| !l.is_empty() && !l.starts_with('#'))
-            .ok_or_else(|| bad("it is empty".into()))?;
+            .filter(|l| !l.is_empty() && !l.starts_with('#'));
+        let line = lines.next().ok_or_else(|| bad("it is empty".into()))?;
+        let mut robot = None;
+        for extra in lines {
+            match extra.split_once(char::is_whitespace) {
+                Some(("robot-server-key", z)) if z.trim().len() == 40 => {
+                    robot = Some(z.trim().to_owned());
+                }
+                _ => return Err(bad(format!("unexpected line {extra:?}"))),
+            }
+        }
         let (header, value) = line
             .split_once(char::is_whitespace)
             .ok_or_else(|| bad("expected `HEADER HEX` on one line".into()))?;
@@ -236,7 +273,11 @@ impl Key {
             *byte = u8::from_str_radix(pair, 16)
                 .map_err(|_| bad(format!("{pair:?} is not a hex byte")))?;
         }
-        Ok(Key { kind, secret })
+        Ok(Key {
+            kind,
+            secret,
+            robot,
+        })
     }
 
     /// Loads a key of `kind` from `path`, refusing a file other users may read.
@@ -296,16 +337,9 @@ impl Keys {
     /// Loads the configured keys.
     ///
     /// # Errors
-    /// As [`Key::load`]; a field key without a team key is refused too, since without a
-    /// team key the suite is open to loopback and a field key would restrict nothing.
+    /// As [`Key::load`]. A field key alone is a field controller's: it connects with it;
+    /// a robot needs the team key to require keys at all.
     pub fn load(team: Option<&Path>, field: Option<&Path>) -> Result<Keys, KeyError> {
-        if let (None, Some(path)) = (team, field) {
-            return Err(KeyError::Format {
-                path: path.to_owned(),
-                kind: "field",
-                why: "a field key needs a team key beside it (--key-file)".into(),
-            });
-        }
         let team = team.map(|p| Key::load(p, KeyKind::Team)).transpose()?;
         let field = field.map(|p| Key::load(p, KeyKind::Field)).transpose()?;
         Ok(Keys { team, field })
