@@ -68,13 +68,26 @@ const FIELD_SERVICE: &[u8] = b"robot-service";
 /// The methods of [`FIELD_SERVICE`] a field controller may call.
 const FIELD_METHODS: &[&str] = &["state", "start_match", "stop_match", "estop"];
 
+/// How many identities last heard on a CURVE socket are remembered; past it the least
+/// recently heard half is forgotten (a forgotten peer that is still connected is reached
+/// again as soon as it sends).
+const MAX_SECURE_PEERS: usize = 4096;
+
 /// One side's sockets: the plain one (ipc; loopback TCP without a key) and, with a team
 /// key and TCP addresses, a CURVE one, with the identities last heard on it.
+///
+/// The set is not updated from disconnect events: those are matched to an identity by the
+/// connection's descriptor, which a new connection may already have taken over (a failed
+/// handshake's connection closes while the next one is accepted), and a wrong match would
+/// make a live peer unreachable. An identity leaves the set when it is heard on the plain
+/// socket, or when the set is full.
 struct Endpoint {
     plain: RouterSocket,
     plain_monitor: Monitor,
     secure: Option<(RouterSocket, Monitor)>,
-    secure_peers: HashSet<Vec<u8>>,
+    /// Identity → when it was last heard (a message count).
+    secure_peers: HashMap<Vec<u8>, u64>,
+    heard_count: u64,
 }
 
 impl Endpoint {
@@ -92,27 +105,40 @@ impl Endpoint {
             plain_monitor: plain.monitor()?,
             plain,
             secure,
-            secure_peers: HashSet::new(),
+            secure_peers: HashMap::new(),
+            heard_count: 0,
         })
     }
 
     /// The socket `identity` is reached on.
     fn socket_for(&self, identity: &[u8]) -> &RouterSocket {
         match &self.secure {
-            Some((socket, _)) if self.secure_peers.contains(identity) => socket,
+            Some((socket, _)) if self.secure_peers.contains_key(identity) => socket,
             _ => &self.plain,
         }
     }
 
     /// Notes which socket `identity` was last heard on.
     fn heard(&mut self, identity: &[u8], secure: bool) {
-        if secure {
-            if !self.secure_peers.contains(identity) {
-                self.secure_peers.insert(identity.to_vec());
+        self.heard_count += 1;
+        if !secure {
+            if self.secure_peers.contains_key(identity) {
+                self.secure_peers.remove(identity);
             }
-        } else if self.secure_peers.contains(identity) {
-            self.secure_peers.remove(identity);
+            return;
         }
+        if let Some(at) = self.secure_peers.get_mut(identity) {
+            *at = self.heard_count;
+            return;
+        }
+        if self.secure_peers.len() >= MAX_SECURE_PEERS {
+            let mut ages: Vec<u64> = self.secure_peers.values().copied().collect();
+            ages.sort_unstable();
+            let cut = ages[ages.len() / 2];
+            self.secure_peers.retain(|_, at| *at > cut);
+        }
+        self.secure_peers
+            .insert(identity.to_vec(), self.heard_count);
     }
 }
 
@@ -304,7 +330,6 @@ impl Broker {
         for (side, event) in events {
             if let PeerEvent::Disconnected(fd) = event {
                 if let Some(identity) = self.peers.disconnected(side, fd) {
-                    self.endpoint_mut(side).secure_peers.remove(&identity);
                     // Its requests will never be answered (or its answers never read).
                     self.in_flight.forget(side, &identity);
                     tracing::info!(

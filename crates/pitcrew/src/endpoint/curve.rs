@@ -176,11 +176,17 @@ fn start_zap(admitted: Vec<([u8; 32], KeyKind)>) -> Result<(), EndpointError> {
     std::thread::Builder::new()
         .name("zap".into())
         .spawn(move || loop {
-            let Ok(request) = socket.recv_multipart(0) else {
-                return;
+            let request = match socket.recv_multipart(0) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "the ZAP handler stopped: TCP clients can no longer connect");
+                    return;
+                }
             };
             let reply = zap_reply(&request, &admitted);
-            if socket.send_multipart(reply, 0).is_err() {
+            tracing::debug!(status = %String::from_utf8_lossy(&reply[2]), user = %String::from_utf8_lossy(&reply[4]), "ZAP request answered");
+            if let Err(e) = socket.send_multipart(reply, 0) {
+                tracing::error!(error = %e, "the ZAP handler stopped: TCP clients can no longer connect");
                 return;
             }
         })
