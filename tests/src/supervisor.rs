@@ -554,17 +554,33 @@ impl ControlSender {
 
     /// As [`ControlSender::start`] with a given source name.
     pub fn named(to: SocketAddr, source: &str) -> ControlSender {
-        ControlSender::spawn(to, source, None)
+        ControlSender::spawn(to, source, None, None)
     }
 
     /// As [`ControlSender::named`], sealing every datagram with `key` (a new session) and
     /// taking the robot's challenges from its answers, as `pitcrew-gamepad send --key-file`
     /// does.
     pub fn sealed(to: SocketAddr, source: &str, key: &pitcrew::key::Key) -> ControlSender {
-        ControlSender::spawn(to, source, Some(key.clone()))
+        ControlSender::spawn(to, source, Some(key.clone()), None)
     }
 
-    fn spawn(to: SocketAddr, source: &str, key: Option<pitcrew::key::Key>) -> ControlSender {
+    /// As [`ControlSender::sealed`], sending from a SCHED_FIFO thread of `priority`: a
+    /// driver's laptop is another machine, which a test's own load must not slow down.
+    pub fn sealed_realtime(
+        to: SocketAddr,
+        source: &str,
+        key: &pitcrew::key::Key,
+        priority: u8,
+    ) -> ControlSender {
+        ControlSender::spawn(to, source, Some(key.clone()), Some(priority))
+    }
+
+    fn spawn(
+        to: SocketAddr,
+        source: &str,
+        key: Option<pitcrew::key::Key>,
+        realtime: Option<u8>,
+    ) -> ControlSender {
         let sending = Arc::new(Mutex::new(Sending {
             to,
             sticks: (0.0, 0.0, 0),
@@ -590,6 +606,9 @@ impl ControlSender {
         );
         let source = source.to_owned();
         let thread = std::thread::spawn(move || {
+            if let Some(priority) = realtime {
+                pitcrew::realtime::raise_priority("test-station", priority);
+            }
             let started = Instant::now();
             let mut seq = 0u64;
             let mut sent: Option<(Sending, Instant)> = None;

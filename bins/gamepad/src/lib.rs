@@ -7,6 +7,7 @@
 //!   with per-source sequence checks ([`sources`]), runs the control [`watchdog`], and
 //!   serves `gamepad-service` ([`status`]).
 
+pub mod batch;
 pub mod gilrs_input;
 pub mod input;
 pub mod pads;

@@ -24,11 +24,12 @@ use anyhow::Context;
 use pitcrew_catalog::Catalog;
 
 use pitcrew::control::auth::{self, AuthRejection, Opened, Verifier};
-use pitcrew::control::{self, Rejection, MAX_DATAGRAM_BYTES};
+use pitcrew::control::{self, Rejection};
 use pitcrew::key::{KeyKind, Keys};
 use pitcrew::robot::segment::{LinkSlot, LinksOwner};
 use pitcrew::robot::{monotonic_ns, status as robot_status, Robot};
 
+use crate::batch::Batch;
 use crate::pads::Pads;
 use crate::sources::{SeqVerdict, Sources};
 use crate::watchdog::{Feed, Watchdog};
@@ -256,10 +257,12 @@ impl Drop for Receiver {
 }
 
 fn receive_loop(socket: &UdpSocket, state: &Mutex<State>, stop: &AtomicBool) {
-    let mut buf = vec![0u8; MAX_DATAGRAM_BYTES + 1];
+    let mut batch = Batch::default();
+    let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(crate::batch::BATCH);
     if let Err(e) = socket.set_nonblocking(true) {
         tracing::error!(error = %e, "cannot make the control socket non-blocking");
     }
+    crate::batch::enlarge_receive_buffer(socket);
     while !stop.load(Ordering::Acquire) {
         let wait = {
             let st = lock(state);
@@ -269,26 +272,34 @@ fn receive_loop(socket: &UdpSocket, state: &Mutex<State>, stop: &AtomicBool) {
             lock(state).on_tick(Instant::now());
             continue;
         }
-        // Drain every queued datagram before looking at the deadlines again.
+        // Drain every queued datagram, a batch per system call and per lock, before
+        // looking at the deadlines again.
         loop {
-            match socket.recv_from(&mut buf) {
-                Ok((n, peer)) => {
+            match batch.recv(socket) {
+                Ok(0) => break,
+                Ok(_) => {
                     let now = Instant::now();
-                    let reply = {
+                    {
                         let mut st = lock(state);
-                        let reply = st.on_datagram(&buf[..n], peer, now);
+                        for (bytes, peer) in batch.iter() {
+                            if let Some(reply) = st.on_datagram(bytes, peer, now) {
+                                replies.push((reply, peer));
+                            }
+                        }
                         st.on_tick(now);
-                        reply
-                    };
-                    // After the buffers are written and the lock is released: the reply
-                    // is for the driver's status line, never on the control path.
-                    if let Some(reply) = reply {
-                        if socket.send_to(&reply, peer).is_ok() {
-                            lock(state).counters.replies += 1;
+                    }
+                    // After the buffers are written and the lock is released: the replies
+                    // are for the drivers' status lines, never on the control path.
+                    let mut sent = 0;
+                    for (reply, peer) in replies.drain(..) {
+                        if !reply.is_empty() && socket.send_to(&reply, peer).is_ok() {
+                            sent += 1;
                         }
                     }
+                    if sent > 0 {
+                        lock(state).counters.replies += sent;
+                    }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     // ICMP errors (e.g. connection refused) surface here on some systems.
                     tracing::debug!(error = %e, "receive error");

@@ -16,8 +16,8 @@
 //!   applied for that session. A new session is accepted at once, and nothing one session
 //!   sends can block another: no single packet locks out the real driver.
 //! * **challenge**: delay. The robot answers every authentic datagram with its current
-//!   challenge, a random number it replaces every [`CHALLENGE_PERIOD`] and forgets after
-//!   [`FRESH_WINDOW`]; a sender echoes the latest one it received. A datagram whose challenge
+//!   challenge, a random number it draws every [`CHALLENGE_PERIOD`] and forgets
+//!   [`FRESH_WINDOW`] after drawing it; a sender echoes the latest one it received. A datagram whose challenge
 //!   the robot does not hold is stale — captured and sent later, held back by someone in the
 //!   middle, or recorded before the suite restarted (challenges are new in every process) —
 //!   and changes nothing; it is answered with the current challenge only, which is smaller
@@ -53,11 +53,11 @@ const HEADER_BYTES: usize = 4 + 1 + 8 + 8 + 8;
 pub const OVERHEAD: usize = HEADER_BYTES + TAG_BYTES;
 /// The largest control datagram that can be sealed within [`MAX_DATAGRAM_BYTES`].
 pub const MAX_PAYLOAD: usize = MAX_DATAGRAM_BYTES - OVERHEAD;
-/// How often the robot draws a new challenge.
+/// How often the robot draws a new challenge (when it answers a datagram).
 pub const CHALLENGE_PERIOD: Duration = Duration::from_millis(50);
-/// How long a challenge stays valid after it was replaced: the bound on a datagram's age,
-/// with room for a round trip over a congested event network.
-pub const FRESH_WINDOW: Duration = Duration::from_millis(400);
+/// How long a challenge stays valid after it was drawn: the bound on a datagram's age, with
+/// room for a round trip over a congested event network.
+pub const FRESH_WINDOW: Duration = Duration::from_millis(500);
 /// How many sender sessions the robot remembers (a robot has one or two stations; the bound
 /// keeps memory fixed whatever a key holder does).
 pub const MAX_SESSIONS: usize = 64;
@@ -321,9 +321,8 @@ pub struct Refused {
 /// The receiving side: checks sealed datagrams and seals the answers.
 pub struct Verifier {
     keys: [(KeyKind, Option<(HmacSha256, HmacSha256)>); 2],
-    /// Recent challenges, newest last, with when each was replaced (None: current).
-    challenges: VecDeque<(u64, Option<Instant>)>,
-    issued: Option<Instant>,
+    /// Recent challenges, newest last, with when each was drawn.
+    challenges: VecDeque<(u64, Instant)>,
     sessions: HashMap<(KeyKind, u64), Session>,
 }
 
@@ -352,7 +351,6 @@ impl Verifier {
                 (KeyKind::Field, macs(keys.field.as_ref())),
             ],
             challenges: VecDeque::new(),
-            issued: None,
             sessions: HashMap::new(),
         })
     }
@@ -364,35 +362,38 @@ impl Verifier {
             .and_then(|(_, m)| m.as_ref())
     }
 
-    /// The challenge to hand out now, drawing a new one every [`CHALLENGE_PERIOD`] and
-    /// forgetting those replaced more than [`FRESH_WINDOW`] ago.
+    /// Forgets the challenges drawn more than [`FRESH_WINDOW`] before `now`.
+    fn expire(&mut self, now: Instant) {
+        while self
+            .challenges
+            .front()
+            .is_some_and(|(_, drawn)| now.saturating_duration_since(*drawn) > FRESH_WINDOW)
+        {
+            self.challenges.pop_front();
+        }
+    }
+
+    /// The challenge to hand out now, drawing a new one every [`CHALLENGE_PERIOD`].
     fn current_challenge(&mut self, now: Instant) -> u64 {
+        self.expire(now);
         let due = self
-            .issued
-            .is_none_or(|at| now.saturating_duration_since(at) >= CHALLENGE_PERIOD);
+            .challenges
+            .back()
+            .is_none_or(|(_, drawn)| now.saturating_duration_since(*drawn) >= CHALLENGE_PERIOD);
         if due {
             let mut bytes = [0u8; 8];
-            // Without randomness no new challenge: the current one stays valid and the
-            // next call tries again (fail safe: the old one expires in FRESH_WINDOW).
+            // Without randomness no new challenge: the senders' ones expire, which stops
+            // the robot (fail safe), and the next answer tries again.
             if getrandom::fill(&mut bytes).is_ok() {
-                if let Some(last) = self.challenges.back_mut() {
-                    last.1 = Some(now);
-                }
                 self.challenges
-                    .push_back((u64::from_be_bytes(bytes).max(1), None));
-                self.issued = Some(now);
+                    .push_back((u64::from_be_bytes(bytes).max(1), now));
             }
-        }
-        while self.challenges.front().is_some_and(|(_, replaced)| {
-            replaced.is_some_and(|at| now.saturating_duration_since(at) > FRESH_WINDOW)
-        }) {
-            self.challenges.pop_front();
         }
         self.challenges.back().map_or(0, |(c, _)| *c)
     }
 
     fn is_fresh(&mut self, challenge: u64, now: Instant) -> bool {
-        self.current_challenge(now);
+        self.expire(now);
         challenge != 0 && self.challenges.iter().any(|(c, _)| *c == challenge)
     }
 
@@ -567,9 +568,9 @@ mod tests {
         let t = Instant::now();
         handshake(&mut sealer, &mut verifier, t);
         let held = sealer.seal(b"held");
-        let late = t + CHALLENGE_PERIOD + FRESH_WINDOW + Duration::from_millis(1);
-        // The robot moved on meanwhile (it answers other stations).
-        verifier.current_challenge(t + CHALLENGE_PERIOD);
+        assert!(verifier.open(&sealer.seal(b"x"), t + FRESH_WINDOW).is_ok());
+        // Even when nobody spoke since: a challenge expires after the window.
+        let late = t + FRESH_WINDOW + Duration::from_millis(1);
         assert_eq!(
             verifier.open(&held, late).unwrap_err().why,
             AuthRejection::Stale
