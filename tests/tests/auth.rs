@@ -466,3 +466,39 @@ async fn a_flood_of_junk_at_the_control_port_costs_the_driver_at_most_one_percen
         "flood: {junk_sent} junk datagrams at {rate:.0}/s; driver sent {sent}, applied {applied}"
     );
 }
+
+#[tokio::test]
+async fn a_field_controllers_datagrams_stop_the_robot_and_do_nothing_else() {
+    let ns = Namespace::new("authfield");
+    let team = KeyFile::new(KeyKind::Team);
+    let field = KeyFile::new(KeyKind::Field);
+    let control = SocketAddr::from(([127, 0, 0, 1], devices_support::free_udp_port()));
+    let _receiver = spawn_receiver(&ns, control, &team, &["--field-key-file", field.path()]);
+    let broker = Broker::start_bare(&ns, &[]).await;
+    let driver = ControlSender::sealed(control, "driver", &team.key);
+    driver.set(0.25, 0.0, 0);
+    enable_robot(&broker.client, &driver, Mode::Teleop, PATIENCE).await;
+
+    // The field controller asks to enable and moves a stick: neither is taken.
+    let mut fc = Station::new(&field.key, control);
+    for i in 0..20 {
+        fc.send(-1.0, Some(request(100 + i)), "field");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let left_y = Gamepad::open(&ns.name, 0)
+        .and_then(|g| g.joystick_left_y())
+        .unwrap_or(f32::NAN);
+    assert_eq!(left_y, 0.25, "the field key moved a gamepad");
+    let state = robot_state(&broker.client).await;
+    assert_eq!(state["link"], "driver", "{state}");
+    let counters = broker.call_service("gamepad-service", "status").await["counters"].clone();
+    assert!(counters["field"].as_u64().unwrap_or(0) >= 15, "{counters}");
+
+    // Its emergency stop is taken.
+    let mut stop = request(200);
+    stop.enable = false;
+    stop.estop = true;
+    fc.send(0.0, Some(stop), "field");
+    fc.send(0.0, Some(stop), "field");
+    wait_state(&broker.client, "estopped", PATIENCE).await;
+}

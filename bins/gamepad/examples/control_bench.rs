@@ -218,7 +218,9 @@ fn auth() -> anyhow::Result<()> {
         .err()
         .and_then(|r| r.answer)
         .context("no challenge")?;
-    sealer.open_answer(&answer).context("the answer does not open")?;
+    sealer
+        .open_answer(&answer)
+        .context("the answer does not open")?;
     let mut auth = Vec::with_capacity(BATCHES);
     let mut parse = Vec::with_capacity(BATCHES);
     for _ in 0..BATCHES {

@@ -306,7 +306,14 @@ async fn run_send(
         dead_zone: args.dead_zone,
         trigger_threshold: args.trigger_threshold,
     };
-    tracing::info!(to = %to, source = %config.source, rate = config.rate, "sending control datagrams");
+    match &config.key {
+        Some(key) => {
+            tracing::info!(to = %to, source = %config.source, rate = config.rate, key = key.kind().name(), fingerprint = %key.fingerprint(), "sending sealed control datagrams")
+        }
+        None => {
+            tracing::warn!(to = %to, source = %config.source, rate = config.rate, "sending unsealed control datagrams (no --key-file): only a robot without a key takes them, and only from its own machine")
+        }
+    }
     let worker = tokio::task::spawn_blocking({
         let stop = stop.clone();
         let station = Arc::clone(&station);
