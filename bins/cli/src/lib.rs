@@ -97,7 +97,13 @@ pub fn main(cli: Cli) -> ExitCode {
         eprintln!("pitcrew: {:#}", args.exec(&cli.shared));
         return ExitCode::from(EXIT_FAILED);
     }
-    let config = Config::resolve(&cli.shared);
+    let config = match Config::resolve(&cli.shared) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("pitcrew: {e}");
+            return ExitCode::from(pitcrew::app::EXIT_USAGE);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -127,8 +133,8 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Estop(args) => args.run(&config).await,
             Command::Match(args) => args.run(&config).await,
             Command::Watch(args) => args.run(&config).await,
-            Command::Sdp(args) => args.run(&devices::catalog(&config)?),
-            Command::Emulate(args) => args.run(&devices::catalog(&config)?).await,
+            Command::Sdp(args) => args.run(&config.catalog),
+            Command::Emulate(args) => args.run(&config.catalog).await,
             Command::Gamepads(args) => args.run(&config).await,
             Command::Clean(args) => args.run(&config),
             // Handled above, before the runtime starts: `run` execs the executor.

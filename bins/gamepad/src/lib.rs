@@ -28,7 +28,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use pitcrew::config::Config;
 use pitcrew::control;
-use pitcrew::options::{parse_udp_endpoint, SharedOptions};
+use pitcrew::options::{parse_udp_addr, SharedOptions};
 use pitcrew_catalog::Catalog;
 use tokio_util::sync::CancellationToken;
 
@@ -118,10 +118,7 @@ pub struct ReceiveArgs {
 }
 
 fn parse_to(s: &str) -> Result<SocketAddr, String> {
-    let text = parse_udp_endpoint(s)?;
-    text.trim_start_matches("udp://")
-        .parse()
-        .map_err(|_| "expected HOST:PORT".to_owned())
+    parse_udp_addr(s)
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -145,14 +142,6 @@ fn parse_dead_zone(s: &str) -> Result<f32, String> {
     }
 }
 
-/// The catalog named by the options, or the embedded one.
-fn catalog(config: &Config) -> anyhow::Result<Catalog> {
-    match &config.catalog {
-        Some(path) => Catalog::load(path).map_err(|e| anyhow::anyhow!("{e}")),
-        None => Ok(Catalog::embedded().clone()),
-    }
-}
-
 /// Runs the chosen side until `shutdown` fires (or a replay ends).
 ///
 /// # Errors
@@ -173,12 +162,8 @@ async fn run_receive(
     config: Config,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let bind: SocketAddr = config
-        .control_addr
-        .trim_start_matches("udp://")
-        .parse()
-        .with_context(|| format!("bad control address {}", config.control_addr))?;
-    let catalog = catalog(&config)?;
+    let bind = config.control_addr;
+    let catalog = Catalog::clone(&config.catalog);
     remove_stale_gamepads(&config.namespace, &catalog);
     let receiver = receive::Receiver::start(receive::ReceiverConfig {
         namespace: config.namespace.clone(),
