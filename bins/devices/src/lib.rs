@@ -336,10 +336,10 @@ pub async fn run(
         Some(served) => served,
         None => serve.await,
     };
-    if let Err(e) = served {
-        tracing::warn!(error = %e, "device-service ended with an error");
-    }
     drop(registry);
+    // A service that could not serve (refused by the router: another broker holds its
+    // identity) is a failure of the broker, exit status 1.
+    served.context("the broker's services stopped")?;
     Ok(stopped)
 }
 
