@@ -104,6 +104,9 @@ pub fn main(cli: Cli) -> ExitCode {
             return ExitCode::from(pitcrew::app::EXIT_USAGE);
         }
     };
+    if cli.shared.check_options {
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -127,6 +127,9 @@ where
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if shared.check_options {
+        return ExitCode::SUCCESS;
+    }
     // Held until this function returns, i.e. for the life of the daemon.
     let _lock = match role
         .map(|role| crate::instance::acquire(&config.ipc_dir, &config.namespace, role))

@@ -18,6 +18,11 @@ pub struct SharedOptions {
     #[arg(long, global = true, env = "PITCREW_NAMESPACE", default_value = "rt", value_parser = parse_namespace, help_heading = "Instance")]
     pub namespace: String,
 
+    /// Check every option (values, ipc directory, catalog) and exit without starting
+    /// anything: status 0 when they are usable, 2 with a line naming the bad one.
+    #[arg(long, global = true, help_heading = "Instance")]
+    pub check_options: bool,
+
     /// Directory of the default ipc sockets (`<dir>/<namespace>-{rpc,srv,log}.sock`); on a
     /// robot, systemd's `RuntimeDirectory` (e.g. /run/pitcrew) keeps them off /tmp.
     #[arg(long, global = true, env = "PITCREW_IPC_DIR", default_value = "/tmp", value_parser = parse_ipc_dir, help_heading = "Instance")]
