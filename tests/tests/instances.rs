@@ -122,7 +122,7 @@ fn assert_refused(what: &str, (out, took): (Output, Duration), pid: u32) {
 
 #[test]
 fn a_second_daemon_or_supervisor_in_a_live_namespace_is_refused_naming_the_holder() {
-    let live = Live::start("second", 0x5eC0);
+    let live = Live::start("second", 0x5ec0);
     let inst = &live.inst;
     let before = live.files();
     let segments = inst.segments();

@@ -45,10 +45,6 @@ pub struct UpdateConfig {
     pub full_interval: Duration,
 }
 
-/// Parses `udp://GROUP:PORT` into an IPv4 multicast address.
-///
-/// # Errors
-
 /// A sending socket: TTL 1, loopback on, outgoing interface set.
 ///
 /// # Errors
