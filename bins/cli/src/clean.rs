@@ -253,16 +253,13 @@ mod tests {
 
     #[test]
     fn socket_paths_are_the_ipc_endpoints_of_the_config() {
-        let c = config(&["--namespace", "n1", "--ipc-dir", "/run/p"]);
+        let (dir, _) = scratch("paths");
+        let c = config(&["--namespace", "n1", "--ipc-dir", &dir.display().to_string()]);
         assert_eq!(
             ipc_socket_paths(&c),
-            [
-                "/run/p/n1-rpc.sock",
-                "/run/p/n1-srv.sock",
-                "/run/p/n1-log.sock"
-            ]
-            .map(PathBuf::from)
+            ["n1-rpc.sock", "n1-srv.sock", "n1-log.sock"].map(|f| dir.join(f))
         );
+        let _ = std::fs::remove_dir_all(&dir);
         let c = config(&[
             "--router-frontend",
             "tcp://*:7000,ipc:///tmp/a.sock",
