@@ -13,9 +13,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use pitcrew::config::Config;
 use pitcrew::endpoint::curve::{z85, CurvePair};
 use pitcrew::key::{Key, KeyKind};
+use pitcrew::options::SharedOptions;
 
 /// Arguments of `pitcrew key`.
 #[derive(Debug, clap::Args)]
@@ -60,7 +60,7 @@ impl KeyArgs {
     ///
     /// # Errors
     /// When a file cannot be written or read, or is not a key.
-    pub fn run(&self, config: &Config) -> anyhow::Result<()> {
+    pub fn run(&self, options: &SharedOptions) -> anyhow::Result<()> {
         match &self.command {
             KeyCommand::New {
                 file,
@@ -77,9 +77,10 @@ impl KeyArgs {
                 };
                 let mut key = Key::generate(kind)?;
                 if *field {
-                    let team = config.keys()?.team.context(
+                    let team = options.key_file.as_deref().context(
                         "a field key carries the robot's server key: give the robot's team key with --key-file",
                     )?;
+                    let team = Key::load(team, KeyKind::Team)?;
                     key = key.with_robot_server_key(z85(&CurvePair::server(&team)?.public));
                 }
                 key.write_new(file)?;

@@ -100,10 +100,9 @@ pub fn main(cli: Cli) -> ExitCode {
         eprintln!("pitcrew: {:#}", args.exec(&cli.shared));
         return ExitCode::from(EXIT_FAILED);
     }
-    let config = Config::resolve(&cli.shared);
     if let Command::Key(args) = &cli.command {
-        // Before the keys are loaded: this is how a missing key file is made.
-        return match args.run(&config) {
+        // Before the options are resolved: this is how a missing key file is made.
+        return match args.run(&cli.shared) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("pitcrew: {e:#}");
@@ -111,9 +110,19 @@ pub fn main(cli: Cli) -> ExitCode {
             }
         };
     }
+    let config = match Config::resolve(&cli.shared) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("pitcrew: {e}");
+            return ExitCode::from(pitcrew::app::EXIT_USAGE);
+        }
+    };
+    if cli.shared.check_options {
+        return ExitCode::SUCCESS;
+    }
     if let Err(e) = config.secure_endpoints() {
         eprintln!("pitcrew: {e}");
-        return ExitCode::from(2);
+        return ExitCode::from(EXIT_FAILED);
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -144,8 +153,8 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Estop(args) => args.run(&config).await,
             Command::Match(args) => args.run(&config).await,
             Command::Watch(args) => args.run(&config).await,
-            Command::Sdp(args) => args.run(&devices::catalog(&config)?),
-            Command::Emulate(args) => args.run(&devices::catalog(&config)?).await,
+            Command::Sdp(args) => args.run(&config.catalog),
+            Command::Emulate(args) => args.run(&config.catalog).await,
             Command::Gamepads(args) => args.run(&config).await,
             Command::Clean(args) => args.run(&config),
             // Handled above, before the runtime starts: `run` execs the executor and

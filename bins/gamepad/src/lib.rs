@@ -29,7 +29,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use pitcrew::config::Config;
 use pitcrew::control;
-use pitcrew::options::{parse_udp_endpoint, SharedOptions};
+use pitcrew::options::{parse_udp_addr, SharedOptions};
 use pitcrew_catalog::Catalog;
 use tokio_util::sync::CancellationToken;
 
@@ -119,10 +119,7 @@ pub struct ReceiveArgs {
 }
 
 fn parse_to(s: &str) -> Result<SocketAddr, String> {
-    let text = parse_udp_endpoint(s)?;
-    text.trim_start_matches("udp://")
-        .parse()
-        .map_err(|_| "expected HOST:PORT".to_owned())
+    parse_udp_addr(s)
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -146,14 +143,6 @@ fn parse_dead_zone(s: &str) -> Result<f32, String> {
     }
 }
 
-/// The catalog named by the options, or the embedded one.
-fn catalog(config: &Config) -> anyhow::Result<Catalog> {
-    match &config.catalog {
-        Some(path) => Catalog::load(path).map_err(|e| anyhow::anyhow!("{e}")),
-        None => Ok(Catalog::embedded().clone()),
-    }
-}
-
 /// Runs the chosen side until `shutdown` fires (or a replay ends).
 ///
 /// # Errors
@@ -174,13 +163,9 @@ async fn run_receive(
     config: Config,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let bind: SocketAddr = config
-        .control_addr
-        .trim_start_matches("udp://")
-        .parse()
-        .with_context(|| format!("bad control address {}", config.control_addr))?;
-    let keys = config.keys()?;
-    let catalog = catalog(&config)?;
+    let bind = config.control_addr;
+    let keys = config.keys.clone();
+    let catalog = Catalog::clone(&config.catalog);
     remove_stale_gamepads(&config.namespace, &catalog);
     let receiver = receive::Receiver::start(receive::ReceiverConfig {
         namespace: config.namespace.clone(),
@@ -246,13 +231,12 @@ fn default_source() -> String {
 }
 
 /// The key a sender seals with: the team key, or on a field controller the field key.
-fn sender_key(config: &Config) -> anyhow::Result<Option<pitcrew::key::Key>> {
-    use pitcrew::key::{Key, KeyKind};
-    Ok(match (&config.key_file, &config.field_key_file) {
-        (Some(path), _) => Some(Key::load(path, KeyKind::Team)?),
-        (None, Some(path)) => Some(Key::load(path, KeyKind::Field)?),
-        (None, None) => None,
-    })
+fn sender_key(config: &Config) -> Option<pitcrew::key::Key> {
+    config
+        .keys
+        .team
+        .clone()
+        .or_else(|| config.keys.field.clone())
 }
 
 async fn run_send(
@@ -281,7 +265,7 @@ async fn run_send(
         rate: args.rate,
         neutral: args.neutral,
         source,
-        key: sender_key(shared)?,
+        key: sender_key(shared),
     };
     let stop = Arc::new(AtomicBool::new(false));
     let station = Arc::new(station::Station::new(args.mode, args.enable));

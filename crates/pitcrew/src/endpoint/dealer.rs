@@ -11,7 +11,8 @@ use super::{apply_common_options, context, driver, EndpointError};
 #[derive(Debug, Clone)]
 pub struct DealerOptions {
     /// The ZeroMQ routing identity: `<app>-service` for a service (stable, so a restarted
-    /// service takes its identity over), unique per process for a client.
+    /// service is found under the same name once its predecessor's connection is gone),
+    /// unique per process for a client.
     pub identity: String,
     /// The address to connect to, e.g. `ipc:///tmp/rt-rpc.sock`.
     pub address: String,

@@ -64,7 +64,7 @@ pub struct RouterSocket {
 }
 
 impl RouterSocket {
-    /// Creates a ROUTER with `ROUTER_MANDATORY`, `ROUTER_HANDOVER` and heartbeats, and binds
+    /// Creates a ROUTER with `ROUTER_MANDATORY`, without `ROUTER_HANDOVER`, with heartbeats, and binds
     /// every address in `addresses`.
     ///
     /// # Errors
@@ -86,8 +86,13 @@ impl RouterSocket {
         socket
             .set_router_mandatory(true)
             .map_err(EndpointError::zmq("set ZMQ_ROUTER_MANDATORY"))?;
+        // No handover: a second peer with a live peer's identity (a second device broker
+        // pointed at this router) is ignored by libzmq rather than taking the identity and
+        // its traffic over; the first one keeps serving, and the second one finds out
+        // (`rpc::registration`) and stops. A peer that died is gone within the heartbeat
+        // timeout (at once over ipc), after which its successor gets the identity.
         socket
-            .set_router_handover(true)
+            .set_router_handover(false)
             .map_err(EndpointError::zmq("set ZMQ_ROUTER_HANDOVER"))?;
         if mechanism == Mechanism::CurveServer {
             curve::make_server(&socket)?;
