@@ -2,7 +2,10 @@
 
 It follows the robot state: when the robot is enabled in ``autonomous`` it calls the code's
 ``autonomous_setup()`` once and then ``autonomous_main()`` every ``--period``; the same for
-``teleop`` (``teleop_setup``, ``teleop_main``); while disabled it calls nothing. The code
+``teleop`` (``teleop_setup``, ``teleop_main``), where ``teleop_main`` also runs at once
+when the driver's gamepad changes (the executor sleeps on the gamepad buffer's futex, as
+``pitcrew-teleop`` does, so a stick change reaches the motors without waiting for the
+period); while disabled it calls nothing. The code
 runs in a worker process (``pitcrew._worker``) so that nothing it does takes the executor
 down:
 
@@ -160,6 +163,8 @@ class Executor:
         self.timeout = opts["timeout"]
         self.app = "run-" + os.path.splitext(os.path.basename(self.code))[0]
         self.robot = pitcrew.Robot()
+        #: The driver's gamepad (the worker's ``Gamepad``): teleop wakes on its changes.
+        self.gamepad = pitcrew.Gamepad(0)
         self.worker: Optional[Worker] = None
         self.loaded_stat: Optional[tuple] = None
         self.failed_stat: Optional[tuple] = None
@@ -224,15 +229,21 @@ class Executor:
             return "killed"
         return "ok" if got.get("ok") else "error"
 
-    def wait(self, seconds: float) -> None:
-        """Sleeps up to ``seconds``, waking early on a change of the robot state."""
-        if seconds > 0:
+    def wait(self, mode: str, seconds: float) -> None:
+        """Sleeps up to ``seconds``, waking early on a change of the gamepad in teleop (a
+        change of the robot state is then seen at the end of the period at the latest;
+        the broker's gate has already stopped the outputs), of the robot state otherwise."""
+        if seconds <= 0:
+            return
+        if mode == "teleop":
+            self.gamepad.wait_for_change(seconds)
+        else:
             self.robot.wait_for_change(seconds)
 
     def run_mode(self, mode: str) -> None:
-        """One enable in ``mode``: setup, then main every period, until the mode ends."""
+        """One enable in ``mode``: setup, then main every period (and in teleop at each
+        gamepad change), until the mode ends."""
         setup_done = False
-        next_at = time.monotonic()
         enable = self._transitions()
         while not self.stopping and self.robot.mode == mode and self._transitions() == enable:
             if not self.ensure_worker(reload=not setup_done):
@@ -246,7 +257,7 @@ class Executor:
                     self._idle(mode)
                     return
                 setup_done = True
-                next_at = time.monotonic()
+            started = time.monotonic()
             result = self.call(f"{mode}_main")
             if result == "killed":
                 setup_done = False  # a fresh worker: its setup runs again
@@ -254,11 +265,9 @@ class Executor:
             if result == "error":
                 self._idle(mode)
                 return
-            next_at += self.period
-            now = time.monotonic()
-            if next_at < now:
-                next_at = now
-            self.wait(next_at - now)
+            # The next call: a period after this one started, or at the next input change.
+            next_at = started + self.period
+            self.wait(mode, next_at - time.monotonic())
 
     def _transitions(self) -> int:
         """The broker's transition count: a new enable in the same mode changes it."""
