@@ -5,6 +5,7 @@
 //! sockets or shared-memory names, and without global locks.
 
 pub mod device;
+pub mod floor;
 pub mod supervisor;
 
 use std::path::PathBuf;
@@ -129,6 +130,14 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Takes over a child started otherwise (killed when dropped, as the others).
+    pub fn from_child(child: Child, name: &str) -> Proc {
+        Proc {
+            child,
+            name: name.to_owned(),
+        }
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
