@@ -176,3 +176,67 @@ pub fn stage_main(args: &[String]) -> anyhow::Result<bool> {
         other => anyhow::bail!("unknown floor stage {other}"),
     }
 }
+
+/// The router's floor: a bare libzmq ROUTER that sends every message back, as
+/// `BENCH zmq-echo ADDR`. Runs until killed.
+///
+/// # Errors
+/// When the socket cannot bind or fails.
+pub fn zmq_echo_server(addr: &str) -> anyhow::Result<()> {
+    let ctx = zmq::Context::new();
+    let socket = ctx.socket(zmq::ROUTER)?;
+    socket.bind(addr)?;
+    loop {
+        let parts = socket.recv_multipart(0)?;
+        socket.send_multipart(parts, 0)?;
+    }
+}
+
+/// Messages per second echoed by [`zmq_echo_server`] at `addr` to `clients` DEALERs (one
+/// thread each) keeping `depth` 48-byte messages in flight for `seconds`, as the router's
+/// throughput figure loads the router.
+///
+/// # Errors
+/// When a socket cannot connect or fails.
+pub fn zmq_echo_throughput(
+    addr: &str,
+    clients: usize,
+    depth: usize,
+    seconds: f64,
+) -> anyhow::Result<f64> {
+    let ctx = zmq::Context::new();
+    let started = std::time::Instant::now();
+    let deadline = started + Duration::from_secs_f64(seconds);
+    let counts = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                let ctx = ctx.clone();
+                s.spawn(move || -> anyhow::Result<u64> {
+                    let socket = ctx.socket(zmq::DEALER)?;
+                    socket.set_rcvtimeo(2000)?;
+                    socket.connect(addr)?;
+                    let payload = [1u8; 48];
+                    for _ in 0..depth {
+                        socket.send(&payload[..], 0)?;
+                    }
+                    let mut n = 0u64;
+                    while std::time::Instant::now() < deadline {
+                        socket.recv_bytes(0)?;
+                        n += 1;
+                        socket.send(&payload[..], 0)?;
+                    }
+                    Ok(n)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Ok(0)))
+            .collect::<Vec<_>>()
+    });
+    let mut total = 0;
+    for c in counts {
+        total += c?;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}

@@ -22,6 +22,11 @@ const THROUGHPUT_SECONDS: u64 = 5;
 
 fn main() -> anyhow::Result<()> {
     let which: Vec<String> = std::env::args().skip(1).collect();
+    if let [stage, addr] = which.as_slice() {
+        if stage == "zmq-echo" {
+            return pitcrew_e2e::floor::zmq_echo_server(addr);
+        }
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -161,10 +166,29 @@ async fn rpc() -> anyhow::Result<()> {
         );
         println!("{{\"bench\":\"{name}_cpu_us_per_call\",\"value\":{us_per_call:.2}}}");
     }
+    // The floor: a bare libzmq ROUTER echoing, loaded the same way, right after.
+    let echo_addr = format!("ipc:///tmp/{}-echo.sock", ns.name);
+    let echo = std::process::Command::new(std::env::current_exe()?)
+        .args(["zmq-echo", &echo_addr])
+        .spawn()
+        .context("start the zmq echo")?;
+    let _echo = pitcrew_e2e::Proc::from_child(echo, "zmq-echo");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let echo_per_s = tokio::task::spawn_blocking(move || {
+        pitcrew_e2e::floor::zmq_echo_throughput(
+            &echo_addr,
+            THROUGHPUT_CLIENTS,
+            THROUGHPUT_DEPTH,
+            THROUGHPUT_SECONDS as f64,
+        )
+    })
+    .await??;
+    let ratio = per_s / echo_per_s;
     eprintln!(
-        "{:<24} {per_s:>9.0} calls/s   lost {lost}",
+        "{:<24} {per_s:>9.0} calls/s   lost {lost}   floor (zmq echo) {echo_per_s:.0} msgs/s   ×floor {ratio:.2} (target ≥ 0.5, ≥ 100 000 calls/s)",
         "router_throughput"
     );
-    println!("{{\"bench\":\"router_throughput\",\"calls_per_s\":{per_s:.0},\"lost\":{lost},\"clients\":{THROUGHPUT_CLIENTS},\"depth\":{THROUGHPUT_DEPTH}}}");
+    println!("{{\"bench\":\"router_throughput\",\"calls_per_s\":{per_s:.0},\"lost\":{lost},\"clients\":{THROUGHPUT_CLIENTS},\"depth\":{THROUGHPUT_DEPTH},\"floor_ratio\":{ratio:.2}}}");
+    println!("{{\"bench\":\"zmq_echo_throughput\",\"msgs_per_s\":{echo_per_s:.0},\"clients\":{THROUGHPUT_CLIENTS},\"depth\":{THROUGHPUT_DEPTH}}}");
     Ok(())
 }
