@@ -156,8 +156,8 @@ struct Path {
     dir: std::path::PathBuf,
     /// Kept for the path's life: dropping it removes its sockets in /tmp.
     ns: Namespace,
-    /// The terminal's other side, kept open: with no side open, the reads here fail.
-    _slave: std::os::fd::OwnedFd,
+    /// The terminals' other sides, kept open: with no side open, the reads here fail.
+    _slaves: Vec<std::os::fd::OwnedFd>,
     /// The floor's shared-memory file, removed at the end.
     shm: Option<String>,
     samples: Vec<f64>,
@@ -170,11 +170,15 @@ impl Path {
         name: &'static str,
         controller: (&str, &[&str]),
         realtime: &[&str],
+        devices: usize,
     ) -> anyhow::Result<Path> {
         let ns = Namespace::new(name);
         let dir = std::env::temp_dir().join(format!("{}-ptys", ns.name));
         std::fs::create_dir_all(&dir)?;
-        let (mut master, slave) = pty(&dir.join("ttyE2E0"))?;
+        let mut terminals = Vec::new();
+        for k in 0..devices {
+            terminals.push(pty(&dir.join(format!("ttyE2E{k}")))?);
+        }
         let update_addr = format!("udp://239.255.77.3:{}", free_udp_port()?);
         let glob = format!("{}/ttyE2E*", dir.display());
         let mut broker_args = vec![
@@ -189,12 +193,23 @@ impl Path {
         ];
         broker_args.extend_from_slice(realtime);
         let mut procs = vec![ns.spawn("pitcrew-devices", &broker_args)];
-        let uid = Uid::new(13, 0, 4343);
-        serve(&mut master, &mut FrameDecoder::new(), uid, |m| {
-            matches!(m, Message::SubReq { .. })
-        })?;
+        // Device 0 is timed; the others (`--devices N`) are written every cycle too.
         let (tx, writes) = mpsc::sync_channel(4096);
-        std::thread::spawn(move || play_device(master, uid, tx));
+        let mut slaves = Vec::new();
+        for (k, (mut master, slave)) in terminals.into_iter().enumerate() {
+            let uid = Uid::new(13, 0, 4343 + k as u64);
+            serve(&mut master, &mut FrameDecoder::new(), uid, |m| {
+                matches!(m, Message::SubReq { .. })
+            })?;
+            let tx = if k == 0 {
+                tx.clone()
+            } else {
+                mpsc::sync_channel(1).0
+            };
+            std::thread::spawn(move || play_device(master, uid, tx));
+            slaves.push(slave);
+        }
+        drop(tx);
         let control_port = free_udp_port()?;
         let control_addr = format!("udp://127.0.0.1:{control_port}");
         let mut receiver_args = vec!["receive", "--control-addr", &control_addr];
@@ -227,7 +242,7 @@ impl Path {
             procs,
             dir,
             ns,
-            _slave: slave,
+            _slaves: slaves,
             shm: None,
             samples: Vec::with_capacity(CHANGES),
             lost: 0,
@@ -269,7 +284,7 @@ impl Path {
             procs,
             dir,
             ns,
-            _slave: slave,
+            _slaves: vec![slave],
             shm: Some(shm),
             samples: Vec::with_capacity(CHANGES),
             lost: 0,
@@ -408,6 +423,12 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
+/// The value of option `name` (`--name VALUE`), parsed.
+fn option<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
+    let i = args.iter().position(|a| a == name)?;
+    args.get(i + 1)?.parse().ok()
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if floor::stage_main(&args)? {
@@ -419,31 +440,56 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let normal = args.iter().any(|a| a == "--normal");
-    let without_python = args.iter().any(|a| a == "--no-python");
     let realtime: &[&str] = if normal { &[] } else { &["--realtime", "10"] };
     let priority = if normal { "normal" } else { "realtime 10" };
+    // `--changes N`: fewer changes, for a quick look or a sweep.
+    let changes = option(&args, "--changes").unwrap_or(CHANGES);
+    // `--devices N` (scripts/bench scale): teleop alone with N koala-bears written every
+    // cycle; prints `scale_e2e_us` with the broker's CPU.
+    if let Some(devices) = option::<usize>(&args, "--devices") {
+        let mut path = Path::suite(
+            "scale_e2e_us",
+            ("pitcrew-teleop", realtime),
+            realtime,
+            devices,
+        )?;
+        path.ready()?;
+        path.run(1, WARMUP, false)?;
+        let broker = path.procs[0].pid();
+        let (cpu, started) = (pitcrew_e2e::cpu_seconds(broker), Instant::now());
+        path.run(WARMUP, WARMUP + changes, true)?;
+        let cpu_pct =
+            (pitcrew_e2e::cpu_seconds(broker) - cpu) * 100.0 / started.elapsed().as_secs_f64();
+        let (p50, p99) = pitcrew_e2e::p50_p99(&mut path.samples);
+        eprintln!(
+            "{:<24}devices {devices:>3}   p50 {p50:>9.1}   p99 {p99:>9.1}   broker CPU {cpu_pct:>5.1} %   lost {}   ({priority})",
+            "scale_e2e_us", path.lost
+        );
+        println!(
+            "{{\"bench\":\"scale_e2e_us\",\"devices\":{devices},\"p50\":{p50:.1},\"p99\":{p99:.1},\"broker_cpu_pct\":{cpu_pct:.1},\"n\":{},\"lost\":{},\"priority\":\"{priority}\"}}",
+            path.samples.len(),
+            path.lost
+        );
+        path.stop();
+        return Ok(());
+    }
     let drive = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/python/drive.py");
     let mut paths = vec![
         Path::floor((!normal).then_some(10))?,
-        Path::suite("e2e_control_us", ("pitcrew-teleop", realtime), realtime)?,
+        Path::suite("e2e_control_us", ("pitcrew-teleop", realtime), realtime, 1)?,
     ];
-    if !without_python {
+    if !args.iter().any(|a| a == "--no-python") {
         paths.push(Path::suite(
             "e2e_control_python_us",
             ("pitcrew", &["run", drive]),
             realtime,
+            1,
         )?);
     }
     for path in &mut paths {
         path.ready()?;
         path.run(1, WARMUP, false)?;
     }
-    // `--changes N`: fewer changes, for a quick look.
-    let changes = args
-        .iter()
-        .position(|a| a == "--changes")
-        .and_then(|i| args.get(i + 1)?.parse().ok())
-        .unwrap_or(CHANGES);
     let mut at = WARMUP;
     while at < WARMUP + changes {
         for path in &mut paths {
