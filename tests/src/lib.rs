@@ -5,6 +5,7 @@
 //! sockets or shared-memory names, and without global locks.
 
 pub mod device;
+pub mod floor;
 pub mod station;
 pub mod supervisor;
 
@@ -130,6 +131,14 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Takes over a child started otherwise (killed when dropped, as the others).
+    pub fn from_child(child: Child, name: &str) -> Proc {
+        Proc {
+            child,
+            name: name.to_owned(),
+        }
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -3,7 +3,9 @@
 //!
 //! * `log_publish_ns`: the cost to the caller of one `info!` with three fields while the
 //!   forwarder runs (publishing layer only, no local output), p50/p99 over 200 000 calls;
-//! * `logfwd_throughput`: records per second through the forwarder to one subscriber.
+//! * `logfwd_throughput`: records per second through the forwarder to one subscriber;
+//!   with `--scale`, only this, from 1, 2, 4 and 8 publishers (a thread and socket each, as
+//!   as many processes logging at once), for `scripts/bench scale`.
 //!
 //! Prints one JSON object per figure on stdout (`scripts/bench` collects them):
 //! `cargo build --release -p pitcrew-logfwd && cargo run --release -p pitcrew-logfwd --example
@@ -58,8 +60,14 @@ fn main() -> anyhow::Result<()> {
         })
     };
 
-    publish_cost(&backend, &received)?;
-    throughput(&backend, &received, &last_at)?;
+    if std::env::args().any(|a| a == "--scale") {
+        for publishers in [1, 2, 4, 8] {
+            throughput(&backend, &received, &last_at, publishers)?;
+        }
+    } else {
+        publish_cost(&backend, &received)?;
+        throughput(&backend, &received, &last_at, 1)?;
+    }
 
     done.store(true, Ordering::Relaxed);
     let _ = counting.join();
@@ -157,20 +165,12 @@ fn publish_cost(backend: &str, received: &AtomicU64) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn throughput(backend: &str, received: &AtomicU64, last_at: &Mutex<Instant>) -> anyhow::Result<()> {
-    let publisher = Publisher::connect(
-        backend,
-        PubSubOptions {
-            hwm: 10_000,
-            ..PubSubOptions::default()
-        },
-    )?;
-    let mut subscribed = 0;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while subscribed <= 0 && Instant::now() < deadline {
-        publisher.wait(None, Duration::from_millis(10))?;
-        subscribed += publisher.subscription_changes()?;
-    }
+fn throughput(
+    backend: &str,
+    received: &AtomicU64,
+    last_at: &Mutex<Instant>,
+    publishers: u64,
+) -> anyhow::Result<()> {
     let (topic, payload) = encode(
         &Envelope {
             time: SystemTime::now(),
@@ -187,18 +187,53 @@ fn throughput(backend: &str, received: &AtomicU64, last_at: &Mutex<Instant>) -> 
             ("word", Value::from("bench")),
         ],
     );
+    let each = THROUGHPUT_RECORDS / publishers;
+    let sockets = (0..publishers)
+        .map(|_| {
+            let publisher = Publisher::connect(
+                backend,
+                PubSubOptions {
+                    hwm: 10_000,
+                    ..PubSubOptions::default()
+                },
+            )?;
+            let mut subscribed = 0;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while subscribed <= 0 && Instant::now() < deadline {
+                publisher.wait(None, Duration::from_millis(10))?;
+                subscribed += publisher.subscription_changes()?;
+            }
+            Ok(publisher)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let start_count = received.load(Ordering::Relaxed);
     let started = Instant::now();
-    let mut sent = 0;
-    while sent < THROUGHPUT_RECORDS {
-        if publisher.try_send(topic.as_bytes(), &payload)? {
-            sent += 1;
-        } else {
-            // The pipe (10 000 records) is full: sleep rather than spin, which on a small
-            // machine would take the CPU from the forwarder being measured.
-            std::thread::sleep(Duration::from_micros(200));
-        }
-    }
+    let sent: u64 = std::thread::scope(|s| {
+        let handles: Vec<_> = sockets
+            .into_iter()
+            .map(|publisher| {
+                let (topic, payload) = (&topic, &payload);
+                s.spawn(move || -> anyhow::Result<u64> {
+                    let mut sent = 0;
+                    while sent < each {
+                        if publisher.try_send(topic.as_bytes(), payload)? {
+                            sent += 1;
+                        } else {
+                            // The pipe (10 000 records) is full: sleep rather than spin,
+                            // which on a small machine would take the CPU from the
+                            // forwarder being measured.
+                            std::thread::sleep(Duration::from_micros(200));
+                        }
+                    }
+                    Ok(sent)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(Ok(0)).unwrap_or(0))
+            .sum()
+    });
     wait_for(received, start_count + sent, Duration::from_secs(20));
     let got = received.load(Ordering::Relaxed) - start_count;
     let took = last_at
@@ -207,7 +242,7 @@ fn throughput(backend: &str, received: &AtomicU64, last_at: &Mutex<Instant>) -> 
         .duration_since(started)
         .as_secs_f64();
     println!(
-        "{{\"bench\":\"logfwd_throughput\",\"records_per_s\":{:.0},\"records\":{got},\"sent\":{sent},\"record_bytes\":{}}}",
+        "{{\"bench\":\"logfwd_throughput\",\"records_per_s\":{:.0},\"records\":{got},\"sent\":{sent},\"record_bytes\":{},\"publishers\":{publishers}}}",
         got as f64 / took.max(1e-9),
         payload.len()
     );

@@ -170,13 +170,15 @@ class Station:
         self.port, self.source = port, source
         self.enable, self.enable_id, self.seq = False, 0, 0
         self.mode = "teleop"
+        #: The left stick's y axis the station sends.
+        self.ly = 0.0
         self._stop = threading.Event()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         threading.Thread(target=self._run, daemon=True).start()
 
     def _datagram(self) -> bytes:
         self.seq += 1
-        pad = {"lx": 0.0, "ly": 0.0, "rx": 0.0, "ry": 0.0, "btn": 0}
+        pad = {"lx": 0.0, "ly": self.ly, "rx": 0.0, "ry": 0.0, "btn": 0}
         ds = {"v": 1, "mode": self.mode, "enable": self.enable,
               "enable_id": self.enable_id, "estop": False}
         meta = {"seq": self.seq, "sent_us": 0, "source": self.source, "ds": ds}

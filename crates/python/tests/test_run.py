@@ -35,13 +35,15 @@ class Run:
     """A `pitcrew run` of a code file; each call of the student's functions appends its
     name to ``calls``."""
 
-    def __init__(self, suite: Devices, tmp: Path, stem: str, body: str) -> None:
+    def __init__(
+        self, suite: Devices, tmp: Path, stem: str, body: str, period: str = "20ms"
+    ) -> None:
         self.suite, self.stem = suite, stem
         self.code = tmp / f"{stem}.py"
         self.calls = tmp / f"{stem}.calls"
         self.write(body)
         self.proc = suite.spawn(
-            "pitcrew", "run", str(self.code), "--period", "20ms", "--timeout", "1s"
+            "pitcrew", "run", str(self.code), "--period", period, "--timeout", "1s"
         )
 
     def write(self, body: str) -> None:
@@ -263,3 +265,33 @@ def test_bad_options_are_one_line_and_exit_2(tmp_path: Path):
             assert out.returncode == 2, (runner, bad, out)
             assert len(out.stderr.strip().splitlines()) == 1, out.stderr
             assert bad[0] in out.stderr, out.stderr
+
+
+def test_teleop_main_runs_at_a_gamepad_change_before_the_period(suite: Devices, tmp_path: Path):
+    run = Run(suite, tmp_path, "onchange", f"""
+        KOALA = {KOALA!r}
+
+        def teleop_main():
+            record("teleop_main")
+            Robot.set_value(KOALA, "duty_cycle_a", Gamepad.get_value("joystick_left_y"))
+        """, period="5s")
+    try:
+        suite.enable("teleop")
+        eventually("the first teleop_main", lambda: run.count("teleop_main") >= 1)
+        time.sleep(0.3)  # the station repeats the same input at 50 Hz: no change, no call
+        before = run.count("teleop_main")
+        assert before <= 2, run.lines()
+        suite.station.ly = 0.5
+        started = time.monotonic()
+        eventually("teleop_main at the change", lambda: run.count("teleop_main") > before)
+        # Generous (the wake takes microseconds), far below the 5 s period.
+        assert time.monotonic() - started < 2.5
+        eventually(
+            "the stick on the motor",
+            lambda: [e for e in suite.emulator.seen(KOALA, "write")
+                     if e["values"].get("duty_cycle_a") == 0.5],
+        )
+    finally:
+        suite.station.ly = 0.0
+        suite.disable()
+        run.stop()

@@ -3,6 +3,7 @@
 //! stdout, e.g. `{"bench":"router_rtt_us","p50":..,"p99":..}`.
 //!
 //!     pitcrew-bench rpc          # router_rtt_us, direct_rtt_us, router_throughput
+//!     pitcrew-bench scale        # scale_rpc: latency and throughput over 1, 8, 64 clients
 
 use std::time::{Duration, Instant};
 
@@ -19,9 +20,16 @@ const WARMUP_CALLS: usize = 1_000;
 const THROUGHPUT_CLIENTS: usize = 8;
 const THROUGHPUT_DEPTH: usize = 32;
 const THROUGHPUT_SECONDS: u64 = 5;
+/// Seconds per point of the client sweep.
+const SCALE_SECONDS: u64 = 3;
 
 fn main() -> anyhow::Result<()> {
     let which: Vec<String> = std::env::args().skip(1).collect();
+    if let [stage, addr] = which.as_slice() {
+        if stage == "zmq-echo" {
+            return pitcrew_e2e::floor::zmq_echo_server(addr);
+        }
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -32,7 +40,8 @@ fn main() -> anyhow::Result<()> {
     } {
         match bench.as_str() {
             "rpc" => runtime.block_on(rpc())?,
-            other => bail!("unknown benchmark {other:?} (known: rpc)"),
+            "scale" => runtime.block_on(scale())?,
+            other => bail!("unknown benchmark {other:?} (known: rpc, scale)"),
         }
     }
     Ok(())
@@ -161,10 +170,79 @@ async fn rpc() -> anyhow::Result<()> {
         );
         println!("{{\"bench\":\"{name}_cpu_us_per_call\",\"value\":{us_per_call:.2}}}");
     }
+    // The floor: a bare libzmq ROUTER echoing, loaded the same way, right after.
+    let echo_addr = format!("ipc:///tmp/{}-echo.sock", ns.name);
+    let echo = std::process::Command::new(std::env::current_exe()?)
+        .args(["zmq-echo", &echo_addr])
+        .spawn()
+        .context("start the zmq echo")?;
+    let _echo = pitcrew_e2e::Proc::from_child(echo, "zmq-echo");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let echo_per_s = tokio::task::spawn_blocking(move || {
+        pitcrew_e2e::floor::zmq_echo_throughput(
+            &echo_addr,
+            THROUGHPUT_CLIENTS,
+            THROUGHPUT_DEPTH,
+            THROUGHPUT_SECONDS as f64,
+        )
+    })
+    .await??;
+    let ratio = per_s / echo_per_s;
     eprintln!(
-        "{:<24} {per_s:>9.0} calls/s   lost {lost}",
+        "{:<24} {per_s:>9.0} calls/s   lost {lost}   floor (zmq echo) {echo_per_s:.0} msgs/s   ×floor {ratio:.2} (target ≥ 0.5, ≥ 100 000 calls/s)",
         "router_throughput"
     );
-    println!("{{\"bench\":\"router_throughput\",\"calls_per_s\":{per_s:.0},\"lost\":{lost},\"clients\":{THROUGHPUT_CLIENTS},\"depth\":{THROUGHPUT_DEPTH}}}");
+    println!("{{\"bench\":\"router_throughput\",\"calls_per_s\":{per_s:.0},\"lost\":{lost},\"clients\":{THROUGHPUT_CLIENTS},\"depth\":{THROUGHPUT_DEPTH},\"floor_ratio\":{ratio:.2}}}");
+    println!("{{\"bench\":\"zmq_echo_throughput\",\"msgs_per_s\":{echo_per_s:.0},\"clients\":{THROUGHPUT_CLIENTS},\"depth\":{THROUGHPUT_DEPTH}}}");
+    Ok(())
+}
+
+/// How RPC cost grows with concurrent clients: 1, 8 and 64 clients, each making sequential
+/// echo calls through the router for [`SCALE_SECONDS`]; latency p50/p99 and calls/s.
+async fn scale() -> anyhow::Result<()> {
+    let ns = Namespace::new("benchscale");
+    let _router = ns.spawn("pitcrew-router", &["--log-level", "warn"]);
+    let _service = ns.spawn(
+        "pitcrew-testsvc",
+        &["--app", "bench", "--log-level", "warn"],
+    );
+    wait_for_service(&ns.client(), "bench-service", Duration::from_secs(10))
+        .await
+        .context("the service behind the router did not start")?;
+    for clients in [1usize, 8, 64] {
+        let deadline = Instant::now() + Duration::from_secs(SCALE_SECONDS);
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            let client = ns.client();
+            tasks.push(tokio::spawn(async move {
+                let mut samples = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let ok = client
+                        .call("bench-service", "echo", vec![Value::Binary(vec![1; 48])])
+                        .await
+                        .is_ok();
+                    if ok {
+                        samples.push(t.elapsed().as_secs_f64() * 1e6);
+                    }
+                }
+                samples
+            }));
+        }
+        let mut samples = Vec::new();
+        for task in tasks {
+            samples.extend(task.await?);
+        }
+        let per_s = samples.len() as f64 / started.elapsed().as_secs_f64();
+        let (p50, p99) = pitcrew_e2e::p50_p99(&mut samples);
+        eprintln!(
+            "{:<24}clients {clients:>3}   p50 {p50:>9.1}   p99 {p99:>9.1}   {per_s:>8.0} calls/s",
+            "scale_rpc"
+        );
+        println!(
+            "{{\"bench\":\"scale_rpc\",\"clients\":{clients},\"p50\":{p50:.1},\"p99\":{p99:.1},\"calls_per_s\":{per_s:.0}}}"
+        );
+    }
     Ok(())
 }

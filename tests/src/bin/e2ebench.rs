@@ -1,16 +1,29 @@
-//! `pitcrew-e2ebench`: `e2e_control_us`, the software time from joystick to motor, through
-//! a robot enabled in teleop by this process acting as the driver station.
+//! `pitcrew-e2ebench`: the software time from joystick to motor, through a robot enabled in
+//! teleop by this process acting as the driver station, for each controller and against the
+//! machine's own floor, in one run:
 //!
-//! A control datagram sent over UDP → `pitcrew-gamepad receive` → the gamepad buffer →
-//! `pitcrew-teleop` (examples/teleop, which copies the left stick to `duty_cycle_a`) → the
-//! koala-bear's buffer →
-//! `pitcrew-devices` → the DEV_WRITE bytes readable on the device's pseudo-terminal, where
-//! this process plays the koala-bear. 10 000 stick changes at 500 Hz, each timed from the
-//! `send_to` to the arrival of the DEV_WRITE carrying that very value. Prints a line on
-//! stderr and `{"bench":"e2e_control_us","p50":..,"p99":..,"n":..,"lost":..}` on stdout.
+//! * `e2e_control_us`: a control datagram sent over UDP → `pitcrew-gamepad receive` → the
+//!   gamepad buffer → `pitcrew-teleop` (examples/teleop, which copies the left stick to
+//!   `duty_cycle_a`) → the koala-bear's buffer → `pitcrew-devices` → the DEV_WRITE bytes
+//!   readable on the device's pseudo-terminal, where this process plays the koala-bear;
+//! * `e2e_control_python_us`: the same with `pitcrew run examples/python/drive.py` as the
+//!   controller (the executor wakes on the gamepad buffer and calls `teleop_main` in its
+//!   worker process);
+//! * `e2e_floor_us`: the kernel's share of that path (see `pitcrew_e2e::floor`): a UDP
+//!   receive, two futex wake-ups through shared memory between three processes, a write
+//!   on a pseudo-terminal and its read here.
+//!
+//! The three run side by side, in blocks of [`BLOCK`] changes taken in turn, so that each
+//! sees the same machine (this VM is shared and its wake-up latency drifts). Each change
+//! is timed from the `send_to` to the arrival of the bytes carrying that very value;
+//! 500 Hz. As the supervisor runs them, the broker and the receiver (and the floor's
+//! stages, and `pitcrew-teleop`) run at SCHED_FIFO priority 10 (`--realtime 10`); `pitcrew
+//! run` runs as the supervisor runs a `--run` command, at normal priority. `--normal` runs
+//! everything as normal threads. Prints a table on stderr and JSON lines on stdout.
 
+use std::io::Read;
 use std::net::UdpSocket;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -19,17 +32,23 @@ use pitcrew::gamepad::PadState;
 use pitcrew::robot::{Mode, Robot};
 use pitcrew_catalog::Uid;
 use pitcrew_e2e::device::{pty, serve};
-use pitcrew_e2e::{bin, Namespace};
+use pitcrew_e2e::{bin, floor, Namespace, Proc};
 use pitcrew_sdp::{FrameDecoder, Message};
 
-/// Stick changes measured (the 10 000).
+/// Stick changes measured per path (the 10 000).
 const CHANGES: usize = 10_000;
+/// Changes per block; the paths take turns block by block.
+const BLOCK: usize = 500;
 /// Changes before measuring: the controller must find the device first.
 const WARMUP: usize = 250;
 /// The 500 Hz.
 const PERIOD: Duration = Duration::from_millis(2);
-/// A change whose DEV_WRITE has not arrived by then is counted lost.
+/// A change whose bytes have not arrived by then is counted lost.
 const LOST_AFTER: Duration = Duration::from_millis(100);
+/// How long a path may take to come up (the Python executor loads the package first).
+const READY_WITHIN: Duration = Duration::from_secs(30);
+
+type Arrivals = mpsc::Receiver<(u32, Instant)>;
 
 fn free_udp_port() -> anyhow::Result<u16> {
     Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -54,155 +73,457 @@ fn play_device(mut master: std::fs::File, uid: Uid, writes: mpsc::SyncSender<(u3
     });
 }
 
-fn main() -> anyhow::Result<()> {
-    if !bin("pitcrew-teleop").exists() {
-        bail!("pitcrew-teleop is not built next to the suite (scripts/bench builds it)");
+/// Reads the floor broker's 4-byte values from `master`.
+fn read_floor(mut master: std::fs::File, writes: mpsc::SyncSender<(u32, Instant)>) {
+    let mut word = [0u8; 4];
+    while master.read_exact(&mut word).is_ok() {
+        let _ = writes.try_send((u32::from_le_bytes(word), Instant::now()));
     }
-    let ns = Namespace::new("e2ebench");
-    let dir = std::env::temp_dir().join(format!("{}-ptys", ns.name));
-    std::fs::create_dir_all(&dir)?;
-    let (mut master, _slave) = pty(&dir.join("ttyE2E0"))?;
-    let update_addr = format!("udp://239.255.77.3:{}", free_udp_port()?);
-    // As the supervisor runs them: the broker, the receiver and (here) the controller at
-    // SCHED_FIFO priority 10. `--normal` runs all three as normal threads, for comparison.
-    let normal = std::env::args().any(|a| a == "--normal");
-    let realtime: &[&str] = if normal { &[] } else { &["--realtime", "10"] };
-    let glob = format!("{}/ttyE2E*", dir.display());
-    let mut broker_args = vec![
-        "--virtual-addr",
-        "tcp://127.0.0.1:0",
-        "--serial-glob",
-        &glob,
-        "--update-interface",
-        "127.0.0.1",
-        "--update-addr",
-        &update_addr,
-    ];
-    broker_args.extend_from_slice(realtime);
-    let mut broker = ns.spawn("pitcrew-devices", &broker_args);
-    let uid = Uid::new(13, 0, 4343);
-    serve(&mut master, &mut FrameDecoder::new(), uid, |m| {
-        matches!(m, Message::SubReq { .. })
-    })?;
-    let (tx, writes) = mpsc::sync_channel(4096);
-    std::thread::spawn(move || play_device(master, uid, tx));
+}
 
-    let control_port = free_udp_port()?;
-    let control_addr = format!("udp://127.0.0.1:{control_port}");
-    let mut receiver_args = vec!["receive", "--control-addr", &control_addr];
-    receiver_args.extend_from_slice(realtime);
-    let mut receiver = ns.spawn("pitcrew-gamepad", &receiver_args);
-    let mut teleop = ns.spawn("pitcrew-teleop", realtime);
-    let socket = UdpSocket::bind("127.0.0.1:0")?;
-    let to = ("127.0.0.1", control_port);
+/// A driver station's state: what it asks for and its datagram counter.
+struct Station {
+    request: StationRequest,
+    seq: u64,
+    /// The last stick value sent, and when.
+    last: (f32, Instant),
+}
 
-    // The bench is the driver station: the robot must be enabled in teleop through it.
-    let request = std::cell::Cell::new(StationRequest {
-        mode: Mode::Teleop,
-        enable: false,
-        enable_id: 0,
-        estop: false,
-    });
-    // Every datagram gets a new seq (the receiver drops a repeated one as reordered).
-    let seq = std::cell::Cell::new(0u64);
-    let datagram = |i: usize, v: f32| {
-        seq.set(seq.get() + 1);
-        control::encode(&ControlMessage {
-            gamepads: vec![(
-                0,
-                PadInput::from_state(PadState {
-                    ly: v,
-                    ..PadState::NEUTRAL
-                }),
-            )],
-            meta: Some(Meta {
-                seq: seq.get(),
-                sent_us: i as u64 * 2000,
-                source: "e2ebench".into(),
-                station: Some(request.get()),
+/// How a path's input is sent.
+enum Input {
+    /// A suite: control datagrams from a driver station that enables the robot; a
+    /// keep-alive thread repeats the last one while other paths are measured (the link
+    /// watchdog would otherwise disable the robot).
+    Suite {
+        station: Arc<Mutex<Station>>,
+        robot: Robot,
+        pressed: Instant,
+    },
+    /// The floor: the value's 4 bytes.
+    Floor,
+}
+
+/// How often the driver station repeats itself when idle (a real one sends at 50 Hz; this
+/// one twice as often, so that a loaded machine does not trip the 100 ms link watchdog).
+const KEEPALIVE: Duration = Duration::from_millis(10);
+
+/// The datagram of change `i` (value `v`) from `station`, with a new seq (the receiver
+/// drops a repeat as reordered).
+fn datagram(station: &mut Station, i: usize, v: f32) -> Vec<u8> {
+    station.seq += 1;
+    station.last = (v, Instant::now());
+    control::encode(&ControlMessage {
+        gamepads: vec![(
+            0,
+            PadInput::from_state(PadState {
+                ly: v,
+                ..PadState::NEUTRAL
             }),
-        })
-    };
+        )],
+        meta: Some(Meta {
+            seq: station.seq,
+            sent_us: i as u64 * 2000,
+            source: "e2ebench".into(),
+            station: Some(station.request),
+        }),
+    })
+}
 
-    // Until the receiver is up, the robot enabled and the controller has found the
-    // device, repeat change 0 (pressing enable again each second the robot is not enabled:
-    // the broker takes the first press it sees from a new station as its baseline).
-    let ready_by = Instant::now() + Duration::from_secs(20);
-    let mut robot = Robot::new(&ns.name);
-    let mut pressed = Instant::now();
+/// Repeats the last datagram of `station` whenever it was idle for [`KEEPALIVE`].
+fn keep_alive(station: &Arc<Mutex<Station>>, socket: &UdpSocket, to: (&str, u16)) {
     loop {
-        if robot.enabled_mode().is_none() && pressed.elapsed() >= Duration::from_millis(300) {
-            let mut r = request.get();
-            r.enable = true;
-            r.enable_id += 1;
-            request.set(r);
-            pressed = Instant::now();
-        }
-        socket.send_to(&datagram(0, stick(0)), to)?;
-        if let Ok((bits, _)) = writes.recv_timeout(Duration::from_millis(20)) {
-            if bits == stick(0).to_bits() {
-                break;
+        std::thread::sleep(KEEPALIVE);
+        let Ok(mut s) = station.lock() else { return };
+        if s.last.1.elapsed() >= KEEPALIVE {
+            let v = s.last.0;
+            let bytes = datagram(&mut s, 0, v);
+            if let Err(e) = socket.send_to(&bytes, to) {
+                eprintln!("e2ebench: keep-alive: {e}");
+                return;
             }
         }
-        if Instant::now() > ready_by {
-            bail!("no DEV_WRITE reached the device within 20 s: is the path up?");
+    }
+}
+
+/// One measured path: where its input goes, its arrivals, its processes.
+struct Path {
+    name: &'static str,
+    input: Input,
+    socket: UdpSocket,
+    to: (&'static str, u16),
+    writes: Arrivals,
+    procs: Vec<Proc>,
+    dir: std::path::PathBuf,
+    /// Kept for the path's life: dropping it removes its sockets in /tmp.
+    ns: Namespace,
+    /// The terminals' other sides, kept open: with no side open, the reads here fail.
+    _slaves: Vec<std::os::fd::OwnedFd>,
+    /// The floor's shared-memory file, removed at the end.
+    shm: Option<String>,
+    samples: Vec<f64>,
+    lost: usize,
+}
+
+impl Path {
+    /// A suite in a namespace of its own with `controller` (binary and arguments).
+    fn suite(
+        name: &'static str,
+        controller: (&str, &[&str]),
+        realtime: &[&str],
+        devices: usize,
+    ) -> anyhow::Result<Path> {
+        let ns = Namespace::new(name);
+        let dir = std::env::temp_dir().join(format!("{}-ptys", ns.name));
+        std::fs::create_dir_all(&dir)?;
+        let mut terminals = Vec::new();
+        for k in 0..devices {
+            terminals.push(pty(&dir.join(format!("ttyE2E{k}")))?);
+        }
+        let update_addr = format!("udp://239.255.77.3:{}", free_udp_port()?);
+        let glob = format!("{}/ttyE2E*", dir.display());
+        let mut broker_args = vec![
+            "--virtual-addr",
+            "tcp://127.0.0.1:0",
+            "--serial-glob",
+            &glob,
+            "--update-interface",
+            "127.0.0.1",
+            "--update-addr",
+            &update_addr,
+        ];
+        broker_args.extend_from_slice(realtime);
+        let mut procs = vec![ns.spawn("pitcrew-devices", &broker_args)];
+        // Device 0 is timed; the others (`--devices N`) are written every cycle too.
+        let (tx, writes) = mpsc::sync_channel(4096);
+        let mut slaves = Vec::new();
+        for (k, (mut master, slave)) in terminals.into_iter().enumerate() {
+            let uid = Uid::new(13, 0, 4343 + k as u64);
+            serve(&mut master, &mut FrameDecoder::new(), uid, |m| {
+                matches!(m, Message::SubReq { .. })
+            })?;
+            let tx = if k == 0 {
+                tx.clone()
+            } else {
+                mpsc::sync_channel(1).0
+            };
+            std::thread::spawn(move || play_device(master, uid, tx));
+            slaves.push(slave);
+        }
+        drop(tx);
+        let control_port = free_udp_port()?;
+        let control_addr = format!("udp://127.0.0.1:{control_port}");
+        let mut receiver_args = vec!["receive", "--control-addr", &control_addr];
+        receiver_args.extend_from_slice(realtime);
+        procs.push(ns.spawn("pitcrew-gamepad", &receiver_args));
+        procs.push(ns.spawn(controller.0, controller.1));
+        let station = Arc::new(Mutex::new(Station {
+            request: StationRequest {
+                mode: Mode::Teleop,
+                enable: false,
+                enable_id: 0,
+                estop: false,
+            },
+            seq: 0,
+            last: (stick(0), Instant::now()),
+        }));
+        let socket = UdpSocket::bind("127.0.0.1:0")?;
+        let (repeat, to) = (Arc::clone(&station), socket.try_clone()?);
+        std::thread::spawn(move || keep_alive(&repeat, &to, ("127.0.0.1", control_port)));
+        Ok(Path {
+            name,
+            input: Input::Suite {
+                station,
+                robot: Robot::new(&ns.name),
+                pressed: Instant::now() - Duration::from_secs(1),
+            },
+            socket,
+            to: ("127.0.0.1", control_port),
+            writes,
+            procs,
+            dir,
+            ns,
+            _slaves: slaves,
+            shm: None,
+            samples: Vec::with_capacity(CHANGES),
+            lost: 0,
+        })
+    }
+
+    /// The floor's three stages (this binary, re-executed), at `priority`.
+    fn floor(priority: Option<u8>) -> anyhow::Result<Path> {
+        let ns = Namespace::new("e2efloor");
+        let dir = std::env::temp_dir().join(format!("{}-floor", ns.name));
+        std::fs::create_dir_all(&dir)?;
+        let (master, slave) = pty(&dir.join("tty"))?;
+        let shm = format!("/dev/shm/{}-floor", ns.name);
+        let port = free_udp_port()?;
+        let prio = priority.map(|p| p.to_string()).unwrap_or_default();
+        let exe = std::env::current_exe()?;
+        let tty = dir.join("tty").display().to_string();
+        let mut procs = Vec::new();
+        for (stage, arg) in [
+            ("floor-brk", tty.as_str()),
+            ("floor-ctl", "-"),
+            ("floor-recv", &port.to_string()),
+        ] {
+            let child = std::process::Command::new(&exe)
+                .args([stage, &shm, arg, &prio])
+                .stdin(std::process::Stdio::null())
+                .spawn()
+                .with_context(|| format!("start the floor stage {stage}"))?;
+            procs.push(Proc::from_child(child, stage));
+        }
+        let (tx, writes) = mpsc::sync_channel(4096);
+        std::thread::spawn(move || read_floor(master, tx));
+        Ok(Path {
+            name: "e2e_floor_us",
+            input: Input::Floor,
+            socket: UdpSocket::bind("127.0.0.1:0")?,
+            to: ("127.0.0.1", port),
+            writes,
+            procs,
+            dir,
+            ns,
+            _slaves: vec![slave],
+            shm: Some(shm),
+            samples: Vec::with_capacity(CHANGES),
+            lost: 0,
+        })
+    }
+
+    /// Sends change `i` (with value `v`).
+    fn send(&mut self, i: usize, v: f32) -> anyhow::Result<()> {
+        let bytes = match &mut self.input {
+            Input::Floor => v.to_bits().to_le_bytes().to_vec(),
+            Input::Suite {
+                station,
+                robot,
+                pressed,
+            } => {
+                let mut station = station
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("the keep-alive thread panicked"))?;
+                // Press enable again each 300 ms the robot is not enabled: the broker
+                // takes the first press it sees from a new station as its baseline (and a
+                // starved machine may trip the link watchdog: lost changes, counted).
+                if robot.enabled_mode().is_none() && pressed.elapsed() >= ms(300) {
+                    station.request.enable = true;
+                    station.request.enable_id += 1;
+                    *pressed = Instant::now();
+                }
+                datagram(&mut station, i, v)
+            }
+        };
+        self.socket
+            .send_to(&bytes, self.to)
+            .context("send the control datagram")?;
+        Ok(())
+    }
+
+    /// Repeats change 0 until its bytes arrive: the path is up (robot enabled, controller
+    /// found the device).
+    fn ready(&mut self) -> anyhow::Result<()> {
+        eprintln!("e2ebench: waiting for {} to come up", self.name);
+        let by = Instant::now() + READY_WITHIN;
+        loop {
+            self.send(0, stick(0))?;
+            if let Ok((bits, _)) = self.writes.recv_timeout(ms(20)) {
+                if bits == stick(0).to_bits() {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > by {
+                bail!(
+                    "{}: nothing reached the device within {READY_WITHIN:?}: is the path up?",
+                    self.name
+                );
+            }
         }
     }
 
-    let mut samples = Vec::with_capacity(CHANGES);
-    let mut lost = 0usize;
-    let mut next = Instant::now();
-    for i in 1..=WARMUP + CHANGES {
-        let v = stick(i);
-        let bytes = datagram(i, v);
-        let sent = Instant::now();
-        socket
-            .send_to(&bytes, to)
-            .context("send the control datagram")?;
-        let deadline = sent
-            + if i < WARMUP {
-                Duration::from_secs(5)
+    /// Changes `from..to` at 500 Hz; measured when `measure`.
+    fn run(&mut self, from: usize, to: usize, measure: bool) -> anyhow::Result<()> {
+        let mut next = Instant::now();
+        for i in from..to {
+            let v = stick(i);
+            let sent = Instant::now();
+            self.send(i, v)?;
+            let deadline = sent + if measure { LOST_AFTER } else { ms(1000) };
+            let mut arrived = None;
+            while let Ok((bits, at)) = self
+                .writes
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                if bits == v.to_bits() {
+                    arrived = Some(at);
+                    break;
+                }
+            }
+            match (arrived, measure) {
+                (Some(at), true) => self
+                    .samples
+                    .push(at.duration_since(sent).as_secs_f64() * 1e6),
+                (None, true) => self.lost += 1,
+                _ => {}
+            }
+            next += PERIOD;
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
             } else {
-                LOST_AFTER
-            };
-        let mut arrived = None;
-        while let Ok((bits, at)) =
-            writes.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            if bits == v.to_bits() {
-                arrived = Some(at);
-                break;
+                next = now;
             }
         }
-        match (arrived, i > WARMUP) {
-            (Some(at), true) => samples.push(at.duration_since(sent).as_secs_f64() * 1e6),
-            (None, true) => lost += 1,
-            _ => {}
+        Ok(())
+    }
+
+    /// Prints the figure (and its ratio to `floor`); returns (p50, p99).
+    fn report(&mut self, priority: &str, floor: Option<(f64, f64)>) -> (f64, f64) {
+        let (p50, p99) = pitcrew_e2e::p50_p99(&mut self.samples);
+        let n = self.samples.len();
+        let lost = self.lost;
+        let ratio = floor.map_or(String::new(), |(f50, f99)| {
+            format!("   ×floor p50 {:.2} p99 {:.2}", p50 / f50, p99 / f99)
+        });
+        eprintln!(
+            "{:<24}p50 {p50:>9.1}   p99 {p99:>9.1}   n {n}   lost {lost}   ({priority}){ratio}",
+            self.name
+        );
+        let json_ratio = floor.map_or(String::new(), |(f50, f99)| {
+            format!(
+                ",\"floor_ratio_p50\":{:.2},\"floor_ratio_p99\":{:.2}",
+                p50 / f50,
+                p99 / f99
+            )
+        });
+        println!(
+            "{{\"bench\":\"{}\",\"p50\":{p50:.1},\"p99\":{p99:.1},\"n\":{n},\"lost\":{lost},\"priority\":\"{priority}\"{json_ratio}}}",
+            self.name
+        );
+        (p50, p99)
+    }
+
+    fn stop(mut self) {
+        for p in self.procs.iter_mut().rev() {
+            let _ = p.signal_and_wait(libc::SIGTERM, Duration::from_secs(5));
         }
-        next += PERIOD;
-        let now = Instant::now();
-        if next > now {
-            std::thread::sleep(next - now);
+        let _ = std::fs::remove_dir_all(&self.dir);
+        match &self.shm {
+            Some(shm) => {
+                let _ = std::fs::remove_file(shm);
+            }
+            None => {
+                let _ = pitcrew_buffer::remove_namespace(&self.ns.name);
+            }
+        }
+    }
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// The value of option `name` (`--name VALUE`), parsed.
+fn option<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
+    let i = args.iter().position(|a| a == name)?;
+    args.get(i + 1)?.parse().ok()
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if floor::stage_main(&args)? {
+        return Ok(());
+    }
+    for needed in ["pitcrew-teleop", "pitcrew"] {
+        if !bin(needed).exists() {
+            bail!("{needed} is not built next to the suite (scripts/bench builds it)");
+        }
+    }
+    let normal = args.iter().any(|a| a == "--normal");
+    let realtime: &[&str] = if normal { &[] } else { &["--realtime", "10"] };
+    let priority = if normal { "normal" } else { "realtime 10" };
+    // `--changes N`: fewer changes, for a quick look or a sweep.
+    let changes = option(&args, "--changes").unwrap_or(CHANGES);
+    // `--devices N` (scripts/bench scale): teleop alone with N koala-bears written every
+    // cycle; prints `scale_e2e_us` with the broker's CPU.
+    if let Some(devices) = option::<usize>(&args, "--devices") {
+        let mut path = Path::suite(
+            "scale_e2e_us",
+            ("pitcrew-teleop", realtime),
+            realtime,
+            devices,
+        )?;
+        path.ready()?;
+        path.run(1, WARMUP, false)?;
+        let broker = path.procs[0].pid();
+        let (cpu, started) = (pitcrew_e2e::cpu_seconds(broker), Instant::now());
+        path.run(WARMUP, WARMUP + changes, true)?;
+        let cpu_pct =
+            (pitcrew_e2e::cpu_seconds(broker) - cpu) * 100.0 / started.elapsed().as_secs_f64();
+        let (p50, p99) = pitcrew_e2e::p50_p99(&mut path.samples);
+        eprintln!(
+            "{:<24}devices {devices:>3}   p50 {p50:>9.1}   p99 {p99:>9.1}   broker CPU {cpu_pct:>5.1} %   lost {}   ({priority})",
+            "scale_e2e_us", path.lost
+        );
+        println!(
+            "{{\"bench\":\"scale_e2e_us\",\"devices\":{devices},\"p50\":{p50:.1},\"p99\":{p99:.1},\"broker_cpu_pct\":{cpu_pct:.1},\"n\":{},\"lost\":{},\"priority\":\"{priority}\"}}",
+            path.samples.len(),
+            path.lost
+        );
+        path.stop();
+        return Ok(());
+    }
+    let drive = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/python/drive.py");
+    let mut paths = vec![
+        Path::floor((!normal).then_some(10))?,
+        Path::suite("e2e_control_us", ("pitcrew-teleop", realtime), realtime, 1)?,
+    ];
+    if !args.iter().any(|a| a == "--no-python") {
+        paths.push(Path::suite(
+            "e2e_control_python_us",
+            ("pitcrew", &["run", drive]),
+            realtime,
+            1,
+        )?);
+    }
+    for path in &mut paths {
+        path.ready()?;
+        path.run(1, WARMUP, false)?;
+    }
+    let mut at = WARMUP;
+    while at < WARMUP + changes {
+        for path in &mut paths {
+            path.run(at, at + BLOCK, true)?;
+            eprint!(
+                "\re2ebench: {} {} of {changes} changes, {} lost  ",
+                path.name,
+                at + BLOCK - WARMUP,
+                path.lost
+            );
+        }
+        at += BLOCK;
+    }
+    eprintln!();
+    let floor = paths[0].report(priority, None);
+    let mut teleop = None;
+    for path in paths.iter_mut().skip(1) {
+        let got = path.report(priority, Some(floor));
+        if let Some((t50, _)) = teleop {
+            eprintln!(
+                "{:<24}{:.2} (target ≤ 1.5)",
+                "python/teleop p50",
+                got.0 / t50
+            );
+            println!(
+                "{{\"bench\":\"e2e_python_over_teleop_p50\",\"ratio\":{:.2},\"priority\":\"{priority}\"}}",
+                got.0 / t50
+            );
         } else {
-            next = now;
+            teleop = Some(got);
         }
     }
-    if samples.is_empty() {
-        bail!("no change reached the device");
+    for path in paths {
+        path.stop();
     }
-    let (p50, p99) = pitcrew_e2e::p50_p99(&mut samples);
-    eprintln!(
-        "e2e_control_us          p50 {p50:>9.1}   p99 {p99:>9.1}   n {}   lost {lost}",
-        samples.len()
-    );
-    println!(
-        "{{\"bench\":\"e2e_control_us\",\"p50\":{p50:.1},\"p99\":{p99:.1},\"n\":{},\"lost\":{lost}}}",
-        samples.len()
-    );
-    for p in [&mut teleop, &mut receiver, &mut broker] {
-        let _ = p.signal_and_wait(libc::SIGTERM, Duration::from_secs(5));
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    let _ = pitcrew_buffer::remove_namespace(&ns.name);
     Ok(())
 }

@@ -78,6 +78,12 @@ class Gamepad:
         """An input by catalog name: buttons (``button_a``, ``l_bumper``, ``dpad_up``, ...)
         as ``bool``, sticks (``joystick_left_x``, ``joystick_left_y``, ``joystick_right_x``,
         ``joystick_right_y``) as ``float`` in [-1, 1]. Raises ``UnknownParamError``."""
+    def wait_for_change(self, timeout: float = 1.0) -> bool:
+        """Blocks until the receiver stores new input or the gamepad connects or
+        disconnects, or ``timeout`` seconds pass (other Python threads run meanwhile);
+        whether it changed since the last call. It sleeps on the buffer's futex, so code
+        that waits here reacts to a stick change within microseconds instead of at its
+        next period. Raises ``InvalidValueError`` for a timeout outside 0 to 3600."""
 
 class Client:
     """A connection to the router of one instance."""

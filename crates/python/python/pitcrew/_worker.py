@@ -2,7 +2,8 @@
 when the executor (``pitcrew.run``) asks, one request at a time.
 
 Protocol: JSON lines on two pipes whose fds are the arguments. The executor sends
-``{"call": "teleop_main"}``; the worker answers ``{"ok": true}`` once the function has
+``{"call": "teleop_main"}`` (with ``"wait": SECONDS`` in teleop: call it at the next change of
+the gamepad or after that long, whichever is first); the worker answers ``{"ok": true}`` once the function has
 returned and its buffered writes are sent, ``{"ok": false, "error": "..."}`` when it
 raised (logged here, with the student's file and line), or ``{"ok": true, "missing":
 true}`` when the module does not define it. The first answer is for the load itself.
@@ -147,7 +148,13 @@ def main() -> None:
         return
     answer(ok=True)
     for line in requests:
-        name = json.loads(line)["call"]
+        request = json.loads(line)
+        name = request["call"]
+        if request.get("wait"):
+            # Teleop: the call is due at the next gamepad change or after ``wait`` seconds,
+            # whichever is first. Waiting here rather than in the executor saves a process
+            # wake-up between the stick and the motors.
+            gamepad.wait_for_change(float(request["wait"]))
         fn = getattr(module, name, None)
         if fn is None:
             answer(ok=True, missing=True)

@@ -2,7 +2,10 @@
 
 It follows the robot state: when the robot is enabled in ``autonomous`` it calls the code's
 ``autonomous_setup()`` once and then ``autonomous_main()`` every ``--period``; the same for
-``teleop`` (``teleop_setup``, ``teleop_main``); while disabled it calls nothing. The code
+``teleop`` (``teleop_setup``, ``teleop_main``), where ``teleop_main`` also runs at once
+when the driver's gamepad changes (the worker sleeps on the gamepad buffer's futex, as
+``pitcrew-teleop`` does, so a stick change reaches the motors without waiting for the
+period); while disabled it calls nothing. The code
 runs in a worker process (``pitcrew._worker``) so that nothing it does takes the executor
 down:
 
@@ -120,14 +123,16 @@ class Worker:
         line, _, self._buf = self._buf.partition(b"\n")
         return json.loads(line)
 
-    def call(self, name: str, timeout: float) -> Optional[dict]:
-        """Calls ``name`` in the worker; ``None`` when it did not answer in time."""
+    def call(self, name: str, timeout: float, wait: float = 0.0) -> Optional[dict]:
+        """Calls ``name`` in the worker (at the next gamepad change or after ``wait``
+        seconds, when ``wait``); ``None`` when it did not answer within ``wait + timeout``."""
+        request = {"call": name, "wait": wait} if wait > 0 else {"call": name}
         try:
-            self._out.write(json.dumps({"call": name}) + "\n")
+            self._out.write(json.dumps(request) + "\n")
             self._out.flush()
         except (BrokenPipeError, OSError):
             return None
-        return self.answer(timeout)
+        return self.answer(wait + timeout)
 
     def kill(self, grace: float = 0.0) -> None:
         """Closes the requests pipe (an idle worker then exits by itself, delivering its
@@ -201,12 +206,12 @@ class Executor:
         self.loaded_stat, self.failed_stat = stat, None
         return True
 
-    def call(self, name: str) -> str:
+    def call(self, name: str, wait: float = 0.0) -> str:
         """Calls ``name``: ``"ok"``, ``"error"`` (raised, logged by the worker; or the
         worker died, which stops the loop like an exception rather than restarting it
         every period) or ``"killed"`` (past the timeout; a new worker is started)."""
         assert self.worker is not None
-        got = self.worker.call(name, self.timeout)
+        got = self.worker.call(name, self.timeout, wait)
         if got is None:
             dead = self.worker.eof or self.worker.proc.poll() is not None
             pid = self.worker.proc.pid
@@ -230,8 +235,9 @@ class Executor:
             self.robot.wait_for_change(seconds)
 
     def run_mode(self, mode: str) -> None:
-        """One enable in ``mode``: setup, then main every period, until the mode ends."""
-        setup_done = False
+        """One enable in ``mode``: setup, then main every period (and in teleop at each
+        gamepad change), until the mode ends."""
+        setup_done = just_set_up = False
         next_at = time.monotonic()
         enable = self._transitions()
         while not self.stopping and self.robot.mode == mode and self._transitions() == enable:
@@ -246,19 +252,28 @@ class Executor:
                     self._idle(mode)
                     return
                 setup_done = True
+                just_set_up = True  # the first main runs at once
                 next_at = time.monotonic()
-            result = self.call(f"{mode}_main")
+            # In teleop the worker itself waits for the gamepad, up to a period, before
+            # calling main (waiting there rather than here saves a process wake-up between
+            # the stick and the motors); a change of the robot state is then seen within a
+            # period (the broker's gate has already stopped the outputs).
+            teleop = mode == "teleop"
+            wait = self.period if teleop and not just_set_up else 0.0
+            just_set_up = False
+            result = self.call(f"{mode}_main", wait)
             if result == "killed":
                 setup_done = False  # a fresh worker: its setup runs again
                 continue
             if result == "error":
                 self._idle(mode)
                 return
-            next_at += self.period
-            now = time.monotonic()
-            if next_at < now:
-                next_at = now
-            self.wait(next_at - now)
+            if not teleop:
+                next_at += self.period
+                now = time.monotonic()
+                if next_at < now:
+                    next_at = now
+                self.wait(next_at - now)
 
     def _transitions(self) -> int:
         """The broker's transition count: a new enable in the same mode changes it."""
