@@ -5,7 +5,8 @@
 `pitcrew run` gives this module two globals: `Robot` (get_value, set_value, devices, mode,
 enabled, match_time_left) and `Gamepad` (the driver's gamepad 0: get_value, connected).
 It calls autonomous_setup() once when the robot is enabled in autonomous and then
-autonomous_main() every 20 ms; the same for teleop; nothing while disabled. Writes made in
+autonomous_main() every 20 ms; the same for teleop, where teleop_main() also runs at once
+when the gamepad changes; nothing while disabled. Writes made in
 a main are sent when it returns, and a motor not written for 100 ms (the output lease)
 stops, so every main writes both motors.
 

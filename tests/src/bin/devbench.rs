@@ -3,7 +3,9 @@
 //! `latency` (the default), `devices_write_latency_us`: a write into a device's shared memory
 //! by this process → the DEV_WRITE bytes readable on the device's pseudo-terminal, which this
 //! process also plays (it answers PING and heartbeats). Starts a real `pitcrew-devices` that
-//! discovers the terminal as a serial port. Prints a line on stderr and
+//! discovers the terminal as a serial port. It writes the polar-bear's `deadband` (a setting,
+//! not an output, so the robot gate lets it through without a driver station). Prints a
+//! line on stderr and
 //! `{"bench":"devices_write_latency_us","p50":..,"p99":..}` on stdout.
 //!
 //! `cpu`, `devices_cpu_32x1khz`: the broker's CPU (% of one core) with 32 devices of
@@ -78,7 +80,9 @@ fn latency() -> anyhow::Result<()> {
     for i in 0..WARMUP + WRITES {
         let v = (i % 100) as f32 / 100.0;
         let start = Instant::now();
-        buf.write_value("duty_cycle", Value::F32(v))?;
+        // `deadband`, not `duty_cycle`: an output is held safe while the robot is disabled
+        // (the robot gate), a setting passes; both take the same path to the serial line.
+        buf.write_value("deadband", Value::F32(v))?;
         serve(&mut master, &mut dec, uid, |m| {
             matches!(m, Message::DevWrite(_))
         })?;
