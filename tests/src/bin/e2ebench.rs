@@ -27,8 +27,10 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use pitcrew::control::auth::Sealer;
 use pitcrew::control::{self, ControlMessage, Meta, PadInput, StationRequest};
 use pitcrew::gamepad::PadState;
+use pitcrew::key::{Key, KeyKind};
 use pitcrew::robot::{Mode, Robot};
 use pitcrew_catalog::Uid;
 use pitcrew_e2e::device::{pty, serve};
@@ -87,6 +89,20 @@ struct Station {
     seq: u64,
     /// The last stick value sent, and when.
     last: (f32, Instant),
+    /// With `--key-file` on the receiver (the `e2e_control_auth_us` path): seals each
+    /// datagram and takes the robot's challenges from its answers.
+    sealer: Option<Sealer>,
+}
+
+/// Takes the robot's answers waiting on the (non-blocking) `socket`: a sealing station
+/// needs their challenges; a plain one drops them.
+fn absorb_answers(station: &mut Station, socket: &UdpSocket) {
+    let mut buf = [0u8; 1500];
+    while let Ok(n) = socket.recv(&mut buf) {
+        if let Some(sealer) = station.sealer.as_mut() {
+            sealer.open_answer(&buf[..n]);
+        }
+    }
 }
 
 /// How a path's input is sent.
@@ -112,7 +128,7 @@ const KEEPALIVE: Duration = Duration::from_millis(10);
 fn datagram(station: &mut Station, i: usize, v: f32) -> Vec<u8> {
     station.seq += 1;
     station.last = (v, Instant::now());
-    control::encode(&ControlMessage {
+    let plain = control::encode(&ControlMessage {
         gamepads: vec![(
             0,
             PadInput::from_state(PadState {
@@ -126,7 +142,11 @@ fn datagram(station: &mut Station, i: usize, v: f32) -> Vec<u8> {
             source: "e2ebench".into(),
             station: Some(station.request),
         }),
-    })
+    });
+    match station.sealer.as_mut() {
+        Some(sealer) => sealer.seal(&plain),
+        None => plain,
+    }
 }
 
 /// Repeats the last datagram of `station` whenever it was idle for [`KEEPALIVE`].
@@ -134,6 +154,7 @@ fn keep_alive(station: &Arc<Mutex<Station>>, socket: &UdpSocket, to: (&str, u16)
     loop {
         std::thread::sleep(KEEPALIVE);
         let Ok(mut s) = station.lock() else { return };
+        absorb_answers(&mut s, socket);
         if s.last.1.elapsed() >= KEEPALIVE {
             let v = s.last.0;
             let bytes = datagram(&mut s, 0, v);
@@ -172,9 +193,29 @@ impl Path {
         realtime: &[&str],
         devices: usize,
     ) -> anyhow::Result<Path> {
+        Path::suite_keyed(name, controller, realtime, devices, false)
+    }
+
+    /// As [`Path::suite`]; with `sealed`, the receiver holds a team key and the station
+    /// seals its datagrams with it, as on an event network.
+    fn suite_keyed(
+        name: &'static str,
+        controller: (&str, &[&str]),
+        realtime: &[&str],
+        devices: usize,
+        sealed: bool,
+    ) -> anyhow::Result<Path> {
         let ns = Namespace::new(name);
         let dir = std::env::temp_dir().join(format!("{}-ptys", ns.name));
         std::fs::create_dir_all(&dir)?;
+        let key = if sealed {
+            let key = Key::generate(KeyKind::Team)?;
+            key.write_new(&dir.join("team.key"))?;
+            Some(key)
+        } else {
+            None
+        };
+        let key_file = dir.join("team.key").display().to_string();
         let mut terminals = Vec::new();
         for k in 0..devices {
             terminals.push(pty(&dir.join(format!("ttyE2E{k}")))?);
@@ -214,6 +255,9 @@ impl Path {
         let control_addr = format!("udp://127.0.0.1:{control_port}");
         let mut receiver_args = vec!["receive", "--control-addr", &control_addr];
         receiver_args.extend_from_slice(realtime);
+        if sealed {
+            receiver_args.extend_from_slice(&["--key-file", &key_file]);
+        }
         procs.push(ns.spawn("pitcrew-gamepad", &receiver_args));
         procs.push(ns.spawn(controller.0, controller.1));
         let station = Arc::new(Mutex::new(Station {
@@ -225,8 +269,10 @@ impl Path {
             },
             seq: 0,
             last: (stick(0), Instant::now()),
+            sealer: key.as_ref().map(Sealer::new).transpose()?,
         }));
         let socket = UdpSocket::bind("127.0.0.1:0")?;
+        socket.set_nonblocking(true)?;
         let (repeat, to) = (Arc::clone(&station), socket.try_clone()?);
         std::thread::spawn(move || keep_alive(&repeat, &to, ("127.0.0.1", control_port)));
         Ok(Path {
@@ -311,6 +357,7 @@ impl Path {
                     station.request.enable_id += 1;
                     *pressed = Instant::now();
                 }
+                absorb_answers(&mut station, &self.socket);
                 datagram(&mut station, i, v)
             }
         };
@@ -478,6 +525,16 @@ fn main() -> anyhow::Result<()> {
         Path::floor((!normal).then_some(10))?,
         Path::suite("e2e_control_us", ("pitcrew-teleop", realtime), realtime, 1)?,
     ];
+    // The same path with a team key: sealed datagrams, the receiver verifying each.
+    if !args.iter().any(|a| a == "--no-auth") {
+        paths.push(Path::suite_keyed(
+            "e2e_control_auth_us",
+            ("pitcrew-teleop", realtime),
+            realtime,
+            1,
+            true,
+        )?);
+    }
     if !args.iter().any(|a| a == "--no-python") {
         paths.push(Path::suite(
             "e2e_control_python_us",
@@ -508,19 +565,24 @@ fn main() -> anyhow::Result<()> {
     let mut teleop = None;
     for path in paths.iter_mut().skip(1) {
         let got = path.report(priority, Some(floor));
-        if let Some((t50, _)) = teleop {
-            eprintln!(
-                "{:<24}{:.2} (target ≤ 1.5)",
+        let (label, bench, target) = match (path.name, teleop) {
+            (_, None) => {
+                teleop = Some(got);
+                continue;
+            }
+            ("e2e_control_auth_us", _) => ("sealed/plain p50", "e2e_auth_over_plain_p50", ""),
+            _ => (
                 "python/teleop p50",
-                got.0 / t50
-            );
-            println!(
-                "{{\"bench\":\"e2e_python_over_teleop_p50\",\"ratio\":{:.2},\"priority\":\"{priority}\"}}",
-                got.0 / t50
-            );
-        } else {
-            teleop = Some(got);
-        }
+                "e2e_python_over_teleop_p50",
+                " (target ≤ 1.5)",
+            ),
+        };
+        let t50 = teleop.map_or(f64::NAN, |t| t.0);
+        eprintln!("{label:<24}{:.2}{target}", got.0 / t50);
+        println!(
+            "{{\"bench\":\"{bench}\",\"ratio\":{:.2},\"priority\":\"{priority}\"}}",
+            got.0 / t50
+        );
     }
     for path in paths {
         path.stop();
