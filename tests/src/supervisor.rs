@@ -60,6 +60,8 @@ pub struct Instance {
     pub update_port: u16,
     /// The broker's virtual-device TCP port.
     pub virtual_port: u16,
+    /// The dashboard's HTTP port (on 127.0.0.1).
+    pub dashboard_port: u16,
 }
 
 impl Instance {
@@ -76,6 +78,7 @@ impl Instance {
             control_port: free_udp_port(),
             update_port: free_udp_port(),
             virtual_port: free_tcp_port(),
+            dashboard_port: free_tcp_port(),
         }
     }
 
@@ -128,8 +131,14 @@ impl Instance {
         .collect()
     }
 
+    /// The dashboard's address (`--dashboard-addr`).
+    pub fn dashboard_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.dashboard_port)
+    }
+
     /// What the supervisor gets after `--`: the shared options plus the broker's own
-    /// (virtual-device address, loopback multicast, no serial ports).
+    /// (virtual-device address, loopback multicast, no serial ports) and the dashboard's
+    /// address.
     pub fn supervise_args(&self) -> Vec<String> {
         let mut args = self.shared_args();
         args.extend(
@@ -140,6 +149,8 @@ impl Instance {
                 "127.0.0.1",
                 "--serial-glob",
                 "",
+                "--dashboard-addr",
+                &self.dashboard_addr(),
             ]
             .map(str::to_owned),
         );
@@ -411,6 +422,12 @@ impl Supervisor {
     /// binaries, in a process group of its own, and waits until it reports the suite
     /// running.
     pub fn start(inst: &Instance, flags: &[&str]) -> Supervisor {
+        Supervisor::start_with_env(inst, flags, &[])
+    }
+
+    /// As [`Supervisor::start`], with `env` (`PITCREW_*` variables) added to the
+    /// supervisor's environment, which every child inherits.
+    pub fn start_with_env(inst: &Instance, flags: &[&str], env: &[(&str, &str)]) -> Supervisor {
         let log = PathBuf::from(format!("/tmp/{}-supervise.log", inst.name()));
         let stderr = std::fs::File::create(&log).expect("can create the supervisor's log");
         let mut child = Command::new("bash")
@@ -419,6 +436,7 @@ impl Supervisor {
             .arg("--")
             .args(inst.supervise_args())
             .env("PITCREW_BIN_DIR", bin_dir())
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)

@@ -79,6 +79,22 @@ pub fn control_target(control_addr: &str) -> anyhow::Result<SocketAddr> {
     Ok(addr)
 }
 
+/// Each type of `catalog`: `{type: [{"name", "type", "access"}]}`.
+pub fn catalog_summary(catalog: &pitcrew_catalog::Catalog) -> serde_json::Value {
+    let types: serde_json::Map<String, serde_json::Value> = catalog
+        .types()
+        .map(|ty| {
+            let params: Vec<serde_json::Value> = ty
+                .params()
+                .iter()
+                .map(|p| json!({"name": p.name(), "type": p.ty().to_string(), "access": p.access().to_string()}))
+                .collect();
+            (ty.name().to_owned(), serde_json::Value::Array(params))
+        })
+        .collect();
+    serde_json::Value::Object(types)
+}
+
 /// The URL to open, as logged at start.
 pub fn url(addr: SocketAddr, access: &Access) -> String {
     let host = if addr.ip().is_unspecified() {
@@ -116,6 +132,13 @@ pub async fn run(options: Options, config: Config, shutdown: CancellationToken) 
     let client = pitcrew::rpc::Client::connect(&config.frontend_connect(), "dashboard", config.call_timeout)
         .context("cannot reach the router")?;
 
+    let types = match &config.catalog {
+        Some(path) => catalog_summary(
+            &pitcrew_catalog::Catalog::load(path)
+                .with_context(|| format!("cannot load the catalog {}", path.display()))?,
+        ),
+        None => catalog_summary(pitcrew_catalog::Catalog::embedded()),
+    };
     let (hub, events) = Hub::new();
     let link = url(local, &access);
     if access.locked() {
@@ -156,7 +179,7 @@ pub async fn run(options: Options, config: Config, shutdown: CancellationToken) 
         service.serve(&backend, token).await
     });
     stages.spawn("http", move |token| async move {
-        let ctx = Arc::new(Ctx::new(hub, access, client, control_to, control, token.clone()));
+        let ctx = Arc::new(Ctx::new(hub, access, client, control_to, control, token.clone(), types));
         let app = server::router(ctx).into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, app)
             .with_graceful_shutdown(token.cancelled_owned())

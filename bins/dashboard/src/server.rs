@@ -55,6 +55,9 @@ pub struct Ctx {
     pub control: UdpSocket,
     /// Stops every connection.
     pub shutdown: CancellationToken,
+    /// Each device type's params (name, type, access), for the page's tables and its
+    /// write form.
+    pub types: serde_json::Value,
     next_id: AtomicU64,
 }
 
@@ -67,6 +70,7 @@ impl Ctx {
         control_to: SocketAddr,
         control: UdpSocket,
         shutdown: CancellationToken,
+        types: serde_json::Value,
     ) -> Ctx {
         Ctx {
             hub,
@@ -75,6 +79,7 @@ impl Ctx {
             control_to,
             control,
             shutdown,
+            types,
             next_id: AtomicU64::new(1),
         }
     }
@@ -132,7 +137,7 @@ async fn client(socket: WebSocket, ctx: Arc<Ctx>, peer: SocketAddr) {
     tracing::info!(%peer, client = id, commands, source = link.source(), "page connected");
     let hello = json!({
         "t": "hello", "client": id, "source": link.source(), "commands": commands,
-        "locked": ctx.access.locked(),
+        "locked": ctx.access.locked(), "types": ctx.types,
     });
     let (sink, stream) = socket.split();
     let (reply_tx, reply_rx) = mpsc::channel(REPLY_QUEUE);
