@@ -11,7 +11,7 @@ const BUTTONS = ['A', 'B', 'X', 'Y', 'LB', 'RB', 'LT', 'RT', 'Back', 'Start', 'L
 
 const S = {
   ws: null, hello: null, robot: null, robotAt: 0, values: {}, seen: {}, devices: [], health: null,
-  pads: [], logs: [], apps: new Set(), selected: null, series: {}, nextId: 1, dirty: {},
+  pads: [], logs: [], apps: new Set(), latched: false, selected: null, series: {}, nextId: 1, dirty: {},
   ds: { active: false, mode: 'teleop', enable: false, enable_id: 0, estop: false },
 };
 
@@ -78,6 +78,10 @@ function onFrame(f) {
     case 'health': S.health = f.health; mark('health'); break;
     case 'pads': S.pads = f.gamepads; mark('pads'); break;
     case 'reply':
+      // The broker answers an emergency stop once every device has its DEV_DISABLE and
+      // the latch is set; it may exit right after (the supervisor then stops the suite),
+      // before any state datagram says so.
+      if (f.ok && f.method === 'estop') { S.latched = true; mark('header'); }
       if (f.ok) toast(`${f.method || 'command'}: done`);
       else toast(`${f.method || 'command'} refused: ${f.error}`, true);
       break;
@@ -158,7 +162,6 @@ function estop() {
   S.ds.estop = true; S.ds.enable = false;
   tick();
   command('estop');
-  $('estop').classList.add('latched');
 }
 function startMatch() {
   const n = (id) => Number($(id).value) || 0;
@@ -180,16 +183,18 @@ document.addEventListener('keydown', (e) => {
 function renderHeader() {
   const r = S.robot, now = performance.now();
   const st = $('state');
+  if (!r && S.latched) { st.textContent = 'ESTOPPED'; st.className = 'state state-estopped'; return; }
   if (!r) { st.textContent = 'NO ROBOT'; st.className = 'state state-unknown'; return; }
   const stale = now - S.robotAt > 1500;
-  st.textContent = stale ? 'NO DATA' : r.state.toUpperCase();
-  st.className = 'state ' + (stale ? 'state-unknown' : 'state-' + r.state);
+  if (r.estopped) S.latched = true;
+  st.textContent = S.latched ? 'ESTOPPED' : stale ? 'NO DATA' : r.state.toUpperCase();
+  st.className = 'state ' + (S.latched ? 'state-estopped' : stale ? 'state-unknown' : 'state-' + r.state);
   $('state-detail').textContent = (r.reason ? r.reason : '') + (stale ? ` (last heard ${((now - S.robotAt) / 1000).toFixed(1)} s ago)` : '');
   $('link').textContent = r.link ? `${r.link} · ${r.link_age_ms != null ? r.link_age_ms + ' ms' : ''}` : 'none';
   const m = r.match;
   $('match').textContent = m && m.phase ? `${m.phase} · ${(m.phase_left_ms / 1000).toFixed(0)} s (match ${(m.left_ms / 1000).toFixed(0)} s left)` : 'none';
-  $('estop').classList.toggle('latched', !!r.estopped);
-  if (r.estopped) $('estop').firstChild.textContent = 'E-STOPPED';
+  $('estop').classList.toggle('latched', !!S.latched);
+  if (S.latched) $('estop').firstChild.textContent = 'E-STOPPED';
   const mine = S.hello && r.link === S.hello.source;
   const { first } = localPads();
   $('source').textContent = mine

@@ -213,7 +213,7 @@ impl Uptimes {
         let mut out = Vec::new();
         for peer in peers.as_array().into_iter().flatten() {
             let Some(identity) = peer["identity"].as_str() else { continue };
-            if peer["side"] != "backend" {
+            if peer["side"] != "service" {
                 continue;
             }
             let since = peer["connected_since"].clone();
