@@ -137,3 +137,60 @@ async fn the_page_shows_the_robot_drives_it_and_a_closed_tab_disables_it() {
     )
     .await;
 }
+
+/// The arrival instants of `upd` frames on one feed, until `until`.
+async fn read_updates(url: String, until: Instant) -> Vec<Instant> {
+    use futures_util::StreamExt;
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .expect("the feed accepts a WebSocket");
+    let mut arrivals = Vec::new();
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(until.into(), ws.next()).await {
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = msg {
+            if text.as_str().contains("\"t\":\"upd\"") {
+                arrivals.push(Instant::now());
+            }
+        }
+    }
+    arrivals
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_pages_at_once_are_served_and_a_stalled_one_delays_no_other() {
+    let inst = Instance::new("dashload");
+    let _sup = Supervisor::start(&inst, &["--emulate"]);
+    let url = format!("ws://{}/feed", inst.dashboard_addr());
+    // A page that connects and then never reads: its frames pile up in its own socket
+    // and its ring position, nowhere else.
+    let (stalled, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .expect("the feed accepts a WebSocket");
+    let until = Instant::now() + Duration::from_secs(8);
+    let readers: Vec<_> = (0..20)
+        .map(|_| tokio::spawn(read_updates(url.clone(), until)))
+        .collect();
+    let mut worst = Duration::ZERO;
+    for (i, reader) in readers.into_iter().enumerate() {
+        let arrivals = reader.await.expect("the reader ran");
+        // 20 Hz for ~8 s: at least half of them on a loaded machine.
+        assert!(arrivals.len() >= 60, "page {i} got {} updates in 8 s", arrivals.len());
+        let gap = arrivals
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or_default();
+        worst = worst.max(gap);
+    }
+    eprintln!("20 pages and a stalled one: the longest gap between updates on any page was {worst:?}");
+    // The updates come every 50 ms; 5× that and a margin for a loaded test machine.
+    assert!(worst < Duration::from_millis(1000), "a page waited {worst:?} for an update");
+    let stats = pitcrew::codec::to_json(
+        &inst
+            .client()
+            .call("dashboard-service", "stats", vec![])
+            .await
+            .expect("dashboard-service.stats answers"),
+    );
+    assert!(stats["clients"].as_u64() >= Some(1), "{stats}");
+    drop(stalled);
+}
