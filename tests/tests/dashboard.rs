@@ -31,18 +31,27 @@ async fn devices(inst: &Instance) -> Vec<(String, String)> {
         .into_iter()
         .flatten()
         .filter(|d| d["valid"] == true)
-        .filter_map(|d| Some((d["type"].as_str()?.to_owned(), d["uid"].as_str()?.to_owned())))
+        .filter_map(|d| {
+            Some((
+                d["type"].as_str()?.to_owned(),
+                d["uid"].as_str()?.to_owned(),
+            ))
+        })
         .collect()
 }
 
 #[tokio::test]
 async fn the_page_shows_the_robot_drives_it_and_a_closed_tab_disables_it() {
     let inst = Instance::new("dash");
-    let sup = Supervisor::start_with_env(&inst, &["--emulate"], &[("PITCREW_DASHBOARD_TOKEN", TOKEN)]);
+    let sup =
+        Supervisor::start_with_env(&inst, &["--emulate"], &[("PITCREW_DASHBOARD_TOKEN", TOKEN)]);
     let deadline = Instant::now() + PAGE_PATIENCE;
     let mut listed = devices(&inst).await;
     while listed.len() < 11 {
-        assert!(Instant::now() < deadline, "the emulated devices never connected: {listed:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the emulated devices never connected: {listed:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
         listed = devices(&inst).await;
     }
@@ -51,20 +60,56 @@ async fn the_page_shows_the_robot_drives_it_and_a_closed_tab_disables_it() {
     let b = &browser;
 
     // Without the token: the login page, not the dashboard (and no feed).
-    b.client.goto(&format!("{base}/")).await.expect("the page loads");
-    b.wait_until("the login page", "return !!document.getElementById('login') && !document.getElementById('devices')").await;
-    b.client.goto(&format!("{base}/?token=wrong-token-0123456789")).await.expect("loads");
-    b.wait_until("the login page for a wrong token", "return !!document.getElementById('login')").await;
+    b.client
+        .goto(&format!("{base}/"))
+        .await
+        .expect("the page loads");
+    b.wait_until(
+        "the login page",
+        "return !!document.getElementById('login') && !document.getElementById('devices')",
+    )
+    .await;
+    b.client
+        .goto(&format!("{base}/?token=wrong-token-0123456789"))
+        .await
+        .expect("loads");
+    b.wait_until(
+        "the login page for a wrong token",
+        "return !!document.getElementById('login')",
+    )
+    .await;
 
     // With it: every device, live.
-    b.client.goto(&format!("{base}/?token={TOKEN}")).await.expect("the page loads");
-    b.wait_until("11 devices", "return document.querySelectorAll('#devices tbody tr').length === 11").await;
-    b.wait_until("the robot disabled", "return document.getElementById('state').textContent === 'DISABLED'").await;
+    b.client
+        .goto(&format!("{base}/?token={TOKEN}"))
+        .await
+        .expect("the page loads");
+    b.wait_until(
+        "11 devices",
+        "return document.querySelectorAll('#devices tbody tr').length === 11",
+    )
+    .await;
+    b.wait_until(
+        "the robot disabled",
+        "return document.getElementById('state').textContent === 'DISABLED'",
+    )
+    .await;
 
     // A controller's write shows up in the table.
-    let (_, flag) = listed.iter().find(|(t, _)| t == "team-flag").expect("a team-flag").clone();
-    let out = inst.cli(&["write", &flag, "led1=true"]).output().expect("pitcrew write runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (_, flag) = listed
+        .iter()
+        .find(|(t, _)| t == "team-flag")
+        .expect("a team-flag")
+        .clone();
+    let out = inst
+        .cli(&["write", &flag, "led1=true"])
+        .output()
+        .expect("pitcrew write runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     b.wait_until(
         "the written value",
         &format!("const r = document.querySelector('#devices tr[data-uid=\"{flag}\"]'); return !!r && r.textContent.includes('led1=true')"),
@@ -78,19 +123,35 @@ async fn the_page_shows_the_robot_drives_it_and_a_closed_tab_disables_it() {
         .output()
         .expect("pitcrew-logspam runs");
     assert!(spam.status.success());
-    b.wait_until("the live log records", "return document.getElementById('logs').textContent.includes('dashspam: spam')").await;
+    b.wait_until(
+        "the live log records",
+        "return document.getElementById('logs').textContent.includes('dashspam: spam')",
+    )
+    .await;
 
     // A device's page: its plots.
-    b.click_css(&format!("#devices tr[data-uid=\"{flag}\"] td")).await;
-    b.wait_until("the flag's plots", "return document.querySelectorAll('#plots canvas').length > 0").await;
+    b.click_css(&format!("#devices tr[data-uid=\"{flag}\"] td"))
+        .await;
+    b.wait_until(
+        "the flag's plots",
+        "return document.querySelectorAll('#plots canvas').length > 0",
+    )
+    .await;
 
     // Enable from a second tab, the driver link; the header shows it.
     let client = inst.client();
     let first = b.client.window().await.expect("a window");
     let tab = b.client.new_window(true).await.expect("a new tab");
     b.client.switch_to_window(tab.handle).await.expect("switch");
-    b.client.goto(&format!("{base}/?token={TOKEN}")).await.expect("the page loads");
-    b.wait_until("the feed", "return document.getElementById('feed').textContent === 'live'").await;
+    b.client
+        .goto(&format!("{base}/?token={TOKEN}"))
+        .await
+        .expect("the page loads");
+    b.wait_until(
+        "the feed",
+        "return document.getElementById('feed').textContent === 'live'",
+    )
+    .await;
     let deadline = Instant::now() + PAGE_PATIENCE;
     loop {
         b.click("enable-teleop").await;
@@ -98,38 +159,69 @@ async fn the_page_shows_the_robot_drives_it_and_a_closed_tab_disables_it() {
         if robot_state(&client).await["state"] == "teleop" {
             break;
         }
-        assert!(Instant::now() < deadline, "the page never enabled the robot: {}", robot_state(&client).await);
+        assert!(
+            Instant::now() < deadline,
+            "the page never enabled the robot: {}",
+            robot_state(&client).await
+        );
     }
     let state = robot_state(&client).await;
-    assert!(state["link"].as_str().is_some_and(|l| l.starts_with("dashboard-")), "{state}");
-    b.wait_until("TELEOP in the header", "return document.getElementById('state').textContent === 'TELEOP'").await;
-    b.wait_until("this page as the driver", "return document.getElementById('source').textContent.startsWith('this page')").await;
+    assert!(
+        state["link"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("dashboard-")),
+        "{state}"
+    );
+    b.wait_until(
+        "TELEOP in the header",
+        "return document.getElementById('state').textContent === 'TELEOP'",
+    )
+    .await;
+    b.wait_until(
+        "this page as the driver",
+        "return document.getElementById('source').textContent.startsWith('this page')",
+    )
+    .await;
     let png = b.client.screenshot().await.expect("a screenshot");
     let path = screenshot_path();
     std::fs::create_dir_all(path.parent().expect("docs/")).expect("docs/ exists");
     std::fs::write(&path, png).expect("the screenshot is saved");
 
     // Close the tab: no datagrams, so the robot disables itself and the outputs go safe.
-    let (_, koala) = listed.iter().find(|(t, _)| t == "koala-bear").expect("a koala-bear").clone();
+    let (_, koala) = listed
+        .iter()
+        .find(|(t, _)| t == "koala-bear")
+        .expect("a koala-bear")
+        .clone();
     let closed = Instant::now();
     b.client.close_window().await.expect("the tab closes");
     let state = wait_state(&client, "disabled", PAGE_PATIENCE).await;
     let took = closed.elapsed();
     eprintln!("closed tab: robot disabled after {took:?}: {state}");
     assert!(took < Duration::from_secs(5), "disabling took {took:?}");
-    let safe = sup.stdout.wait_for(closed, PAGE_PATIENCE, |e| is_write(e, &koala, "duty_cycle_a", 0.0));
+    let safe = sup.stdout.wait_for(closed, PAGE_PATIENCE, |e| {
+        is_write(e, &koala, "duty_cycle_a", 0.0)
+    });
     assert!(safe.is_some(), "no safe duty cycle after the tab closed");
 
     // E-STOP on the first tab, by the space bar: DEV_DISABLE everywhere, the latch shown.
-    b.client.switch_to_window(first).await.expect("back to the first tab");
+    b.client
+        .switch_to_window(first)
+        .await
+        .expect("back to the first tab");
     let pressed = Instant::now();
     let keys = KeyActions::new("keyboard".into())
         .then(KeyAction::Down { value: ' ' })
         .then(KeyAction::Up { value: ' ' });
     b.client.perform_actions(keys).await.expect("the space bar");
     for (ty, uid) in &listed {
-        let disabled = sup.stdout.wait_for(pressed, PAGE_PATIENCE, |e| e["uid"] == uid.as_str() && e["event"] == "disable");
-        assert!(disabled.is_some(), "{ty} {uid} got no DEV_DISABLE after the page's E-STOP");
+        let disabled = sup.stdout.wait_for(pressed, PAGE_PATIENCE, |e| {
+            e["uid"] == uid.as_str() && e["event"] == "disable"
+        });
+        assert!(
+            disabled.is_some(),
+            "{ty} {uid} got no DEV_DISABLE after the page's E-STOP"
+        );
     }
     b.wait_until(
         "the emergency-stop latch",
@@ -173,7 +265,11 @@ async fn twenty_pages_at_once_are_served_and_a_stalled_one_delays_no_other() {
     for (i, reader) in readers.into_iter().enumerate() {
         let arrivals = reader.await.expect("the reader ran");
         // 20 Hz for ~8 s: at least half of them on a loaded machine.
-        assert!(arrivals.len() >= 60, "page {i} got {} updates in 8 s", arrivals.len());
+        assert!(
+            arrivals.len() >= 60,
+            "page {i} got {} updates in 8 s",
+            arrivals.len()
+        );
         let gap = arrivals
             .windows(2)
             .map(|w| w[1] - w[0])
@@ -181,9 +277,14 @@ async fn twenty_pages_at_once_are_served_and_a_stalled_one_delays_no_other() {
             .unwrap_or_default();
         worst = worst.max(gap);
     }
-    eprintln!("20 pages and a stalled one: the longest gap between updates on any page was {worst:?}");
+    eprintln!(
+        "20 pages and a stalled one: the longest gap between updates on any page was {worst:?}"
+    );
     // The updates come every 50 ms; 5× that and a margin for a loaded test machine.
-    assert!(worst < Duration::from_millis(1000), "a page waited {worst:?} for an update");
+    assert!(
+        worst < Duration::from_millis(1000),
+        "a page waited {worst:?} for an update"
+    );
     let stats = pitcrew::codec::to_json(
         &inst
             .client()

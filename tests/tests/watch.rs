@@ -26,7 +26,8 @@ impl Tmux {
     }
 
     fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "watch"]).stdout).into_owned()
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "watch"]).stdout)
+            .into_owned()
     }
 
     fn wait_screen(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
@@ -36,7 +37,10 @@ impl Tmux {
             if pred(&screen) {
                 return screen;
             }
-            assert!(Instant::now() < deadline, "the screen never showed {what}:\n{screen}");
+            assert!(
+                Instant::now() < deadline,
+                "the screen never showed {what}:\n{screen}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -58,27 +62,58 @@ impl Drop for Tmux {
 fn the_terminal_view_shows_live_devices_follows_keys_and_quits_cleanly() {
     let inst = Instance::new("watchtui");
     let _sup = Supervisor::start(&inst, &["--emulate"]);
-    let tmux = Tmux { socket: inst.name().to_owned() };
+    let tmux = Tmux {
+        socket: inst.name().to_owned(),
+    };
     assert!(tmux
-        .run(&["new-session", "-d", "-s", "watch", "-x", "170", "-y", "50", "bash --norc --noprofile"])
+        .run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "watch",
+            "-x",
+            "170",
+            "-y",
+            "30",
+            "bash --norc --noprofile"
+        ])
         .status
         .success());
-    let mut line = format!("{} {} watch --interface 127.0.0.1", bin("pitcrew").display(), inst.shared_args().join(" "));
+    let mut line = format!(
+        "{} {} watch --interface 127.0.0.1",
+        bin("pitcrew").display(),
+        inst.shared_args().join(" ")
+    );
     line.push_str("; echo WATCH-EXITED-$?");
     tmux.keys(&[&line, "Enter"]);
-    let screen = tmux.wait_screen("11 devices with values", |s| s.contains("devices (11)") && s.contains("team-flag"));
+    let screen = tmux.wait_screen("11 devices with values", |s| {
+        s.contains("devices (11)") && s.contains("team-flag")
+    });
     assert!(screen.contains("pitcrew watch"), "{screen}");
 
     // A write shows up on its row.
     let flag = screen
         .lines()
         .find(|l| l.contains("team-flag"))
-        .and_then(|l| l.split_whitespace().find(|w| w.len() > 10 && w.bytes().all(|b| b.is_ascii_digit())))
+        .and_then(|l| {
+            l.split_whitespace()
+                .find(|w| w.len() > 10 && w.bytes().all(|b| b.is_ascii_digit()))
+        })
         .expect("the team-flag's uid on screen")
         .to_owned();
-    let out = inst.cli(&["write", &flag, "led2=true"]).output().expect("pitcrew write runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    tmux.wait_screen("the written value", |s| s.lines().any(|l| l.contains(&flag) && l.contains("led2=true")));
+    let out = inst
+        .cli(&["write", &flag, "led2=true"])
+        .output()
+        .expect("pitcrew write runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tmux.wait_screen("the written value", |s| {
+        s.lines()
+            .any(|l| l.contains(&flag) && l.contains("led2=true"))
+    });
 
     // Keys: pick the first device and open its details.
     tmux.keys(&["Down"]);
@@ -92,7 +127,10 @@ fn the_terminal_view_shows_live_devices_follows_keys_and_quits_cleanly() {
     // q quits and the shell's screen is back (the alternate screen is left).
     tmux.keys(&["q"]);
     let screen = tmux.wait_screen("the shell again", |s| s.contains("WATCH-EXITED-0"));
-    assert!(!screen.contains("devices (11)"), "the view was left on the screen:\n{screen}");
+    assert!(
+        !screen.contains("devices (11)"),
+        "the view was left on the screen:\n{screen}"
+    );
 }
 
 #[test]
@@ -103,8 +141,15 @@ fn piped_it_prints_plain_lines() {
         .cli(&["watch", "--interface", "127.0.0.1", "--count", "60"])
         .output()
         .expect("pitcrew watch runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("--- seq "), "{text}");
-    assert!(!text.contains('\u{1b}'), "escape sequences in piped output: {text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "escape sequences in piped output: {text}"
+    );
 }

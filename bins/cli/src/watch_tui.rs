@@ -53,7 +53,9 @@ impl View {
             self.robot = Some((Instant::now(), state));
             return;
         }
-        let Ok(v) = codec::decode(bytes).map(|v| to_json(&v)) else { return };
+        let Ok(v) = codec::decode(bytes).map(|v| to_json(&v)) else {
+            return;
+        };
         if v[0] != 2 || v[1] != "update" {
             return;
         }
@@ -125,7 +127,10 @@ impl View {
             .iter()
             .map(|(uid, vals)| {
                 let age = self.seen.get(uid).map(|t| now.duration_since(*t));
-                let text: Vec<String> = vals.iter().map(|(k, v)| format!("{k}={}", short(v))).collect();
+                let text: Vec<String> = vals
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", short(v)))
+                    .collect();
                 let age_cell = age.map_or("-".to_owned(), |a| format!("{:.1}s", a.as_secs_f64()));
                 let stale = age.is_none_or(|a| a > Duration::from_secs(2));
                 Row::new(vec![
@@ -134,19 +139,36 @@ impl View {
                     age_cell,
                     text.join(" "),
                 ])
-                .style(if stale { Style::new().fg(Color::Red) } else { Style::new() })
+                .style(if stale {
+                    Style::new().fg(Color::Red)
+                } else {
+                    Style::new()
+                })
             })
             .collect();
-        let title = format!(" devices ({}) · ↑↓ pick · Enter details · q quit ", self.values.len());
+        let title = format!(
+            " devices ({}) · ↑↓ pick · Enter details · q quit ",
+            self.values.len()
+        );
         let table = Table::new(
             rows,
-            [Constraint::Length(13), Constraint::Length(24), Constraint::Length(6), Constraint::Min(10)],
+            [
+                Constraint::Length(13),
+                Constraint::Length(24),
+                Constraint::Length(6),
+                Constraint::Min(10),
+            ],
         )
-        .header(Row::new(vec!["type", "uid", "age", "values"]).style(Style::new().add_modifier(Modifier::BOLD)))
+        .header(
+            Row::new(vec!["type", "uid", "age", "values"])
+                .style(Style::new().add_modifier(Modifier::BOLD)),
+        )
         .block(Block::new().borders(Borders::ALL).title(title))
         .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED));
         if self.detail {
-            let [list, detail] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(devices);
+            let [list, detail] =
+                Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                    .areas(devices);
             f.render_stateful_widget(table, list, &mut self.table);
             f.render_widget(self.detail_panel(), detail);
         } else {
@@ -165,9 +187,22 @@ impl View {
                 })
             })
             .collect();
-        f.render_widget(Paragraph::new(pad_lines).block(Block::new().borders(Borders::ALL).title(" gamepads ")), pads);
-        let log_lines: Vec<Line> = self.logs.iter().rev().take(6).rev().map(|l| Line::from(l.as_str())).collect();
-        f.render_widget(Paragraph::new(log_lines).block(Block::new().borders(Borders::ALL).title(" logs ")), logs);
+        f.render_widget(
+            Paragraph::new(pad_lines).block(Block::new().borders(Borders::ALL).title(" gamepads ")),
+            pads,
+        );
+        let log_lines: Vec<Line> = self
+            .logs
+            .iter()
+            .rev()
+            .take(6)
+            .rev()
+            .map(|l| Line::from(l.as_str()))
+            .collect();
+        f.render_widget(
+            Paragraph::new(log_lines).block(Block::new().borders(Borders::ALL).title(" logs ")),
+            logs,
+        );
     }
 
     fn header(&self) -> Paragraph<'static> {
@@ -187,7 +222,13 @@ impl View {
                     rest.push_str(&format!("  (no state for {:.0} s)", age.as_secs_f64()));
                 }
                 Line::from(vec![
-                    Span::styled(format!(" {name} "), Style::new().bg(colour).fg(Color::Black).add_modifier(Modifier::BOLD)),
+                    Span::styled(
+                        format!(" {name} "),
+                        Style::new()
+                            .bg(colour)
+                            .fg(Color::Black)
+                            .add_modifier(Modifier::BOLD),
+                    ),
                     Span::raw(rest),
                 ])
             }
@@ -198,7 +239,10 @@ impl View {
     fn detail_panel(&self) -> Paragraph<'static> {
         let (title, lines) = match self.selected_uid() {
             Some(uid) => (
-                format!(" {} {uid} ", self.types.get(uid).cloned().unwrap_or_default()),
+                format!(
+                    " {} {uid} ",
+                    self.types.get(uid).cloned().unwrap_or_default()
+                ),
                 self.values
                     .get(uid)
                     .into_iter()
@@ -206,7 +250,10 @@ impl View {
                     .map(|(k, v)| Line::from(format!("{k:<16} {}", short(v))))
                     .collect(),
             ),
-            None => (" details ".to_owned(), vec![Line::from("pick a device with ↑/↓")]),
+            None => (
+                " details ".to_owned(),
+                vec![Line::from("pick a device with ↑/↓")],
+            ),
         };
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
@@ -238,7 +285,12 @@ pub async fn run(socket: UdpSocket, config: &Config) -> anyhow::Result<()> {
             }
         })
         .context("cannot start the key reader")?;
-    let mut logs = Subscriber::connect(&config.log_frontend_connect(), &[b""], PubSubOptions::default()).ok();
+    let mut logs = Subscriber::connect(
+        &config.log_frontend_connect(),
+        &[b""],
+        PubSubOptions::default(),
+    )
+    .ok();
     let client = Client::connect(&config.frontend_connect(), "cli", Duration::from_secs(1)).ok();
     let mut terminal = ratatui::init();
     let result = async {

@@ -277,7 +277,10 @@ mod tests {
         let mut rx = hub.subscribe();
         let stop = CancellationToken::new();
         let task = tokio::spawn(run(hub.clone(), events, stop.clone()));
-        let devices = json!({"7": {"switch0": true}}).as_object().cloned().unwrap();
+        let devices = json!({"7": {"switch0": true}})
+            .as_object()
+            .cloned()
+            .unwrap();
         hub.offer(Event::Update {
             devices,
             meta: json!({"seq": 1, "full": false, "part": 0, "parts": 1}),

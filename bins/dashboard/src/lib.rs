@@ -48,12 +48,22 @@ pub struct Options {
     pub shared: SharedOptions,
 
     /// Address the page is served on (HTTP and its WebSocket feed).
-    #[arg(long, env = "PITCREW_DASHBOARD_ADDR", default_value = "0.0.0.0:8080", help_heading = "Dashboard")]
+    #[arg(
+        long,
+        env = "PITCREW_DASHBOARD_ADDR",
+        default_value = "0.0.0.0:8080",
+        help_heading = "Dashboard"
+    )]
     pub dashboard_addr: SocketAddr,
 
     /// IPv4 address of the interface to join the update group on (127.0.0.1 on a
     /// loopback-only machine).
-    #[arg(long, env = "PITCREW_UPDATE_INTERFACE", default_value = "0.0.0.0", help_heading = "Dashboard")]
+    #[arg(
+        long,
+        env = "PITCREW_UPDATE_INTERFACE",
+        default_value = "0.0.0.0",
+        help_heading = "Dashboard"
+    )]
     pub update_interface: Ipv4Addr,
 
     /// Login token of the page and its feed [default: none: the page is open and takes
@@ -112,7 +122,11 @@ pub fn url(addr: SocketAddr, access: &Access) -> String {
 ///
 /// # Errors
 /// When the address cannot be bound, the update group cannot be joined, or a part fails.
-pub async fn run(options: Options, config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    options: Options,
+    config: Config,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let access = Access::new(options.dashboard_token.clone());
     let listener = tokio::net::TcpListener::bind(options.dashboard_addr)
         .await
@@ -129,8 +143,9 @@ pub async fn run(options: Options, config: Config, shutdown: CancellationToken) 
     let control = tokio::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
         .await
         .context("cannot open the control socket")?;
-    let client = pitcrew::rpc::Client::connect(&config.frontend_connect(), "dashboard", config.call_timeout)
-        .context("cannot reach the router")?;
+    let client =
+        pitcrew::rpc::Client::connect(&config.frontend_connect(), "dashboard", config.call_timeout)
+            .context("cannot reach the router")?;
 
     let types = match &config.catalog {
         Some(path) => catalog_summary(
@@ -159,7 +174,9 @@ pub async fn run(options: Options, config: Config, shutdown: CancellationToken) 
     }
     {
         let hub = hub.clone();
-        stages.spawn("updates", move |token| sources::updates(hub, updates, token));
+        stages.spawn("updates", move |token| {
+            sources::updates(hub, updates, token)
+        });
     }
     {
         let (hub, config) = (hub.clone(), config.clone());
@@ -179,7 +196,15 @@ pub async fn run(options: Options, config: Config, shutdown: CancellationToken) 
         service.serve(&backend, token).await
     });
     stages.spawn("http", move |token| async move {
-        let ctx = Arc::new(Ctx::new(hub, access, client, control_to, control, token.clone(), types));
+        let ctx = Arc::new(Ctx::new(
+            hub,
+            access,
+            client,
+            control_to,
+            control,
+            token.clone(),
+            types,
+        ));
         let app = server::router(ctx).into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, app)
             .with_graceful_shutdown(token.cancelled_owned())

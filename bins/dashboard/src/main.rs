@@ -25,8 +25,7 @@ mod tests {
         assert_eq!(options.dashboard_addr.to_string(), "0.0.0.0:8080");
         assert_eq!(options.update_interface.to_string(), "0.0.0.0");
         assert!(options.dashboard_token.is_none());
-        let options =
-            Options::parse_from(["pitcrew-dashboard", "--dashboard-addr", "127.0.0.1:9"]);
+        let options = Options::parse_from(["pitcrew-dashboard", "--dashboard-addr", "127.0.0.1:9"]);
         assert_eq!(options.dashboard_addr.port(), 9);
         assert!(Options::try_parse_from(["x", "--dashboard-addr", "nowhere"]).is_err());
         assert!(Options::try_parse_from(["x", "--dashboard-token", "short"]).is_err());

@@ -120,7 +120,11 @@ async fn feed(
 ) -> Response {
     if !ctx.access.admits(q.token.as_deref()) {
         tracing::warn!(%peer, "feed refused: no valid token");
-        return (StatusCode::UNAUTHORIZED, "the dashboard needs its login token").into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            "the dashboard needs its login token",
+        )
+            .into_response();
     }
     upgrade
         .max_message_size(MAX_INCOMING)
@@ -192,7 +196,10 @@ async fn writer(
     .await;
     let why = result.err().unwrap_or("done");
     if why.starts_with("too slow") {
-        ctx.hub.stats.clients_dropped.fetch_add(1, Ordering::Relaxed);
+        ctx.hub
+            .stats
+            .clients_dropped
+            .fetch_add(1, Ordering::Relaxed);
     }
     why
 }
@@ -252,13 +259,20 @@ async fn reader(
 
 /// Runs one command of the page (an allow-list: the robot's state changes and a param
 /// write) and answers `{"t": "reply", "id", "ok", "result"|"error"}`.
-async fn command(client: &Client, frame: &serde_json::Value, peer: SocketAddr) -> serde_json::Value {
+async fn command(
+    client: &Client,
+    frame: &serde_json::Value,
+    peer: SocketAddr,
+) -> serde_json::Value {
     let id = frame["id"].clone();
     let args = frame["args"].as_array().cloned().unwrap_or_default();
     let method = frame["method"].as_str().unwrap_or("");
     let (service, params): (&str, Vec<Value>) = match method {
         "estop" | "stop_match" => ("robot-service", vec![]),
-        "disable" => ("robot-service", vec![Value::from("disabled from the dashboard")]),
+        "disable" => (
+            "robot-service",
+            vec![Value::from("disabled from the dashboard")],
+        ),
         "start_match" => ("robot-service", args.iter().map(from_json).collect()),
         "write" => ("device-service", args.iter().map(from_json).collect()),
         _ => {
@@ -271,7 +285,11 @@ async fn command(client: &Client, frame: &serde_json::Value, peer: SocketAddr) -
         .call_with_timeout(service, method, params, COMMAND_TIMEOUT)
         .await
     {
-        Ok(result) => json!({"t": "reply", "id": id, "ok": true, "method": method, "result": to_json(&result)}),
-        Err(e) => json!({"t": "reply", "id": id, "ok": false, "method": method, "error": e.message}),
+        Ok(result) => {
+            json!({"t": "reply", "id": id, "ok": true, "method": method, "result": to_json(&result)})
+        }
+        Err(e) => {
+            json!({"t": "reply", "id": id, "ok": false, "method": method, "error": e.message})
+        }
     }
 }

@@ -74,7 +74,11 @@ pub fn join(group: SocketAddrV4, interface: Ipv4Addr) -> anyhow::Result<UdpSocke
 ///
 /// # Errors
 /// When the socket fails.
-pub async fn updates(hub: Hub, socket: UdpSocket, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn updates(
+    hub: Hub,
+    socket: UdpSocket,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let mut buf = vec![0u8; 65_536];
     let mut malformed = 0u64;
     loop {
@@ -97,7 +101,12 @@ pub async fn updates(hub: Hub, socket: UdpSocket, shutdown: CancellationToken) -
 }
 
 /// `[2, "update", [devices, meta]]` as JSON.
-fn parse_update(bytes: &[u8]) -> Option<(serde_json::Map<String, serde_json::Value>, serde_json::Value)> {
+fn parse_update(
+    bytes: &[u8],
+) -> Option<(
+    serde_json::Map<String, serde_json::Value>,
+    serde_json::Value,
+)> {
     let v = to_json(&codec::decode(bytes).ok()?);
     if v.get(0)? != 2 || v.get(1)? != "update" {
         return None;
@@ -212,7 +221,9 @@ impl Uptimes {
         let now = pitcrew::robot::status::unix_ms() as f64 / 1000.0;
         let mut out = Vec::new();
         for peer in peers.as_array().into_iter().flatten() {
-            let Some(identity) = peer["identity"].as_str() else { continue };
+            let Some(identity) = peer["identity"].as_str() else {
+                continue;
+            };
             if peer["side"] != "service" {
                 continue;
             }
@@ -236,7 +247,11 @@ impl Uptimes {
 
 /// Reads the gamepad buffers every [`GAMEPAD_POLL`] (on a blocking thread: shared memory
 /// opens are system calls) until `shutdown`.
-pub async fn gamepads(hub: Hub, namespace: String, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn gamepads(
+    hub: Hub,
+    namespace: String,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(GAMEPAD_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut pads: Vec<Option<Gamepad>> = (0..GAMEPADS_SHOWN).map(|_| None).collect();

@@ -41,7 +41,8 @@ impl Browser {
     /// Starts chromedriver on a free port and opens a session.
     pub async fn start(tag: &str) -> Browser {
         let port = free_tcp_port();
-        let profile = std::env::temp_dir().join(format!("pitcrew-chrome-{tag}-{}", std::process::id()));
+        let profile =
+            std::env::temp_dir().join(format!("pitcrew-chrome-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&profile);
         std::fs::create_dir_all(&profile).expect("can create the browser profile");
         let driver = Command::new("chromedriver")
