@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use dashboard_support::{Browser, PAGE_PATIENCE};
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
-use pitcrew_e2e::supervisor::{is_write, robot_state, wait_state, Instance, Supervisor};
+use pitcrew_e2e::supervisor::{
+    control_datagram, is_write, robot_state, wait_state, Instance, Supervisor,
+};
 
 const TOKEN: &str = "test-token-0123456789";
 
@@ -40,7 +42,9 @@ async fn devices(inst: &Instance) -> Vec<(String, String)> {
         .collect()
 }
 
-#[tokio::test]
+// Multi-threaded: the harness's event waits block their thread while a controller task
+// writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_shows_the_robot_drives_it_and_a_closed_tab_disables_it() {
     let inst = Instance::new("dash");
     let sup =
@@ -182,17 +186,98 @@ async fn the_page_shows_the_robot_drives_it_and_a_closed_tab_disables_it() {
         "return document.getElementById('source').textContent.startsWith('this page')",
     )
     .await;
-    let png = b.client.screenshot().await.expect("a screenshot");
-    let path = screenshot_path();
-    std::fs::create_dir_all(path.parent().expect("docs/")).expect("docs/ exists");
-    std::fs::write(&path, png).expect("the screenshot is saved");
-
-    // Close the tab: no datagrams, so the robot disables itself and the outputs go safe.
+    // A gamepad on the robot (a second sender, with no driver-station fields: it moves
+    // gamepad 0 and is no link), drawn live; and the koala-bear's page with its plots.
+    let pad_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pad_thread = {
+        let (stop, to) = (pad_stop.clone(), inst.control_addr());
+        std::thread::spawn(move || {
+            let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP socket");
+            let mut seq = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                seq += 1;
+                let datagram = control_datagram((0.6, -0.4, 0b1001), seq, seq * 20_000);
+                let _ = socket.send_to(&datagram, to);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    b.wait_until(
+        "gamepad 0 drawn",
+        "return document.querySelectorAll('#pads canvas').length === 1",
+    )
+    .await;
     let (_, koala) = listed
         .iter()
         .find(|(t, _)| t == "koala-bear")
         .expect("a koala-bear")
         .clone();
+    b.click_css(&format!("#devices tr[data-uid=\"{koala}\"] td"))
+        .await;
+    b.wait_until(
+        "the koala-bear's plots",
+        "return document.querySelectorAll('#plots canvas').length > 3",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let png = b.client.screenshot().await.expect("a screenshot");
+    let path = screenshot_path();
+    std::fs::create_dir_all(path.parent().expect("docs/")).expect("docs/ exists");
+    std::fs::write(&path, png).expect("the screenshot is saved");
+
+    pad_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    pad_thread.join().expect("the pad sender stops");
+
+    // A controller drives the koala-bear while the page holds the robot enabled.
+    let driving = Instant::now();
+    let controller = {
+        let (client, koala) = (inst.client(), koala.clone());
+        tokio::spawn(async move {
+            loop {
+                let values = pitcrew::codec::Value::Map(vec![(
+                    "duty_cycle_a".into(),
+                    pitcrew::codec::Value::F32(0.5),
+                )]);
+                let _ = client
+                    .call(
+                        "device-service",
+                        "write",
+                        vec![koala.as_str().into(), values],
+                    )
+                    .await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let moving = sup.stdout.wait_for(driving, PAGE_PATIENCE, |e| {
+        is_write(e, &koala, "duty_cycle_a", 0.5)
+    });
+    if moving.is_none() {
+        let probe = pitcrew::codec::Value::Map(vec![(
+            "duty_cycle_a".into(),
+            pitcrew::codec::Value::F32(0.5),
+        )]);
+        let answer = client
+            .call(
+                "device-service",
+                "write",
+                vec![koala.as_str().into(), probe],
+            )
+            .await;
+        let writes = sup.stdout.matching(|e| e["uid"] == koala.as_str());
+        panic!(
+            "the controller's writes never reached the koala-bear: {answer:?}, {}, {:?}",
+            robot_state(&client).await,
+            writes
+                .iter()
+                .rev()
+                .take(3)
+                .map(|(_, e)| e.to_string())
+                .collect::<Vec<_>>()
+        );
+    }
+
+    // Close the tab: no datagrams, so the robot disables itself and the outputs go safe.
     let closed = Instant::now();
     b.client.close_window().await.expect("the tab closes");
     let state = wait_state(&client, "disabled", PAGE_PATIENCE).await;
@@ -203,6 +288,7 @@ async fn the_page_shows_the_robot_drives_it_and_a_closed_tab_disables_it() {
         is_write(e, &koala, "duty_cycle_a", 0.0)
     });
     assert!(safe.is_some(), "no safe duty cycle after the tab closed");
+    controller.abort();
 
     // E-STOP on the first tab, by the space bar: DEV_DISABLE everywhere, the latch shown.
     b.client

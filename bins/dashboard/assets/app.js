@@ -205,24 +205,48 @@ function renderHeader() {
   if (bat) $('battery').textContent = S.values[bat.uid].v_batt.toFixed(2) + ' V';
 }
 
+// Rows are kept and only their cells' text changes: a row under the pointer stays the same
+// element while the values stream in (a rebuilt table would lose clicks).
 function renderDevices() {
   const now = performance.now();
   const known = new Map(S.devices.map((d) => [d.uid, d]));
   for (const uid of Object.keys(S.values)) if (!known.has(uid)) known.set(uid, { uid, type: '?', valid: true });
   const rows = [...known.values()].sort((a, b) => (a.type + a.uid).localeCompare(b.type + b.uid));
   $('device-count').textContent = `${rows.length} devices`;
-  const html = rows.map((d) => {
+  const body = $('devices').tBodies[0];
+  const order = rows.map((d) => d.uid).join(',');
+  if (body.dataset.order !== order) {
+    const old = new Map([...body.rows].map((tr) => [tr.dataset.uid, tr]));
+    body.replaceChildren(...rows.map((d) => old.get(d.uid) || newRow(d.uid)));
+    body.dataset.order = order;
+  }
+  for (const [i, d] of rows.entries()) {
+    const tr = body.rows[i];
     const vals = S.values[d.uid] || {};
     const age = d.uid in S.seen ? now - S.seen[d.uid] : null;
     const c = d.counters || {};
     const errors = (c.decode_errors || 0) + (c.device_errors || 0) + (c.invalid_types || 0);
-    const text = Object.entries(vals).map(([k, v]) => `${esc(k)}=${esc(fmt(v))}`).join(' ');
-    return `<tr data-uid="${esc(d.uid)}" class="${S.selected === d.uid ? 'selected' : ''}"><td>${esc(d.type)}</td><td>${esc(d.uid)}</td>` +
-      `<td class="${d.valid ? 'yes' : 'no'}">${d.valid ? 'yes' : 'no'}</td>` +
-      `<td class="${age != null && age > 2000 ? 'stale' : ''}">${age == null ? '–' : (age / 1000).toFixed(1) + ' s'}</td>` +
-      `<td>${errors}</td><td class="values">${text}</td></tr>`;
-  }).join('');
-  $('devices').tBodies[0].innerHTML = html;
+    const text = Object.entries(vals).map(([k, v]) => `${k}=${fmt(v)}`).join(' ');
+    const cells = [
+      [d.type, ''], [d.uid, ''], [d.valid ? 'yes' : 'no', d.valid ? 'yes' : 'no'],
+      [age == null ? '–' : (age / 1000).toFixed(1) + ' s', age != null && age > 2000 ? 'stale' : ''],
+      [String(errors), ''], [text, 'values'],
+    ];
+    cells.forEach(([t, cls], k) => {
+      const td = tr.cells[k];
+      if (td.textContent !== t) td.textContent = t;
+      if (td.className !== cls) td.className = cls;
+    });
+    const sel = S.selected === d.uid ? 'selected' : '';
+    if (tr.className !== sel) tr.className = sel;
+  }
+}
+
+function newRow(uid) {
+  const tr = document.createElement('tr');
+  tr.dataset.uid = uid;
+  for (let k = 0; k < 6; k++) tr.appendChild(document.createElement('td'));
+  return tr;
 }
 
 $('devices').tBodies[0].addEventListener('click', (e) => {
@@ -367,17 +391,23 @@ function renderHealth() {
     table('router', h.router) + table('log forwarder', h.logfwd) + table('gamepad receiver', h.gamepad) + table('device broker', h.devices);
 }
 
-let lastSlow = 0;
-function frame() {
-  const now = performance.now();
-  if (S.dirty.header || now - lastSlow > 250) { renderHeader(); S.dirty.header = false; }
-  if (S.dirty.devices || now - lastSlow > 250) { renderDevices(); S.dirty.devices = false; }
-  if (now - lastSlow > 250) { lastSlow = now; }
+// Drawing is throttled to 10 frames a second: the driver link's 20 ms timer shares this
+// thread, and a busy laptop that drew every animation frame could starve it past the
+// robot's control timeout.
+const DRAW_MS = 100;
+let lastDraw = 0, lastSlow = 0;
+function frame(now) {
+  requestAnimationFrame(frame);
+  if (now - lastDraw < DRAW_MS) return;
+  lastDraw = now;
+  const slow = now - lastSlow > 250;
+  if (slow) lastSlow = now;
+  if (S.dirty.header || slow) { renderHeader(); S.dirty.header = false; }
+  if (S.dirty.devices || slow) { renderDevices(); S.dirty.devices = false; }
   if (S.dirty.logs) { renderLogs(); S.dirty.logs = false; }
   if (S.dirty.health) { renderHealth(); S.dirty.health = false; }
   renderPads();
   renderPlots();
-  requestAnimationFrame(frame);
 }
 // Rendering runs off requestAnimationFrame (paused in a hidden tab, which also sends nothing).
 requestAnimationFrame(frame);

@@ -54,7 +54,9 @@ async fn page(url: String, until: Instant) -> anyhow::Result<Vec<f64>> {
 async fn main() -> anyhow::Result<()> {
     let inst = Instance::new("dashbench");
     let sup = Supervisor::start(&inst, &["--emulate"]);
-    let flags: Vec<String> = (0..EXTRA_FLAGS).map(|i| format!("team-flag:{}", 900_000 + i)).collect();
+    let flags: Vec<String> = (0..EXTRA_FLAGS)
+        .map(|i| format!("team-flag:{}", 900_000 + i))
+        .collect();
     let _emu = Emulator::start(&inst, &flags);
     let client = inst.client();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -70,12 +72,16 @@ async fn main() -> anyhow::Result<()> {
         anyhow::ensure!(Instant::now() < deadline, "only {n} devices connected");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let dashboard = sup.pid_of("dashboard").context("the supervisor started the dashboard")?;
+    let dashboard = sup
+        .pid_of("dashboard")
+        .context("the supervisor started the dashboard")?;
     let url = format!("ws://{}/feed", inst.dashboard_addr());
     // Settle: the pages connect and get their snapshots.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let until = Instant::now() + MEASURE + Duration::from_secs(1);
-    let pages: Vec<_> = (0..PAGES).map(|_| tokio::spawn(page(url.clone(), until))).collect();
+    let pages: Vec<_> = (0..PAGES)
+        .map(|_| tokio::spawn(page(url.clone(), until)))
+        .collect();
     let writer = {
         let client = client.clone();
         tokio::spawn(async move {
@@ -86,7 +92,11 @@ async fn main() -> anyhow::Result<()> {
                 on = !on;
                 let writes = (0..EXTRA_FLAGS).map(|i| {
                     let values = Value::Map(vec![(Value::from("led1"), Value::from(on))]);
-                    client.call("device-service", "write", vec![Value::from((900_000 + i).to_string()), values])
+                    client.call(
+                        "device-service",
+                        "write",
+                        vec![Value::from((900_000 + i).to_string()), values],
+                    )
                 });
                 futures_util::future::join_all(writes).await;
             }
@@ -101,7 +111,10 @@ async fn main() -> anyhow::Result<()> {
         delays.extend(p.await.context("a page task")??);
     }
     writer.await.ok();
-    eprintln!("# dashboard: {} devices at 20 Hz, {PAGES} pages", 11 + EXTRA_FLAGS);
+    eprintln!(
+        "# dashboard: {} devices at 20 Hz, {PAGES} pages",
+        11 + EXTRA_FLAGS
+    );
     eprintln!("{:<24}{cpu:>7.2} %   target <= 5", "dashboard_cpu_percent");
     println!("{{\"bench\":\"dashboard_cpu_percent\",\"percent\":{cpu:.2}}}");
     let n = delays.len();
