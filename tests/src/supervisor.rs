@@ -572,6 +572,33 @@ impl ControlSender {
 
     /// As [`ControlSender::start`] with a given source name.
     pub fn named(to: SocketAddr, source: &str) -> ControlSender {
+        ControlSender::spawn(to, source, None, None)
+    }
+
+    /// As [`ControlSender::named`], sealing every datagram with `key` (a new session) and
+    /// taking the robot's challenges from its answers, as `pitcrew-gamepad send --key-file`
+    /// does.
+    pub fn sealed(to: SocketAddr, source: &str, key: &pitcrew::key::Key) -> ControlSender {
+        ControlSender::spawn(to, source, Some(key.clone()), None)
+    }
+
+    /// As [`ControlSender::sealed`], sending from a SCHED_FIFO thread of `priority`: a
+    /// driver's laptop is another machine, which a test's own load must not slow down.
+    pub fn sealed_realtime(
+        to: SocketAddr,
+        source: &str,
+        key: &pitcrew::key::Key,
+        priority: u8,
+    ) -> ControlSender {
+        ControlSender::spawn(to, source, Some(key.clone()), Some(priority))
+    }
+
+    fn spawn(
+        to: SocketAddr,
+        source: &str,
+        key: Option<pitcrew::key::Key>,
+        realtime: Option<u8>,
+    ) -> ControlSender {
         let sending = Arc::new(Mutex::new(Sending {
             to,
             sticks: (0.0, 0.0, 0),
@@ -588,6 +615,8 @@ impl ControlSender {
         let last = Arc::new(Mutex::new(None));
         let last_sent = Arc::clone(&last);
         let socket = UdpSocket::bind("127.0.0.1:0").expect("a UDP socket");
+        socket.set_nonblocking(true).expect("a non-blocking socket");
+        let mut sealer = key.map(|k| pitcrew::control::auth::Sealer::new(&k).expect("a session"));
         let (shared, stopping, counter) = (
             Arc::clone(&sending),
             Arc::clone(&stop),
@@ -595,10 +624,19 @@ impl ControlSender {
         );
         let source = source.to_owned();
         let thread = std::thread::spawn(move || {
+            if let Some(priority) = realtime {
+                pitcrew::realtime::raise_priority("test-station", priority);
+            }
             let started = Instant::now();
             let mut seq = 0u64;
             let mut sent: Option<(Sending, Instant)> = None;
+            let mut answer = [0u8; 1500];
             while !stopping.load(Ordering::Relaxed) {
+                while let Ok(n) = socket.recv(&mut answer) {
+                    if let Some(s) = sealer.as_mut() {
+                        s.open_answer(&answer[..n]);
+                    }
+                }
                 let now = *shared.lock().unwrap_or_else(|e| e.into_inner());
                 // 50 Hz, and at once (within 2 ms) on a change.
                 let due = !now.paused
@@ -608,8 +646,11 @@ impl ControlSender {
                 if due {
                     seq += 1;
                     let sent_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                    let bytes =
+                    let mut bytes =
                         station_datagram(now.sticks, seq, sent_us, &source, Some(now.request));
+                    if let Some(s) = sealer.as_mut() {
+                        bytes = s.seal(&bytes);
+                    }
                     let _ = socket.send_to(&bytes, now.to);
                     counter.fetch_add(1, Ordering::Relaxed);
                     *last_sent.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());

@@ -12,6 +12,7 @@ mod clean;
 mod devices;
 mod emulate;
 mod gamepads;
+mod key_cmd;
 mod logs;
 mod output;
 mod ping;
@@ -83,6 +84,8 @@ pub enum Command {
     Gamepads(gamepads::GamepadsArgs),
     /// Remove the namespace's shared-memory segments and ipc socket files (after a stop).
     Clean(clean::CleanArgs),
+    /// Make or show a team or field key (who may drive, change and stop the robot).
+    Key(key_cmd::KeyArgs),
     /// Run a team's Python robot code (`python3 -m pitcrew.run`): autonomous_* and
     /// teleop_* as the robot state says, in a supervised worker process.
     Run(run_cmd::RunArgs),
@@ -99,6 +102,20 @@ pub fn main(cli: Cli) -> ExitCode {
         return ExitCode::from(EXIT_FAILED);
     }
     let config = Config::resolve(&cli.shared);
+    if let Command::Key(args) = &cli.command {
+        // Before the keys are loaded: this is how a missing key file is made.
+        return match args.run(&config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("pitcrew: {e:#}");
+                ExitCode::from(EXIT_FAILED)
+            }
+        };
+    }
+    if let Err(e) = config.secure_endpoints() {
+        eprintln!("pitcrew: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -132,8 +149,9 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Emulate(args) => args.run(&devices::catalog(&config)?).await,
             Command::Gamepads(args) => args.run(&config).await,
             Command::Clean(args) => args.run(&config),
-            // Handled above, before the runtime starts: `run` execs the executor.
-            Command::Run(_) => Ok(()),
+            // Handled above, before the runtime starts: `run` execs the executor and
+            // `key` works without loading the keys.
+            Command::Run(_) | Command::Key(_) => Ok(()),
         }
     });
     match result {

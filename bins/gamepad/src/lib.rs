@@ -7,6 +7,7 @@
 //!   with per-source sequence checks ([`sources`]), runs the control [`watchdog`], and
 //!   serves `gamepad-service` ([`status`]).
 
+pub mod batch;
 pub mod gilrs_input;
 pub mod input;
 pub mod pads;
@@ -164,7 +165,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     match options.mode {
         Mode::Receive(args) => run_receive(args, config, shutdown).await,
-        Mode::Send(args) => run_send(args, shutdown).await,
+        Mode::Send(args) => run_send(args, &config, shutdown).await,
     }
 }
 
@@ -178,6 +179,7 @@ async fn run_receive(
         .trim_start_matches("udp://")
         .parse()
         .with_context(|| format!("bad control address {}", config.control_addr))?;
+    let keys = config.keys()?;
     let catalog = catalog(&config)?;
     remove_stale_gamepads(&config.namespace, &catalog);
     let receiver = receive::Receiver::start(receive::ReceiverConfig {
@@ -186,6 +188,7 @@ async fn run_receive(
         bind,
         timeout: config.control_timeout,
         realtime: args.realtime,
+        keys,
     })?;
     let service = status::service(receiver.state.clone());
     let backend = config.backend_connect();
@@ -242,7 +245,21 @@ fn default_source() -> String {
     s
 }
 
-async fn run_send(args: SendArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// The key a sender seals with: the team key, or on a field controller the field key.
+fn sender_key(config: &Config) -> anyhow::Result<Option<pitcrew::key::Key>> {
+    use pitcrew::key::{Key, KeyKind};
+    Ok(match (&config.key_file, &config.field_key_file) {
+        (Some(path), _) => Some(Key::load(path, KeyKind::Team)?),
+        (None, Some(path)) => Some(Key::load(path, KeyKind::Field)?),
+        (None, None) => None,
+    })
+}
+
+async fn run_send(
+    args: SendArgs,
+    shared: &Config,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     if args.list {
         return list_gamepads();
     }
@@ -264,6 +281,7 @@ async fn run_send(args: SendArgs, shutdown: CancellationToken) -> anyhow::Result
         rate: args.rate,
         neutral: args.neutral,
         source,
+        key: sender_key(shared)?,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let station = Arc::new(station::Station::new(args.mode, args.enable));
@@ -288,7 +306,14 @@ async fn run_send(args: SendArgs, shutdown: CancellationToken) -> anyhow::Result
         dead_zone: args.dead_zone,
         trigger_threshold: args.trigger_threshold,
     };
-    tracing::info!(to = %to, source = %config.source, rate = config.rate, "sending control datagrams");
+    match &config.key {
+        Some(key) => {
+            tracing::info!(to = %to, source = %config.source, rate = config.rate, key = key.kind().name(), fingerprint = %key.fingerprint(), "sending sealed control datagrams")
+        }
+        None => {
+            tracing::warn!(to = %to, source = %config.source, rate = config.rate, "sending unsealed control datagrams (no --key-file): only a robot without a key takes them, and only from its own machine")
+        }
+    }
     let worker = tokio::task::spawn_blocking({
         let stop = stop.clone();
         let station = Arc::clone(&station);

@@ -81,6 +81,10 @@ where
     E: Display,
 {
     let config = Config::resolve(shared);
+    if let Err(e) = config.secure_endpoints() {
+        eprintln!("{app}: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

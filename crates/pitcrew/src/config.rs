@@ -37,6 +37,10 @@ pub struct Config {
     pub service_workers: usize,
     /// Catalog file, if not the built-in one.
     pub catalog: Option<std::path::PathBuf>,
+    /// The team key file, if any (loaded by [`Config::keys`]).
+    pub key_file: Option<std::path::PathBuf>,
+    /// The field key file, if any.
+    pub field_key_file: Option<std::path::PathBuf>,
     /// Least severe level logged.
     pub log_level: LogLevel,
     /// Local log format.
@@ -82,9 +86,30 @@ impl Config {
             call_timeout: options.call_timeout,
             service_workers: usize::from(options.service_workers),
             catalog: options.catalog.clone(),
+            key_file: options.key_file.clone(),
+            field_key_file: options.field_key_file.clone(),
             log_level: options.log_level,
             log_format,
         }
+    }
+
+    /// Loads the configured keys (README, "Threat model").
+    ///
+    /// # Errors
+    /// When a key file is unreadable, readable by others, or not a key of its kind.
+    pub fn keys(&self) -> Result<crate::key::Keys, crate::key::KeyError> {
+        crate::key::Keys::load(self.key_file.as_deref(), self.field_key_file.as_deref())
+    }
+
+    /// Loads the keys and sets them for this process's TCP endpoints
+    /// ([`crate::endpoint::curve`]); every binary calls it once before making endpoints.
+    ///
+    /// # Errors
+    /// A message naming the key file and what to do, or libzmq lacking CURVE.
+    pub fn secure_endpoints(&self) -> Result<crate::key::Keys, String> {
+        let keys = self.keys().map_err(|e| e.to_string())?;
+        crate::endpoint::curve::configure(&keys).map_err(|e| e.to_string())?;
+        Ok(keys)
     }
 
     /// The file that records an emergency stop of this instance (`<ipc-dir>/<ns>-estop`).

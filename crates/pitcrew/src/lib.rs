@@ -17,6 +17,7 @@ pub mod control;
 pub mod device;
 pub mod endpoint;
 pub mod gamepad;
+pub mod key;
 pub mod logging;
 pub mod options;
 pub mod realtime;

@@ -65,6 +65,27 @@ pub struct SharedOptions {
     #[arg(long, global = true, env = "PITCREW_SERVICE_WORKERS", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024), help_heading = "Timing")]
     pub service_workers: u16,
 
+    /// The team key (`pitcrew key new FILE`): driver links, RPC and logs from other
+    /// machines must be authenticated with it. Without it the suite takes commands from
+    /// this machine only (loopback) [robot: /etc/pitcrew/team.key].
+    #[arg(
+        long,
+        global = true,
+        env = "PITCREW_KEY_FILE",
+        help_heading = "Security"
+    )]
+    pub key_file: Option<PathBuf>,
+
+    /// The field controller's key (`pitcrew key new --field FILE`): permits match phases
+    /// and the emergency stop only. Needs --key-file.
+    #[arg(
+        long,
+        global = true,
+        env = "PITCREW_FIELD_KEY_FILE",
+        help_heading = "Security"
+    )]
+    pub field_key_file: Option<PathBuf>,
+
     /// Device catalog (YAML) [default: the catalog built into the binary].
     #[arg(long, global = true, env = "PITCREW_CATALOG", help_heading = "Devices")]
     pub catalog: Option<PathBuf>,

@@ -39,7 +39,10 @@ pub fn resolve(namespace: Option<&str>) -> Result<Config, String> {
             .trim();
         line.strip_prefix("error: ").unwrap_or(line).to_owned()
     })?;
-    Ok(Config::resolve(&options.shared))
+    let config = Config::resolve(&options.shared);
+    // Python tools reach a robot's TCP endpoints with the key of PITCREW_KEY_FILE.
+    config.secure_endpoints()?;
+    Ok(config)
 }
 
 /// The catalog: the file `path` when given, else the configured `--catalog`

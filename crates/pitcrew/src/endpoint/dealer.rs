@@ -55,8 +55,20 @@ impl Dealer {
             .set_identity(options.identity.as_bytes())
             .map_err(EndpointError::zmq("set the DEALER identity"))?;
         let (what, result) = if options.bind {
-            ("bind", socket.bind(&options.address))
+            // A benchmark's direct socket: one address, so one mechanism.
+            let [(_, plain), (_, secure)] =
+                super::curve::partition_binds(std::slice::from_ref(&options.address))?;
+            let address = match (plain.first(), secure.first()) {
+                (_, Some(a)) => {
+                    super::curve::make_server(&socket)?;
+                    a.clone()
+                }
+                (Some(a), None) => a.clone(),
+                (None, None) => options.address.clone(),
+            };
+            ("bind", socket.bind(&address))
         } else {
+            super::curve::prepare_connect(&socket, &options.address)?;
             ("connect to", socket.connect(&options.address))
         };
         result.map_err(|e| EndpointError::Address {

@@ -11,6 +11,7 @@
 //! (measured: the former hangs under ROUTER_MANDATORY back-pressure and doubles round-trip
 //! latency; the latter lets one slow client stall a ROUTER for everyone).
 
+pub mod curve;
 mod dealer;
 mod driver;
 mod pubsub;
