@@ -66,9 +66,9 @@ pub struct Options {
     )]
     pub update_interface: Ipv4Addr,
 
-    /// Login token of the page and its feed [default: none: the page is open and takes
-    /// commands from the robot itself (loopback) only]. Stands in until the team key
-    /// provides it.
+    /// Login token of the page and its feed on a robot without a team key [default: the
+    /// team key's login token (--key-file); without a key none: the page is open and takes
+    /// commands from the robot itself (loopback) only].
     #[arg(long, env = "PITCREW_DASHBOARD_TOKEN", value_parser = auth::parse_token, hide_env_values = true, help_heading = "Dashboard")]
     pub dashboard_token: Option<String>,
 }
@@ -127,7 +127,14 @@ pub async fn run(
     config: Config,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let access = Access::new(options.dashboard_token.clone());
+    let keys = config.keys().context("cannot load the keys")?;
+    let key = keys.team.clone();
+    // The team key's derived token; --dashboard-token only stands in on a robot without one.
+    let access = Access::new(
+        key.as_ref()
+            .map(pitcrew::key::Key::login_token)
+            .or_else(|| options.dashboard_token.clone()),
+    );
     let listener = tokio::net::TcpListener::bind(options.dashboard_addr)
         .await
         .with_context(|| {
@@ -140,9 +147,6 @@ pub async fn run(
     let group = sources::parse_group(&config.update_addr)?;
     let updates = sources::join(group, options.update_interface)?;
     let control_to = control_target(&config.control_addr)?;
-    let control = tokio::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
-        .await
-        .context("cannot open the control socket")?;
     let client =
         pitcrew::rpc::Client::connect(&config.frontend_connect(), "dashboard", config.call_timeout)
             .context("cannot reach the router")?;
@@ -156,7 +160,9 @@ pub async fn run(
     };
     let (hub, events) = Hub::new();
     let link = url(local, &access);
-    if access.locked() {
+    if let Some(key) = &key {
+        tracing::info!(url = %link, fingerprint = %key.fingerprint(), "dashboard serving; open the url (it carries the login token derived from the team key); pages drive with sealed datagrams");
+    } else if access.locked() {
         tracing::info!(url = %link, "dashboard serving; open the url (it carries the login token)");
     } else {
         tracing::warn!(
@@ -201,7 +207,7 @@ pub async fn run(
             access,
             client,
             control_to,
-            control,
+            key,
             token.clone(),
             types,
         ));

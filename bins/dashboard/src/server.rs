@@ -51,8 +51,8 @@ pub struct Ctx {
     pub client: Client,
     /// Where control datagrams go (the gamepad receiver).
     pub control_to: SocketAddr,
-    /// The socket they leave from.
-    pub control: UdpSocket,
+    /// The team key the pages' datagrams are sealed with, if the robot has one.
+    pub key: Option<pitcrew::key::Key>,
     /// Stops every connection.
     pub shutdown: CancellationToken,
     /// Each device type's params (name, type, access), for the page's tables and its
@@ -68,7 +68,7 @@ impl Ctx {
         access: Access,
         client: Client,
         control_to: SocketAddr,
-        control: UdpSocket,
+        key: Option<pitcrew::key::Key>,
         shutdown: CancellationToken,
         types: serde_json::Value,
     ) -> Ctx {
@@ -77,7 +77,7 @@ impl Ctx {
             access,
             client,
             control_to,
-            control,
+            key,
             shutdown,
             types,
             next_id: AtomicU64::new(1),
@@ -135,7 +135,15 @@ async fn feed(
 async fn client(socket: WebSocket, ctx: Arc<Ctx>, peer: SocketAddr) {
     let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
     let commands = ctx.access.commands_from(peer);
-    let link = Link::new(format!("dashboard-{}-{id}", std::process::id()));
+    let sealer = match ctx.key.as_ref().map(pitcrew::control::auth::Sealer::new) {
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            tracing::error!(%peer, error = %e, "cannot start a sealed link for a page");
+            return;
+        }
+        None => None,
+    };
+    let link = Link::new(format!("dashboard-{}-{id}", std::process::id()), sealer);
     let stats = Arc::clone(&ctx.hub.stats);
     stats.clients.fetch_add(1, Ordering::Relaxed);
     tracing::info!(%peer, client = id, commands, source = link.source(), "page connected");
@@ -213,7 +221,24 @@ async fn reader(
     peer: SocketAddr,
 ) -> &'static str {
     let mut refused_once = false;
-    while let Some(message) = stream.next().await {
+    // A socket per page: the receiver answers each station where its datagrams come from,
+    // and a sealed link needs those answers (their challenges).
+    let control = match UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0)).await {
+        Ok(s) if s.connect(ctx.control_to).await.is_ok() => s,
+        _ => return "cannot open a control socket",
+    };
+    let mut answer = vec![0u8; pitcrew::control::MAX_DATAGRAM_BYTES];
+    loop {
+        let message = tokio::select! {
+            m = stream.next() => m,
+            n = control.recv(&mut answer) => {
+                if let Ok(n) = n {
+                    link.on_answer(answer.get(..n).unwrap_or_default());
+                }
+                continue;
+            }
+        };
+        let Some(message) = message else { break };
         let text = match message {
             Ok(Message::Text(t)) => t,
             Ok(Message::Close(_)) | Err(_) => break,
@@ -236,7 +261,7 @@ async fn reader(
         match frame["t"].as_str() {
             Some("ds") => match link.on_frame(&frame, Instant::now()) {
                 Ok(Some(datagram)) => {
-                    if ctx.control.send_to(&datagram, ctx.control_to).await.is_ok() {
+                    if control.send(&datagram).await.is_ok() {
                         ctx.hub.stats.datagrams.fetch_add(1, Ordering::Relaxed);
                     }
                 }

@@ -7,11 +7,13 @@
 //! reaches the receiver and its control timeout disables the robot. A dashboard that
 //! repeated the last frame would keep a dead page driving.
 //!
-//! Every datagram is built by [`datagram`], the one place where the authentication of
-//! control datagrams (a signer over the encoded bytes) goes.
+//! Every datagram is built by [`datagram`] and, with a team key, sealed by the link's own
+//! [`Sealer`] session (robot-state.md, "Who may drive"): each page is a station of its
+//! own, with its own counter and the challenges the receiver answers it with.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use pitcrew::control::auth::Sealer;
 use pitcrew::control::{self, ControlMessage, Meta, PadInput, StationRequest, MAX_GAMEPADS};
 use pitcrew::gamepad::BUTTON_COUNT;
 use pitcrew::robot::Mode;
@@ -40,18 +42,29 @@ pub struct Link {
     source: String,
     seq: u64,
     last: Option<Instant>,
+    sealer: Option<Sealer>,
     /// Frames dropped by [`MIN_SPACING`].
     pub thinned: u64,
 }
 
 impl Link {
-    /// A link named `source` (unique per page connection, at most 64 bytes).
-    pub fn new(source: String) -> Link {
+    /// A link named `source` (unique per page connection, at most 64 bytes), sealing with
+    /// `sealer` when the robot has a team key.
+    pub fn new(source: String, sealer: Option<Sealer>) -> Link {
         Link {
             source,
             seq: 0,
             last: None,
+            sealer,
             thinned: 0,
+        }
+    }
+
+    /// Takes an answer of the receiver (its challenge for the next datagrams); answers
+    /// that are not authentic for this link's session are ignored.
+    pub fn on_answer(&mut self, bytes: &[u8]) {
+        if let Some(sealer) = self.sealer.as_mut() {
+            let _ = sealer.open_answer(bytes);
         }
     }
 
@@ -75,7 +88,11 @@ impl Link {
         }
         self.last = Some(now);
         self.seq += 1;
-        Ok(Some(datagram(&self.source, self.seq, gamepads, request)))
+        let bytes = datagram(&self.source, self.seq, gamepads, request);
+        Ok(Some(match self.sealer.as_mut() {
+            Some(sealer) => sealer.seal(&bytes),
+            None => bytes,
+        }))
     }
 }
 
@@ -185,7 +202,7 @@ mod tests {
 
     #[test]
     fn a_frame_becomes_one_valid_datagram_with_the_station_fields() {
-        let mut link = Link::new("dashboard-1-1".into());
+        let mut link = Link::new("dashboard-1-1".into(), None);
         let t0 = Instant::now();
         let bytes = link.on_frame(&frame(), t0).unwrap().unwrap();
         let msg = control::parse(&bytes).unwrap();
@@ -205,8 +222,17 @@ mod tests {
     }
 
     #[test]
+    fn with_a_key_every_datagram_is_sealed() {
+        use pitcrew::key::{Key, KeyKind, KEY_BYTES};
+        let key = Key::from_bytes(KeyKind::Team, [7; KEY_BYTES]);
+        let mut link = Link::new("d".into(), Some(Sealer::new(&key).unwrap()));
+        let bytes = link.on_frame(&frame(), Instant::now()).unwrap().unwrap();
+        assert!(pitcrew::control::auth::is_sealed(&bytes));
+    }
+
+    #[test]
     fn bad_frames_send_nothing() {
-        let mut link = Link::new("d".into());
+        let mut link = Link::new("d".into(), None);
         let now = Instant::now();
         for f in [
             json!({}),
