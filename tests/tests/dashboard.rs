@@ -381,3 +381,64 @@ async fn twenty_pages_at_once_are_served_and_a_stalled_one_delays_no_other() {
     assert!(stats["clients"].as_u64() >= Some(1), "{stats}");
     drop(stalled);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_team_key_the_page_needs_its_token_and_drives_with_sealed_datagrams() {
+    use pitcrew::key::{Key, KeyKind};
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("team.key");
+    let out = std::process::Command::new(pitcrew_e2e::bin("pitcrew"))
+        .args(["key", "new"])
+        .arg(&path)
+        .output()
+        .expect("pitcrew key new runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = Key::load(&path, KeyKind::Team)
+        .expect("the key loads")
+        .login_token();
+    let inst = Instance::new("dashkey");
+    let key_file = path.display().to_string();
+    let _sup =
+        Supervisor::start_with_env(&inst, &["--emulate"], &[("PITCREW_KEY_FILE", &key_file)]);
+    let base = format!("http://{}", inst.dashboard_addr());
+    let browser = Browser::start(inst.name()).await;
+    let b = &browser;
+    b.client
+        .goto(&format!("{base}/"))
+        .await
+        .expect("the page loads");
+    b.wait_until(
+        "the login page",
+        "return !!document.getElementById('login')",
+    )
+    .await;
+    b.client
+        .goto(&format!("{base}/?token={token}"))
+        .await
+        .expect("the page loads");
+    b.wait_until(
+        "11 devices",
+        "return document.querySelectorAll('#devices tbody tr').length === 11",
+    )
+    .await;
+    let client = inst.client();
+    let deadline = Instant::now() + PAGE_PATIENCE;
+    loop {
+        b.click("enable-auto").await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        if robot_state(&client).await["state"] == "autonomous" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page never enabled the keyed robot: {}",
+            robot_state(&client).await
+        );
+    }
+    b.click("disable").await;
+    wait_state(&client, "disabled", PAGE_PATIENCE).await;
+}
