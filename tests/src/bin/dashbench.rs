@@ -21,6 +21,11 @@ const PAGES: usize = 3;
 const EXTRA_FLAGS: usize = 21;
 const MEASURE: Duration = Duration::from_secs(10);
 
+/// A team-flag UID (device id 5 in the top bits, as the catalog's types are told apart).
+fn flag_uid(n: usize) -> String {
+    ((5u128 << 72) | (900_000 + n as u128)).to_string()
+}
+
 fn unix_us() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -54,9 +59,8 @@ async fn page(url: String, until: Instant) -> anyhow::Result<Vec<f64>> {
 async fn main() -> anyhow::Result<()> {
     let inst = Instance::new("dashbench");
     let sup = Supervisor::start(&inst, &["--emulate"]);
-    let flags: Vec<String> = (0..EXTRA_FLAGS)
-        .map(|i| format!("team-flag:{}", 900_000 + i))
-        .collect();
+    let uids: Vec<String> = (0..EXTRA_FLAGS).map(flag_uid).collect();
+    let flags: Vec<String> = uids.iter().map(|u| format!("team-flag:{u}")).collect();
     let _emu = Emulator::start(&inst, &flags);
     let client = inst.client();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -84,18 +88,19 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     let writer = {
         let client = client.clone();
+        let uids = uids.clone();
         tokio::spawn(async move {
             let mut on = false;
             let mut tick = tokio::time::interval(Duration::from_millis(50));
             while Instant::now() < until {
                 tick.tick().await;
                 on = !on;
-                let writes = (0..EXTRA_FLAGS).map(|i| {
+                let writes = uids.iter().map(|uid| {
                     let values = Value::Map(vec![(Value::from("led1"), Value::from(on))]);
                     client.call(
                         "device-service",
                         "write",
-                        vec![Value::from((900_000 + i).to_string()), values],
+                        vec![Value::from(uid.as_str()), values],
                     )
                 });
                 futures_util::future::join_all(writes).await;
