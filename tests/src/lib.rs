@@ -6,6 +6,7 @@
 
 pub mod device;
 pub mod floor;
+pub mod process;
 pub mod station;
 pub mod supervisor;
 

@@ -20,6 +20,7 @@ use pitcrew::rpc::Client;
 
 use crate::{bin, bin_dir, Namespace};
 
+pub use crate::process::{kill, kill_group, running_in_groups};
 pub use crate::station::{control_datagram, station_datagram, ControlSender};
 
 /// The multicast group of device updates in these tests (each instance has its own port).
@@ -59,6 +60,8 @@ pub struct Instance {
     pub update_port: u16,
     /// The broker's virtual-device TCP port.
     pub virtual_port: u16,
+    /// The dashboard's HTTP port (on 127.0.0.1).
+    pub dashboard_port: u16,
 }
 
 impl Instance {
@@ -75,6 +78,7 @@ impl Instance {
             control_port: free_udp_port(),
             update_port: free_udp_port(),
             virtual_port: free_tcp_port(),
+            dashboard_port: free_tcp_port(),
         }
     }
 
@@ -127,8 +131,14 @@ impl Instance {
         .collect()
     }
 
+    /// The dashboard's address (`--dashboard-addr`).
+    pub fn dashboard_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.dashboard_port)
+    }
+
     /// What the supervisor gets after `--`: the shared options plus the broker's own
-    /// (virtual-device address, loopback multicast, no serial ports).
+    /// (virtual-device address, loopback multicast, no serial ports) and the dashboard's
+    /// address.
     pub fn supervise_args(&self) -> Vec<String> {
         let mut args = self.shared_args();
         args.extend(
@@ -139,6 +149,8 @@ impl Instance {
                 "127.0.0.1",
                 "--serial-glob",
                 "",
+                "--dashboard-addr",
+                &self.dashboard_addr(),
             ]
             .map(str::to_owned),
         );
@@ -325,68 +337,6 @@ impl Drop for Emulator {
     }
 }
 
-/// Sends `signal` to process `pid` (a negative pid: a process group). Ignores errors: the
-/// process may be gone.
-pub fn kill(pid: u32, signal: i32) {
-    if let Ok(pid) = i32::try_from(pid) {
-        if pid > 0 {
-            // SAFETY: kill(2) has no memory effects.
-            unsafe {
-                libc::kill(pid, signal);
-            }
-        }
-    }
-}
-
-/// Sends `signal` to every process of process group `pgid`, ignoring errors.
-pub fn kill_group(pgid: u32, signal: i32) {
-    if let Ok(pgid) = i32::try_from(pgid) {
-        if pgid > 1 {
-            // SAFETY: kill(2) has no memory effects.
-            unsafe {
-                libc::kill(-pgid, signal);
-            }
-        }
-    }
-}
-
-/// Processes (pid, command name) still running — zombies excluded — whose process group
-/// is one of `groups`.
-pub fn running_in_groups(groups: &[u32]) -> Vec<(u32, String)> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // "pid (comm) state ppid pgrp ...": the command name may contain spaces.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let comm = stat.get(open + 1..close).unwrap_or_default().to_owned();
-        let rest: Vec<&str> = stat
-            .get(close + 1..)
-            .unwrap_or_default()
-            .split_whitespace()
-            .collect();
-        let state = rest.first().copied().unwrap_or("Z");
-        let pgrp = rest.get(2).and_then(|s| s.parse::<u32>().ok());
-        if state != "Z" && pgrp.is_some_and(|g| groups.contains(&g)) {
-            found.push((pid, comm));
-        }
-    }
-    found
-}
-
 /// `scripts/supervise` running one [`Instance`], its stderr in
 /// `/tmp/<namespace>-supervise.log` and its stdout (the children's, e.g. `--emulate`'s
 /// event lines) collected as [`Events`].
@@ -410,6 +360,12 @@ impl Supervisor {
     /// binaries, in a process group of its own, and waits until it reports the suite
     /// running.
     pub fn start(inst: &Instance, flags: &[&str]) -> Supervisor {
+        Supervisor::start_with_env(inst, flags, &[])
+    }
+
+    /// As [`Supervisor::start`], with `env` (`PITCREW_*` variables) added to the
+    /// supervisor's environment, which every child inherits.
+    pub fn start_with_env(inst: &Instance, flags: &[&str], env: &[(&str, &str)]) -> Supervisor {
         let log = PathBuf::from(format!("/tmp/{}-supervise.log", inst.name()));
         let stderr = std::fs::File::create(&log).expect("can create the supervisor's log");
         let mut child = Command::new("bash")
@@ -418,6 +374,7 @@ impl Supervisor {
             .arg("--")
             .args(inst.supervise_args())
             .env("PITCREW_BIN_DIR", bin_dir())
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)

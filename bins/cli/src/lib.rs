@@ -20,6 +20,7 @@ mod robot;
 mod run_cmd;
 mod sdp_cmd;
 mod watch;
+mod watch_tui;
 
 use std::process::ExitCode;
 

@@ -1,8 +1,10 @@
-//! `pitcrew watch`: joins the device-update multicast group and shows the devices' values,
-//! as a live table or as one JSON line per datagram (`--json`).
+//! `pitcrew watch`: joins the device-update multicast group and shows the devices' values:
+//! on a terminal as a full-screen live view ([`crate::watch_tui`]), otherwise as plain
+//! lines (a snapshot of every device each full update), or one JSON line per datagram
+//! (`--json`).
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -17,10 +19,11 @@ use tokio::net::UdpSocket;
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     /// IPv4 address of the interface to join the group on (127.0.0.1 on a loopback-only
-    /// machine).
-    #[arg(long, default_value = "0.0.0.0")]
+    /// machine); the broker's `PITCREW_UPDATE_INTERFACE` too.
+    #[arg(long, env = "PITCREW_UPDATE_INTERFACE", default_value = "0.0.0.0")]
     pub interface: Ipv4Addr,
-    /// One JSON line per datagram instead of a table.
+    /// One JSON line per datagram instead of the full-screen view (which is also left for
+    /// plain lines when stdout is not a terminal).
     #[arg(long)]
     pub json: bool,
     /// Exit after this many datagrams.
@@ -67,6 +70,9 @@ impl WatchArgs {
     pub async fn run(self, config: &Config) -> anyhow::Result<()> {
         let group = config.update_addr;
         let socket = join(group, self.interface)?;
+        if !self.json && self.count.is_none() && std::io::stdout().is_terminal() {
+            return crate::watch_tui::run(socket, config).await;
+        }
         let mut buf = vec![0u8; 65_536];
         let mut state: BTreeMap<String, serde_json::Map<String, serde_json::Value>> =
             BTreeMap::new();

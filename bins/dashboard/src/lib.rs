@@ -1,0 +1,258 @@
+//! `pitcrew-dashboard`: the driver station and dashboard, a web page served by the robot.
+//!
+//! * [`feed`]: one task keeps the current picture and fans changes out to browsers;
+//! * [`sources`]: what it reads (update multicast, log forwarder, RPC polls, gamepads);
+//! * [`server`]: the page and the WebSocket feed, per-client writer and reader;
+//! * [`station`]: a page's driver-station frames, one control datagram each;
+//! * [`auth`]: the login token and who may command the robot;
+//! * [`page`]: the page itself, built in.
+//!
+//! It reads what exists and adds nothing to the control path: its only output to the
+//! robot is what a page asks for (driver-station datagrams to the gamepad receiver, and
+//! RPC commands to the broker), each the result of one browser frame.
+
+pub mod auth;
+pub mod feed;
+pub mod page;
+pub mod server;
+pub mod sources;
+pub mod station;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use pitcrew::app::Stages;
+use pitcrew::config::Config;
+use pitcrew::options::SharedOptions;
+use pitcrew::rpc::{RpcError, Service};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Access;
+use crate::feed::Hub;
+use crate::server::Ctx;
+
+/// Command line of `pitcrew-dashboard`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "pitcrew-dashboard",
+    version,
+    about = "Dashboard and driver station: serves a web page with the robot's state, devices, gamepads, logs and health, and its E-STOP"
+)]
+pub struct Options {
+    /// Options shared by every pitcrew binary.
+    #[command(flatten)]
+    pub shared: SharedOptions,
+
+    /// Address the page is served on (HTTP and its WebSocket feed).
+    #[arg(
+        long,
+        env = "PITCREW_DASHBOARD_ADDR",
+        default_value = "0.0.0.0:8080",
+        help_heading = "Dashboard"
+    )]
+    pub dashboard_addr: SocketAddr,
+
+    /// IPv4 address of the interface to join the update group on (127.0.0.1 on a
+    /// loopback-only machine).
+    #[arg(
+        long,
+        env = "PITCREW_UPDATE_INTERFACE",
+        default_value = "0.0.0.0",
+        help_heading = "Dashboard"
+    )]
+    pub update_interface: Ipv4Addr,
+
+    /// Login token of the page and its feed on a robot without a team key [default: the
+    /// team key's login token (--key-file); without a key none: the page is open and takes
+    /// commands from the robot itself (loopback) only].
+    #[arg(long, env = "PITCREW_DASHBOARD_TOKEN", value_parser = auth::parse_token, hide_env_values = true, help_heading = "Dashboard")]
+    pub dashboard_token: Option<String>,
+}
+
+/// Where the page's datagrams go: the receiver's `--control-addr`, on this machine when it
+/// binds every interface.
+pub fn control_target(control_addr: SocketAddr) -> SocketAddr {
+    let mut addr = control_addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(Ipv4Addr::LOCALHOST.into());
+    }
+    addr
+}
+
+/// Each type of `catalog`: `{type: [{"name", "type", "access"}]}`.
+pub fn catalog_summary(catalog: &pitcrew_catalog::Catalog) -> serde_json::Value {
+    let types: serde_json::Map<String, serde_json::Value> = catalog
+        .types()
+        .map(|ty| {
+            let params: Vec<serde_json::Value> = ty
+                .params()
+                .iter()
+                .map(|p| json!({"name": p.name(), "type": p.ty().to_string(), "access": p.access().to_string()}))
+                .collect();
+            (ty.name().to_owned(), serde_json::Value::Array(params))
+        })
+        .collect();
+    serde_json::Value::Object(types)
+}
+
+/// The URL to open, as logged at start.
+pub fn url(addr: SocketAddr, access: &Access) -> String {
+    let host = if addr.ip().is_unspecified() {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port()))
+    } else {
+        addr
+    };
+    match access.token() {
+        Some(token) => format!("http://{host}/?token={token}"),
+        None => format!("http://{host}/"),
+    }
+}
+
+/// Serves the dashboard until `shutdown`.
+///
+/// # Errors
+/// When the address cannot be bound, the update group cannot be joined, or a part fails.
+pub async fn run(
+    options: Options,
+    config: Config,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let key = config.keys.team.clone();
+    // The team key's derived token; --dashboard-token only stands in on a robot without one.
+    let access = Access::new(
+        key.as_ref()
+            .map(pitcrew::key::Key::login_token)
+            .or_else(|| options.dashboard_token.clone()),
+    );
+    let listener = tokio::net::TcpListener::bind(options.dashboard_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot serve the dashboard on {} (in use? choose another with --dashboard-addr)",
+                options.dashboard_addr
+            )
+        })?;
+    let local = listener.local_addr().context("the listener's address")?;
+    let updates = sources::join(config.update_addr, options.update_interface)?;
+    let control_to = control_target(config.control_addr);
+    let client =
+        pitcrew::rpc::Client::connect(&config.frontend_connect(), "dashboard", config.call_timeout)
+            .context("cannot reach the router")?;
+
+    let types = catalog_summary(&config.catalog);
+    let (hub, events) = Hub::new();
+    let link = url(local, &access);
+    if let Some(key) = &key {
+        tracing::info!(url = %link, fingerprint = %key.fingerprint(), "dashboard serving; open the url (it carries the login token derived from the team key); pages drive with sealed datagrams");
+    } else if access.locked() {
+        tracing::info!(url = %link, "dashboard serving; open the url (it carries the login token)");
+    } else {
+        tracing::warn!(
+            url = %link,
+            "dashboard serving without a login token: anyone on the network can see the page; commands are taken from this machine (loopback) only"
+        );
+    }
+    let mut stages = Stages::new(shutdown.clone());
+    {
+        let hub = hub.clone();
+        stages.spawn("feed", move |token| async move {
+            feed::run(hub, events, token).await;
+            Ok::<_, anyhow::Error>(())
+        });
+    }
+    {
+        let hub = hub.clone();
+        stages.spawn("updates", move |token| {
+            sources::updates(hub, updates, token)
+        });
+    }
+    {
+        let (hub, config) = (hub.clone(), config.clone());
+        stages.spawn("logs", move |token| sources::logs(hub, config, token));
+    }
+    {
+        let (hub, client) = (hub.clone(), client.clone());
+        stages.spawn("polls", move |token| sources::polls(hub, client, token));
+    }
+    {
+        let (hub, ns) = (hub.clone(), config.namespace.clone());
+        stages.spawn("gamepads", move |token| sources::gamepads(hub, ns, token));
+    }
+    let service = service(&hub, link);
+    let backend = config.backend_connect();
+    stages.spawn("service", move |token| async move {
+        service.serve(&backend, token).await
+    });
+    stages.spawn("http", move |token| async move {
+        let ctx = Arc::new(Ctx::new(
+            hub,
+            access,
+            client,
+            control_to,
+            key,
+            token.clone(),
+            types,
+        ));
+        let app = server::router(ctx).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await
+            .context("the HTTP server failed")
+    });
+    stages.run_until_stopped().await.map_err(Into::into)
+}
+
+/// `dashboard-service`: `ping` (the supervisor's probe) and `stats` (the feed's counters
+/// and the URL).
+fn service(hub: &Hub, url: String) -> Service {
+    let mut s = Service::new("dashboard");
+    let stats = Arc::clone(&hub.stats);
+    s.register("stats", &[], move |()| {
+        let (stats, url) = (Arc::clone(&stats), url.clone());
+        async move {
+            let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+            Ok::<_, RpcError>(pitcrew::codec::from_json(&json!({
+                "url": url,
+                "clients": n(&stats.clients),
+                "frames": n(&stats.frames),
+                "events_dropped": n(&stats.events_dropped),
+                "client_skips": n(&stats.client_skips),
+                "clients_dropped": n(&stats.clients_dropped),
+                "datagrams": n(&stats.datagrams),
+                "logs_skipped": n(&stats.logs_skipped),
+            })))
+        }
+    });
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_control_target_of_an_unspecified_address_is_this_machine() {
+        assert_eq!(
+            control_target("0.0.0.0:6002".parse().unwrap()).to_string(),
+            "127.0.0.1:6002"
+        );
+        assert_eq!(
+            control_target("10.0.0.2:7002".parse().unwrap()).to_string(),
+            "10.0.0.2:7002"
+        );
+    }
+
+    #[test]
+    fn the_url_carries_the_token_when_there_is_one() {
+        let addr: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(url(addr, &Access::new(None)), "http://127.0.0.1:8080/");
+        assert_eq!(
+            url(addr, &Access::new(Some("t".repeat(16)))),
+            format!("http://127.0.0.1:8080/?token={}", "t".repeat(16))
+        );
+    }
+}

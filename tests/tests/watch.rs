@@ -1,0 +1,155 @@
+//! `pitcrew watch` as a full-screen view on a real terminal (tmux), against the suite of
+//! `scripts/supervise --emulate`: the devices and their values appear and follow a write,
+//! the keys pick a device and show its values, and `q` quits, restoring the terminal.
+//! Piped, it prints plain lines instead.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use pitcrew_e2e::bin;
+use pitcrew_e2e::supervisor::{Instance, Supervisor};
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A tmux server of its own (`-L`), so tests run side by side; killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("tmux runs (scripts/setup installs it)")
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "watch"]).stdout)
+            .into_owned()
+    }
+
+    fn wait_screen(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let screen = self.screen();
+            if pred(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the screen never showed {what}:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "watch"];
+        args.extend_from_slice(keys);
+        assert!(self.run(&args).status.success());
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+#[test]
+fn the_terminal_view_shows_live_devices_follows_keys_and_quits_cleanly() {
+    let inst = Instance::new("watchtui");
+    let _sup = Supervisor::start(&inst, &["--emulate"]);
+    let tmux = Tmux {
+        socket: inst.name().to_owned(),
+    };
+    assert!(tmux
+        .run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "watch",
+            "-x",
+            "170",
+            "-y",
+            "30",
+            "bash --norc --noprofile"
+        ])
+        .status
+        .success());
+    let mut line = format!(
+        "{} {} watch --interface 127.0.0.1",
+        bin("pitcrew").display(),
+        inst.shared_args().join(" ")
+    );
+    line.push_str("; echo WATCH-EXITED-$?");
+    tmux.keys(&[&line, "Enter"]);
+    let screen = tmux.wait_screen("11 devices with values", |s| {
+        s.contains("devices (11)") && s.contains("team-flag")
+    });
+    assert!(screen.contains("pitcrew watch"), "{screen}");
+
+    // A write shows up on its row.
+    let flag = screen
+        .lines()
+        .find(|l| l.contains("team-flag"))
+        .and_then(|l| {
+            l.split_whitespace()
+                .find(|w| w.len() > 10 && w.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .expect("the team-flag's uid on screen")
+        .to_owned();
+    let out = inst
+        .cli(&["write", &flag, "led2=true"])
+        .output()
+        .expect("pitcrew write runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tmux.wait_screen("the written value", |s| {
+        s.lines()
+            .any(|l| l.contains(&flag) && l.contains("led2=true"))
+    });
+
+    // Keys: pick the first device and open its details.
+    tmux.keys(&["Down"]);
+    tmux.keys(&["Enter"]);
+    // Two panels side by side: the list and the picked device's values.
+    let screen = tmux.wait_screen("a device's details", |s| s.contains("┐┌"));
+    // The README's picture of the view.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/watch.txt");
+    std::fs::write(&path, screen.trim_end()).expect("docs/watch.txt is written");
+
+    // q quits and the shell's screen is back (the alternate screen is left).
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_screen("the shell again", |s| s.contains("WATCH-EXITED-0"));
+    assert!(
+        !screen.contains("devices (11)"),
+        "the view was left on the screen:\n{screen}"
+    );
+}
+
+#[test]
+fn piped_it_prints_plain_lines() {
+    let inst = Instance::new("watchplain");
+    let _sup = Supervisor::start(&inst, &["--emulate"]);
+    let out = inst
+        .cli(&["watch", "--interface", "127.0.0.1", "--count", "60"])
+        .output()
+        .expect("pitcrew watch runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("--- seq "), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "escape sequences in piped output: {text}"
+    );
+}
