@@ -170,7 +170,8 @@ pub fn ipc_socket_paths(config: &Config) -> Vec<PathBuf> {
         &config.log_frontend,
         &config.log_backend,
     ];
-    for endpoint in endpoints.into_iter().flatten() {
+    let taps = pitcrew::tap::ALL.map(|process| pitcrew::tap::endpoint(config, process));
+    for endpoint in endpoints.into_iter().flatten().chain(&taps) {
         if let Some(path) = endpoint.strip_prefix("ipc://") {
             let path = PathBuf::from(path);
             if !paths.contains(&path) {
@@ -230,7 +231,9 @@ mod tests {
             [
                 "/run/p/n1-rpc.sock",
                 "/run/p/n1-srv.sock",
-                "/run/p/n1-log.sock"
+                "/run/p/n1-log.sock",
+                "/run/p/n1-tap-gamepad.sock",
+                "/run/p/n1-tap-devices.sock"
             ]
             .map(PathBuf::from)
         );
@@ -244,7 +247,14 @@ mod tests {
         ]);
         assert_eq!(
             ipc_socket_paths(&c),
-            ["/tmp/a.sock", "/tmp/b.sock", "/tmp/rt-log.sock"].map(PathBuf::from)
+            [
+                "/tmp/a.sock",
+                "/tmp/b.sock",
+                "/tmp/rt-log.sock",
+                "/tmp/rt-tap-gamepad.sock",
+                "/tmp/rt-tap-devices.sock"
+            ]
+            .map(PathBuf::from)
         );
     }
 

@@ -28,6 +28,7 @@ use pitcrew::robot::{monotonic_ns, status as robot_status, Robot};
 
 use crate::pads::Pads;
 use crate::sources::{SeqVerdict, Sources};
+use crate::tap::{ControlEvent, GamepadTap};
 use crate::watchdog::{Feed, Watchdog};
 
 /// The longest the loop blocks before checking for shutdown: short enough that a stop is
@@ -49,6 +50,8 @@ pub struct ReceiverConfig {
     pub timeout: Duration,
     /// Real-time (SCHED_FIFO) priority of the receive thread, if any.
     pub realtime: Option<u8>,
+    /// The recording tap: every datagram applied or refused.
+    pub tap: GamepadTap,
 }
 
 /// Datagram counters over all sources.
@@ -278,6 +281,7 @@ impl State {
         let msg = match control::parse(bytes) {
             Ok(msg) => msg,
             Err(r) => {
+                self.offer(bytes, peer, Some((r.kind(), r.to_string())));
                 self.reject(&peer.to_string(), &r, peer, now, false);
                 return None;
             }
@@ -289,12 +293,19 @@ impl State {
         let seq = msg.meta.as_ref().map(|m| m.seq);
         if self.sources.check_seq(&source, seq, now) == SeqVerdict::Stale {
             self.counters.reordered += 1;
+            self.offer_with(bytes, peer, || {
+                (
+                    "reordered",
+                    "not newer than the last applied from its source".into(),
+                )
+            });
             return None;
         }
         match self.pads.apply(&msg.gamepads, now) {
             Ok(()) => {}
             Err(crate::pads::ApplyError::OffCircle(i)) => {
                 let r = Rejection::OutOfRange(format!("gamepad {i}: stick off the unit circle"));
+                self.offer(bytes, peer, Some((r.kind(), r.to_string())));
                 self.reject(&source, &r, peer, now, true);
                 return None;
             }
@@ -305,6 +316,7 @@ impl State {
             }
         }
         self.counters.applied += 1;
+        self.offer(bytes, peer, None);
         if self.watchdog.feed(now) == Feed::Recovered {
             tracing::info!(source = %source, "control restored");
         }
@@ -322,6 +334,33 @@ impl State {
             tracing::error!(error = %e, source = %link.source, "cannot pass the driver link to the broker");
         }
         Some(self.reply(&link))
+    }
+
+    /// The recording tap's counters.
+    pub fn tap_stats(&self) -> pitcrew::tap::TapStats {
+        self.config.tap.stats()
+    }
+
+    /// Offers a datagram to the recording tap (applied when `refused` is `None`).
+    fn offer(&self, bytes: &[u8], peer: SocketAddr, refused: Option<(&'static str, String)>) {
+        self.config.tap.offer_with(|| ControlEvent {
+            t_ns: monotonic_ns(),
+            peer,
+            bytes: bytes.get(..MAX_DATAGRAM_BYTES).unwrap_or(bytes).to_vec(),
+            refused,
+        });
+    }
+
+    /// Offers a refused datagram, building the reason only while a recorder listens.
+    fn offer_with(
+        &self,
+        bytes: &[u8],
+        peer: SocketAddr,
+        why: impl FnOnce() -> (&'static str, String),
+    ) {
+        if self.config.tap.listening() {
+            self.offer(bytes, peer, Some(why()));
+        }
     }
 
     /// The robot-state datagram answering `link`: the state as the broker publishes it,
@@ -416,6 +455,7 @@ mod tests {
                 bind: "127.0.0.1:0".parse().unwrap(),
                 timeout: Duration::from_millis(100),
                 realtime: None,
+                tap: GamepadTap::disabled(),
             },
         }
     }

@@ -30,12 +30,13 @@ const SUBSCRIPTION_POLL: Duration = Duration::from_millis(20);
 
 /// An event a process offers on its tap.
 pub trait TapEvent: Send + 'static {
-    /// The recording channel (MCAP topic) of the event, such as `/devices/write`.
-    fn topic(&self) -> &'static str;
     /// When it happened: CLOCK_MONOTONIC, nanoseconds ([`crate::robot::monotonic_ns`]).
     fn time_ns(&self) -> u64;
-    /// The event as a JSON object (called on the tap thread, never on the control path).
-    fn to_json(&self) -> serde_json::Value;
+    /// Hands `emit` the event's messages, each a recording channel (MCAP topic, such as
+    /// `/devices/write`) and a JSON object: usually one, several when the event is a batch
+    /// (the frames of one write to a device), none when nothing in it is recorded. Called
+    /// on the tap thread, never on the control path.
+    fn messages(&self, emit: &mut dyn FnMut(&'static str, serde_json::Value));
 }
 
 /// Sizes of a tap.
@@ -109,6 +110,14 @@ impl<E> std::fmt::Debug for Tap<E> {
         f.debug_struct("Tap").field("stats", &self.stats()).finish()
     }
 }
+
+/// The gamepad receiver's tap (control datagrams applied and refused).
+pub const GAMEPAD: &str = "gamepad";
+/// The device broker's tap (frames to devices, DEV_DATA, connections, robot state).
+pub const DEVICES: &str = "devices";
+/// Every process that offers a tap (what a recorder connects to, what `pitcrew clean`
+/// removes).
+pub const ALL: [&str; 2] = [GAMEPAD, DEVICES];
 
 /// The address of `process`'s tap in this instance: `ipc://<ipc-dir>/<ns>-tap-<process>.sock`.
 pub fn endpoint(config: &Config, process: &str) -> String {
@@ -199,7 +208,6 @@ impl<E: TapEvent> Tap<E> {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
-
 }
 
 /// Owns the tap thread: dropping it stops the thread and closes the socket.
@@ -227,7 +235,9 @@ fn run<E: TapEvent>(socket: &Publisher, rx: &mpsc::Receiver<E>, shared: &Shared)
         match socket.subscription_changes() {
             Ok(delta) => {
                 *subscriptions = (*subscriptions + delta).max(0);
-                shared.listening.store(*subscriptions > 0, Ordering::Relaxed);
+                shared
+                    .listening
+                    .store(*subscriptions > 0, Ordering::Relaxed);
                 true
             }
             // The context is gone: nothing can be published any more.
@@ -237,16 +247,17 @@ fn run<E: TapEvent>(socket: &Publisher, rx: &mpsc::Receiver<E>, shared: &Shared)
     while !shared.stop.load(Ordering::Relaxed) {
         match rx.recv_timeout(SUBSCRIPTION_POLL) {
             Ok(event) => {
-                payload.clear();
-                if serde_json::to_writer(&mut payload, &event.to_json()).is_err() {
-                    shared.dropped.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
                 let time = event.time_ns().to_le_bytes();
-                match socket.try_send_frames(&[event.topic().as_bytes(), &time, &payload]) {
-                    Ok(true) => shared.sent.fetch_add(1, Ordering::Relaxed),
-                    Ok(false) | Err(_) => shared.dropped.fetch_add(1, Ordering::Relaxed),
-                };
+                event.messages(&mut |topic, json| {
+                    payload.clear();
+                    let sent = serde_json::to_writer(&mut payload, &json).is_ok()
+                        && matches!(
+                            socket.try_send_frames(&[topic.as_bytes(), &time, &payload]),
+                            Ok(true)
+                        );
+                    let counter = if sent { &shared.sent } else { &shared.dropped };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                });
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
@@ -281,14 +292,11 @@ mod tests {
     struct Ping(u64);
 
     impl TapEvent for Ping {
-        fn topic(&self) -> &'static str {
-            "/test/ping"
-        }
         fn time_ns(&self) -> u64 {
             self.0
         }
-        fn to_json(&self) -> serde_json::Value {
-            serde_json::json!({"n": self.0})
+        fn messages(&self, emit: &mut dyn FnMut(&'static str, serde_json::Value)) {
+            emit("/test/ping", serde_json::json!({"n": self.0}));
         }
     }
 
