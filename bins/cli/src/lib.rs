@@ -15,6 +15,7 @@ mod gamepads;
 mod logs;
 mod output;
 mod ping;
+mod recording;
 mod robot;
 mod run_cmd;
 mod sdp_cmd;
@@ -82,6 +83,11 @@ pub enum Command {
     Gamepads(gamepads::GamepadsArgs),
     /// Remove the namespace's shared-memory segments and ipc socket files (after a stop).
     Clean(clean::CleanArgs),
+    /// Record the whole robot (control input, robot state, every device frame, logs) into
+    /// an MCAP file until Ctrl-C or --duration.
+    Record(recording::record::RecordArgs),
+    /// Read a recording: `info` summarises it, `export --csv DIR` writes its channels as CSV.
+    Recording(recording::RecordingArgs),
     /// Run a team's Python robot code (`python3 -m pitcrew.run`): autonomous_* and
     /// teleop_* as the robot state says, in a supervised worker process.
     Run(run_cmd::RunArgs),
@@ -131,6 +137,8 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Emulate(args) => args.run(&devices::catalog(&config)?).await,
             Command::Gamepads(args) => args.run(&config).await,
             Command::Clean(args) => args.run(&config),
+            Command::Record(args) => args.run(&config).await,
+            Command::Recording(args) => args.run(),
             // Handled above, before the runtime starts: `run` execs the executor.
             Command::Run(_) => Ok(()),
         }
