@@ -88,6 +88,9 @@ pub enum Command {
     Record(recording::record::RecordArgs),
     /// Read a recording: `info` summarises it, `export --csv DIR` writes its channels as CSV.
     Recording(recording::RecordingArgs),
+    /// Replay a recording's control input as a driver link (enables only on an emulated
+    /// suite or with --allow-enable).
+    Replay(recording::replay::ReplayArgs),
     /// Run a team's Python robot code (`python3 -m pitcrew.run`): autonomous_* and
     /// teleop_* as the robot state says, in a supervised worker process.
     Run(run_cmd::RunArgs),
@@ -139,6 +142,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Clean(args) => args.run(&config),
             Command::Record(args) => args.run(&config).await,
             Command::Recording(args) => args.run(),
+            Command::Replay(args) => args.run(&config).await,
             // Handled above, before the runtime starts: `run` execs the executor.
             Command::Run(_) => Ok(()),
         }
