@@ -28,6 +28,10 @@ use crate::endpoint::{EndpointError, PubSubOptions, Publisher};
 /// the longest a new recorder waits before events flow to it.
 const SUBSCRIPTION_POLL: Duration = Duration::from_millis(20);
 
+/// After the last send at close, how long libzmq's I/O thread gets to deliver before the
+/// process may exit (the context is never terminated, so linger does not apply).
+const CLOSE_GRACE: Duration = Duration::from_millis(50);
+
 /// An event a process offers on its tap.
 pub trait TapEvent: Send + 'static {
     /// When it happened: CLOCK_MONOTONIC, nanoseconds ([`crate::robot::monotonic_ns`]).
@@ -244,21 +248,24 @@ fn run<E: TapEvent>(socket: &Publisher, rx: &mpsc::Receiver<E>, shared: &Shared)
             Err(_) => false,
         }
     };
+    let mut last_send: Option<Instant> = None;
+    let mut publish = |event: E, last_send: &mut Option<Instant>| {
+        let time = event.time_ns().to_le_bytes();
+        event.messages(&mut |topic, json| {
+            payload.clear();
+            let sent = serde_json::to_writer(&mut payload, &json).is_ok()
+                && matches!(
+                    socket.try_send_frames(&[topic.as_bytes(), &time, &payload]),
+                    Ok(true)
+                );
+            let counter = if sent { &shared.sent } else { &shared.dropped };
+            counter.fetch_add(1, Ordering::Relaxed);
+            *last_send = Some(Instant::now());
+        });
+    };
     while !shared.stop.load(Ordering::Relaxed) {
         match rx.recv_timeout(SUBSCRIPTION_POLL) {
-            Ok(event) => {
-                let time = event.time_ns().to_le_bytes();
-                event.messages(&mut |topic, json| {
-                    payload.clear();
-                    let sent = serde_json::to_writer(&mut payload, &json).is_ok()
-                        && matches!(
-                            socket.try_send_frames(&[topic.as_bytes(), &time, &payload]),
-                            Ok(true)
-                        );
-                    let counter = if sent { &shared.sent } else { &shared.dropped };
-                    counter.fetch_add(1, Ordering::Relaxed);
-                });
-            }
+            Ok(event) => publish(event, &mut last_send),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 // Every producer is gone; keep answering subscriptions until stopped.
@@ -271,6 +278,16 @@ fn run<E: TapEvent>(socket: &Publisher, rx: &mpsc::Receiver<E>, shared: &Shared)
                 return;
             }
         }
+    }
+    // Stopping: what is queued still goes out (the last DEV_DISABLEs of a shutdown), and
+    // libzmq's I/O thread gets a moment to hand it to the kernel before the process exits.
+    while let Ok(event) = rx.try_recv() {
+        if shared.listening.load(Ordering::Relaxed) {
+            publish(event, &mut last_send);
+        }
+    }
+    if last_send.is_some_and(|t| t.elapsed() < CLOSE_GRACE) {
+        std::thread::sleep(CLOSE_GRACE);
     }
 }
 

@@ -1,5 +1,5 @@
-//! The disk budget of a recordings directory: the oldest recordings (by name, which starts
-//! with the UTC start time) are removed first until the directory's `.mcap` files fit.
+//! The disk budget of a recordings directory: the oldest recordings (by modification time,
+//! the end of their session) are removed first until the directory's `.mcap` files fit.
 //! The recording being written is never removed.
 
 use std::path::{Path, PathBuf};
@@ -70,15 +70,18 @@ pub fn enforce(dir: &Path, limit: u64, keep: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut files: Vec<(PathBuf, u64)> = entries
+    let mut files: Vec<(std::time::SystemTime, PathBuf, u64)> = entries
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "mcap"))
-        .filter_map(|e| Some((e.path(), e.metadata().ok()?.len())))
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some((meta.modified().ok()?, e.path(), meta.len()))
+        })
         .collect();
     files.sort();
-    let mut total: u64 = files.iter().map(|(_, n)| n).sum();
+    let mut total: u64 = files.iter().map(|(_, _, n)| n).sum();
     let mut removed = Vec::new();
-    for (path, len) in files {
+    for (_, path, len) in files {
         if total <= limit {
             break;
         }

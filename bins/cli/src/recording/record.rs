@@ -162,7 +162,7 @@ impl RecordArgs {
     }
 }
 
-/// `pitcrew-<ns>-20261201T120000Z.mcap`: sorts by start time, which the budget relies on.
+/// `pitcrew-<ns>-20261201T120000Z.mcap`: a recording named by when its session started.
 pub fn file_name(namespace: &str, at: SystemTime) -> String {
     let stamp: String = pitcrew::logging::record::rfc3339(at)
         .chars()
