@@ -1,7 +1,8 @@
 //! MCAP recordings end to end, with the real binaries: `scripts/supervise --emulate` with
 //! the example controller, a driver station (the harness' `ControlSender`), `pitcrew
 //! record` subscribed to the processes' taps, then the file read by `pitcrew recording`,
-//! by the `mcap` Python package (a third-party reader), and replayed into a fresh suite.
+//! by the `mcap` Python package (a third-party reader), replayed into a fresh suite, and
+//! its devices played back there (`pitcrew emulate --from`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -389,6 +390,75 @@ async fn a_session_is_recorded_read_by_a_third_party_reader_and_replayed() {
     assert_eq!(
         replayed, original,
         "the replay drove the koala as the session did"
+    );
+
+    // `emulate --from`: the recorded koala-bear (its UID, its DEV_DATA at their times),
+    // read by a consumer of its buffer, shows the recorded values in order.
+    let recorded_data: Vec<f64> = tables["devices_data"]
+        .iter()
+        .filter(|r| r["uid"] == suite.koala)
+        .filter_map(|r| r.get("values.duty_cycle_a")?.parse().ok())
+        .collect();
+    let mut expected: Vec<f64> = Vec::new();
+    for v in recorded_data {
+        if expected.last() != Some(&v) {
+            expected.push(v);
+        }
+    }
+    assert!(
+        expected.contains(&0.5) && expected.contains(&0.25),
+        "{expected:?}"
+    );
+    let mut player = fresh
+        .inst
+        .cli(&[
+            "emulate",
+            "--from",
+            file.to_str().unwrap(),
+            "--tcp",
+            &fresh.inst.virtual_addr(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("pitcrew emulate starts");
+    let uid: pitcrew_catalog::Uid = suite.koala.parse().unwrap();
+    let catalog = pitcrew_catalog::Catalog::embedded();
+    let deadline = Instant::now() + PATIENCE;
+    let device = loop {
+        if let Ok(d) = pitcrew::device::Device::open_uid(fresh.inst.name(), catalog, uid) {
+            break d;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the played-back koala never connected"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let mut seen: Vec<f64> = Vec::new();
+    while !expected.iter().all(|v| seen.contains(v)) || seen.last() != expected.last() {
+        if let Ok(v) = device.get::<f32>("duty_cycle_a") {
+            let v = f64::from(v);
+            if seen.last() != Some(&v) {
+                seen.push(v);
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "read {seen:?}, recorded {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    kill(player.id(), libc::SIGKILL);
+    let _ = player.wait();
+    eprintln!("emulate --from: read {seen:?}, recorded {expected:?}");
+    // In order: what was read is the recorded sequence from its first driven value (the
+    // broker's safe value at connect may come before it).
+    let first = |v: &[f64]| v.iter().position(|x| *x != 0.0).unwrap_or(0);
+    assert_eq!(
+        &seen[first(&seen)..],
+        &expected[first(&expected)..],
+        "read {seen:?}, recorded {expected:?}"
     );
 }
 
