@@ -460,6 +460,45 @@ async fn a_session_is_recorded_read_by_a_third_party_reader_and_replayed() {
         &expected[first(&expected)..],
         "read {seen:?}, recorded {expected:?}"
     );
+
+    // `replay --check`: the example controller writes what was recorded; one reading the
+    // wrong gamepad does not, and the first divergence is named.
+    let bare = Instance::new("check");
+    let _sup = Supervisor::start(&bare, &["--no-record"]);
+    let check = |cmd: &str| {
+        bare.cli(&[
+            "replay",
+            file.to_str().unwrap(),
+            "--check",
+            "--run",
+            cmd,
+            "--devices",
+            &bare.virtual_addr(),
+        ])
+        .output()
+        .expect("the CLI runs")
+    };
+    let out = check("pitcrew-teleop");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains(&format!("{}.duty_cycle_a: same", suite.koala)),
+        "{said}"
+    );
+    let out = check("pitcrew-teleop --gamepad 1");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!(
+            "{}.duty_cycle_a: DIFFERS: first differs at t=",
+            suite.koala
+        )) && said.contains("recorded 0.5"),
+        "{said}"
+    );
 }
 
 #[tokio::test]

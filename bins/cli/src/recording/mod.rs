@@ -6,10 +6,12 @@
 //! * [`record`]: the recorder; [`budget`]: a recordings directory's disk budget;
 //! * [`read`]: reading a file whole, tolerant of a cut one, precise about a corrupt one;
 //! * [`info`], [`export`]: the summary and the CSV export;
-//! * [`replay`]: control input played back.
+//! * [`replay`]: control input played back; [`check`]: a controller checked against a
+//!   recording (`replay --check FILE --run CMD`).
 
 pub mod budget;
 pub mod channels;
+pub mod check;
 pub mod export;
 pub mod info;
 pub mod read;

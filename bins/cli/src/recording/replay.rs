@@ -29,8 +29,13 @@ use super::read;
 /// Datagrams of the lead-in, 20 ms apart: the station is live for the broker before the
 /// first recorded request.
 const LEAD_IN: u32 = 5;
-/// The lead-in's period (the senders' 50 Hz).
-const LEAD_IN_PERIOD: Duration = Duration::from_millis(20);
+/// The lead-in's period (the senders' 50 Hz), in milliseconds.
+const LEAD_IN_PERIOD_MS: u64 = 20;
+/// The lead-in's period.
+const LEAD_IN_PERIOD: Duration = Duration::from_millis(LEAD_IN_PERIOD_MS);
+/// How long the lead-in takes before the first recorded datagram goes out.
+pub(super) const LEAD_IN_TIME: Duration =
+    Duration::from_millis(LEAD_IN_PERIOD_MS * (LEAD_IN as u64 - 1));
 
 /// `pitcrew replay`.
 #[derive(Debug, Args)]
@@ -56,6 +61,26 @@ pub struct ReplayArgs {
     /// is a wildcard).
     #[arg(long, value_name = "HOST:PORT")]
     pub target: Option<String>,
+    /// Check a controller against the recording: play its devices back (`emulate --from`)
+    /// into the running suite, start `--run CMD`, replay the control input, and compare
+    /// the controller's writes with the recorded ones per output; exit 1 when they differ.
+    #[arg(long, requires = "run")]
+    pub check: bool,
+    /// With `--check`: the controller, a shell command line (the suite's binaries first on
+    /// PATH).
+    #[arg(long, value_name = "CMD", requires = "check")]
+    pub run: Option<String>,
+    /// With `--check`: how far a written value may be from the recorded one.
+    #[arg(long, default_value = "0.001")]
+    pub tolerance: f64,
+    /// With `--check`: the broker's virtual-device address, where the played-back devices
+    /// connect.
+    #[arg(
+        long,
+        value_name = "tcp://HOST:PORT",
+        default_value = "tcp://127.0.0.1:6004"
+    )]
+    pub devices: String,
 }
 
 fn parse_speed(s: &str) -> Result<f64, String> {
@@ -66,9 +91,11 @@ fn parse_speed(s: &str) -> Result<f64, String> {
 }
 
 /// One recorded datagram, with its time from the start of the recording.
-struct Recorded {
-    at: Duration,
-    msg: ControlMessage,
+pub(super) struct Recorded {
+    /// From the start of the recording.
+    pub at: Duration,
+    /// The datagram as applied.
+    pub msg: ControlMessage,
 }
 
 /// A replayed station: its name and sequence.
@@ -115,8 +142,31 @@ impl ReplayArgs {
     /// When the recording cannot be read or holds no control input in the range, or the
     /// target cannot be reached.
     pub async fn run(self, config: &Config) -> anyhow::Result<()> {
+        if let Some(cmd) = &self.run {
+            return super::check::run(&self, cmd, config).await;
+        }
         let rec = read::read(&self.file)?;
-        let origin = start_ns(&rec);
+        let items = self.control_input(&rec)?;
+        let target = self.target(config)?;
+        let (enables, why) = self.enables(config).await;
+        eprintln!(
+            "pitcrew: replaying {} datagrams ({:.1} s at speed {}) to {target} as a driver link; {why}",
+            items.len(),
+            items.last().map_or(0.0, |r| (r.at - items[0].at).as_secs_f64()),
+            self.speed
+        );
+        let (speed, repeat) = (self.speed, self.repeat);
+        tokio::task::spawn_blocking(move || play(&items, target, speed, repeat, enables))
+            .await
+            .context("the replay thread failed")?
+    }
+
+    /// The recording's control input in the `--from`/`--to` range.
+    ///
+    /// # Errors
+    /// When a message is not a datagram, or there is none in the range.
+    pub(super) fn control_input(&self, rec: &read::Recording) -> anyhow::Result<Vec<Recorded>> {
+        let origin = start_ns(rec);
         let from = self.from.unwrap_or_default();
         let to = self.to.unwrap_or(Duration::MAX);
         let mut items = Vec::new();
@@ -136,21 +186,10 @@ impl ReplayArgs {
                 self.file.display()
             );
         }
-        let target = self.target(config)?;
-        let (enables, why) = self.enables(config).await;
-        eprintln!(
-            "pitcrew: replaying {} datagrams ({:.1} s at speed {}) to {target} as a driver link; {why}",
-            items.len(),
-            items.last().map_or(0.0, |r| (r.at - items[0].at).as_secs_f64()),
-            self.speed
-        );
-        let (speed, repeat) = (self.speed, self.repeat);
-        tokio::task::spawn_blocking(move || play(&items, target, speed, repeat, enables))
-            .await
-            .context("the replay thread failed")?
+        Ok(items)
     }
 
-    fn target(&self, config: &Config) -> anyhow::Result<SocketAddr> {
+    pub(super) fn target(&self, config: &Config) -> anyhow::Result<SocketAddr> {
         let given = self.target.clone().unwrap_or_else(|| {
             config
                 .control_addr
@@ -201,7 +240,7 @@ async fn emulated_suite(config: &Config) -> Option<bool> {
 }
 
 /// Sends the datagrams with their recorded spacing.
-fn play(
+pub(super) fn play(
     items: &[Recorded],
     target: SocketAddr,
     speed: f64,
