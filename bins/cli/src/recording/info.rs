@@ -62,7 +62,7 @@ pub fn summary(rec: &Recording) -> Value {
         .on(channels::ROBOT_STATE)
         .map(|m| {
             let v = parse(m);
-            json!({"t_s": rel(rec, m.log_time), "state": v["state"], "reason": v["reason"]})
+            json!({"t_s": rel(rec, m.log_time), "state": v["state"], "reason": v["reason"], "link": v["link"]})
         })
         .collect();
     let estops: Vec<Value> = states
@@ -166,13 +166,22 @@ fn print_text(
             ""
         }
     )?;
+    if let Some(unix_ns) = s["started"].as_str().and_then(|t| t.parse::<u64>().ok()) {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(unix_ns);
+        writeln!(
+            out,
+            "started {} (namespace {})",
+            pitcrew::logging::record::rfc3339(at),
+            s["namespace"].as_str().unwrap_or("?")
+        )?;
+    }
     writeln!(out, "channels:")?;
     for c in rec.channels.values() {
         writeln!(
             out,
             "  {:<22} {:>8}  {}",
             c.topic,
-            s["counts"][&c.topic],
+            s["counts"][&c.topic].as_u64().unwrap_or(0),
             s["schemas"][&c.topic]["name"].as_str().unwrap_or("")
         )?;
     }
@@ -197,7 +206,12 @@ fn print_text(
             }
             Ok(())
         };
-    list(out, "state changes", "state_changes", &["state", "reason"])?;
+    list(
+        out,
+        "state changes",
+        "state_changes",
+        &["state", "link", "reason"],
+    )?;
     list(out, "emergency stops", "estops", &["reason"])?;
     list(out, "disconnects", "disconnects", &["uid", "type", "end"])?;
     list(out, "errors", "errors", &["app", "event"])?;
