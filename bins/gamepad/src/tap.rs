@@ -65,3 +65,53 @@ impl TapEvent for ControlEvent {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pitcrew::control::{ControlMessage, Meta, PadInput};
+
+    fn messages(e: &ControlEvent) -> Vec<(&'static str, serde_json::Value)> {
+        let mut out = Vec::new();
+        e.messages(&mut |t, j| out.push((t, j)));
+        out
+    }
+
+    #[test]
+    fn applied_datagrams_are_parsed_and_refused_ones_say_why() {
+        let bytes = control::encode(&ControlMessage {
+            gamepads: vec![(
+                0,
+                PadInput {
+                    ly: Some(0.5),
+                    ..PadInput::default()
+                },
+            )],
+            meta: Some(Meta {
+                seq: 4,
+                sent_us: 0,
+                source: "ds".into(),
+                station: None,
+            }),
+        });
+        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let applied = messages(&ControlEvent {
+            t_ns: 1,
+            peer,
+            bytes: bytes.clone(),
+            refused: None,
+        });
+        assert_eq!(applied[0].0, "/control/applied");
+        assert_eq!(applied[0].1["gamepads"][0]["ly"], 0.5);
+        assert_eq!(applied[0].1["meta"]["seq"], 4);
+        let refused = messages(&ControlEvent {
+            t_ns: 2,
+            peer,
+            bytes,
+            refused: Some(("reordered", "not newer".into())),
+        });
+        assert_eq!(refused[0].0, "/control/refused");
+        assert_eq!(refused[0].1["kind"], "reordered");
+        assert_eq!(refused[0].1["source"], "ds");
+    }
+}
