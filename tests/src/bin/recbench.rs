@@ -22,15 +22,16 @@ use pitcrew_e2e::{bin, Namespace};
 use pitcrew_sdp::{FrameDecoder, Message};
 
 /// Changes per block; blocks alternate off, on, off, on...
-const BLOCK: usize = 1000;
+const BLOCK: usize = 500;
 /// Blocks of each kind.
-const BLOCKS: usize = 4;
+const BLOCKS: usize = 3;
 /// 500 Hz, as `e2e_control_us`.
 const PERIOD: Duration = Duration::from_millis(2);
 /// A change whose DEV_WRITE has not arrived by then is lost.
 const LOST_AFTER: Duration = Duration::from_millis(100);
-/// How long a recorder gets to connect to the taps before its block starts.
-const RECORDER_SETTLE: Duration = Duration::from_millis(1500);
+/// How long a recorder gets to connect to the taps before its block starts (its start
+/// snapshot asks a router that is not running here, and gives up after 2 s).
+const RECORDER_SETTLE: Duration = Duration::from_millis(3000);
 
 fn free_udp_port() -> anyhow::Result<u16> {
     Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
