@@ -75,6 +75,30 @@ impl Station {
     }
 }
 
+/// Sends `v` every 20 ms for `period`, pressing enable again whenever the robot is not
+/// enabled, and drains the DEV_WRITE reports.
+fn keep_alive(
+    station: &mut Station,
+    robot: &mut Robot,
+    writes: &mpsc::Receiver<(u32, Instant)>,
+    v: f32,
+    period: Duration,
+) -> anyhow::Result<()> {
+    let until = Instant::now() + period;
+    let mut pressed = Instant::now();
+    while Instant::now() < until {
+        if robot.enabled_mode().is_none() && pressed.elapsed() >= Duration::from_millis(300) {
+            station.request.enable = true;
+            station.request.enable_id += 1;
+            pressed = Instant::now();
+        }
+        station.send(v)?;
+        std::thread::sleep(Duration::from_millis(20));
+        while writes.try_recv().is_ok() {}
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     if !bin("pitcrew-teleop").exists() {
         bail!("pitcrew-teleop is not built next to the suite (scripts/bench builds it)");
@@ -167,10 +191,24 @@ fn main() -> anyhow::Result<()> {
                 .stderr(Stdio::null());
             recorder = Some(cmd.spawn().context("start pitcrew record")?);
         }
-        // Both kinds of block wait alike, so that neither starts on a busier machine.
-        std::thread::sleep(RECORDER_SETTLE);
+        // Both kinds of block wait alike, so that neither starts on a busier machine; the
+        // station keeps its link alive meanwhile (a silent one would disable the robot).
+        keep_alive(
+            &mut station,
+            &mut robot,
+            &writes,
+            stick(i - 1),
+            RECORDER_SETTLE,
+        )?;
         let mut next = Instant::now();
+        let mut pressed = Instant::now();
         for _ in 0..BLOCK {
+            // A lost change can let the link lapse: enable again, as a driver would.
+            if robot.enabled_mode().is_none() && pressed.elapsed() >= Duration::from_millis(300) {
+                station.request.enable = true;
+                station.request.enable_id += 1;
+                pressed = Instant::now();
+            }
             let v = stick(i);
             i += 1;
             let sent = station.send(v)?;
