@@ -5,6 +5,7 @@
 //! sockets or shared-memory names, and without global locks.
 
 pub mod device;
+pub mod station;
 pub mod supervisor;
 
 use std::path::PathBuf;

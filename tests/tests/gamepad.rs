@@ -449,18 +449,37 @@ async fn pie_style_datagram_without_meta_is_accepted() {
         read_pad(&ns.name, 0) == Some(pad(-0.5, 0.0, 0.0, -1.0, 0))
     });
     // `pitcrew gamepads` prints the status; the meta-less sender is named by its address.
+    // The sender keeps sending meanwhile: on a loaded machine the CLI may take longer to
+    // start than the control timeout, after which the gamepad would read neutral.
     let me = sock.local_addr().unwrap().to_string();
-    let out = ns.cli(&["gamepads"]).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(text.contains(&me) && text.contains("-0.500"), "{text}");
-    let out = ns.cli(&["gamepads", "--json"]).output().unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["gamepads"][0]["ry"], -1.0, "{json}");
+    let streaming = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let streamer = {
+        let (sock, to, on) = (sock.try_clone().unwrap(), robot.addr, streaming.clone());
+        std::thread::spawn(move || {
+            while on.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = sock.send_to(&partial, to);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let mut last = String::new();
+    eventually("the status with the source and its value", || {
+        let out = ns.cli(&["gamepads"]).output().unwrap();
+        last = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.status.success() && last.contains(&me) && last.contains("-0.500")
+    });
+    let mut json = serde_json::Value::Null;
+    eventually("the status as JSON", || {
+        let out = ns.cli(&["gamepads", "--json"]).output().unwrap();
+        json = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        json["gamepads"][0]["ry"] == -1.0
+    });
+    streaming.store(false, std::sync::atomic::Ordering::Relaxed);
+    streamer.join().unwrap();
     assert_eq!(
         json["sources"][0]["last_seq"],
         serde_json::Value::Null,

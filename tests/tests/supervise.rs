@@ -555,6 +555,8 @@ fn a_mistyped_or_bad_option_stops_the_supervisor_before_it_starts_anything() {
         (vec!["--namspace", ns.name.as_str()], "--namspace"),
         (vec!["--namespace", "a/b"], "--namespace"),
         (vec!["--control-addr=nowhere"], "--control-addr"),
+        // A broker option, checked by the broker's --check-options before anything starts.
+        (vec!["--ping-interval", "0"], "--ping-interval"),
     ] {
         let out = std::process::Command::new("bash")
             .arg(Supervisor::script())

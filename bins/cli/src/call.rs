@@ -22,7 +22,7 @@ pub struct CallArgs {
     /// not valid JSON is taken as a string.
     pub args: Vec<String>,
     /// Give up after this long [default: --call-timeout].
-    #[arg(long, value_parser = parse_positive_duration)]
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_positive_duration)]
     pub timeout: Option<Duration>,
     /// Send a notification: no response is expected or printed.
     #[arg(long)]

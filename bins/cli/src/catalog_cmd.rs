@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use pitcrew_catalog::{Catalog, DeviceType};
@@ -76,15 +77,13 @@ impl CatalogArgs {
     }
 }
 
-/// Loads the given file, or the embedded catalog.
+/// Loads the given file, or the embedded catalog, the way every binary does
+/// ([`pitcrew::config::load_catalog`]).
 ///
 /// # Errors
 /// The file does not load.
-pub fn load(file: Option<&PathBuf>) -> anyhow::Result<Catalog> {
-    match file {
-        Some(path) => Ok(Catalog::load(path)?),
-        None => Ok(Catalog::embedded().clone()),
-    }
+pub fn load(file: Option<&PathBuf>) -> anyhow::Result<Arc<Catalog>> {
+    Ok(pitcrew::config::load_catalog(file.map(PathBuf::as_path))?)
 }
 
 fn show(out: &mut impl Write, t: &DeviceType) -> anyhow::Result<()> {

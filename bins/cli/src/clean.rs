@@ -6,7 +6,9 @@
 //! configuration (so `--ipc-dir` and explicit endpoints are honoured, and a regular file
 //! that happens to sit at such a path is left alone). The supervisor runs it after
 //! stopping the suite. While a live process still owns a segment or listens on a socket,
-//! it refuses, unless `--force`. It also removes the emergency-stop marker, which releases
+//! it refuses, unless `--force`; a daemon's namespace lock held by a live process
+//! ([`pitcrew::instance`]) also makes it refuse, and is never removed, even with `--force`;
+//! the lock files of killed daemons are removed. It also removes the emergency-stop marker, which releases
 //! a latched emergency stop for the next start.
 
 use std::io::Write;
@@ -16,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use pitcrew::config::Config;
+use pitcrew::instance;
 
 /// Arguments of `pitcrew clean`.
 #[derive(Debug, clap::Args)]
@@ -36,6 +39,8 @@ pub struct Removed {
     pub segments: Vec<String>,
     /// Socket file paths.
     pub sockets: Vec<PathBuf>,
+    /// Lock files of daemons that were killed.
+    pub locks: Vec<PathBuf>,
     /// The emergency-stop marker, if there was one (removing it releases the latch).
     pub estop_marker: Option<PathBuf>,
 }
@@ -76,6 +81,7 @@ impl CleanArgs {
                 "namespace": config.namespace,
                 "segments": removed.segments,
                 "sockets": removed.sockets,
+                "locks": removed.locks,
                 "estop_marker": removed.estop_marker,
             });
             writeln!(out, "{json}")?;
@@ -91,6 +97,9 @@ impl CleanArgs {
             }
             for path in &removed.sockets {
                 writeln!(out, "removed socket {}", path.display())?;
+            }
+            for path in &removed.locks {
+                writeln!(out, "removed lock {}", path.display())?;
             }
             if let Some(path) = &removed.estop_marker {
                 writeln!(
@@ -125,6 +134,9 @@ pub fn clean(config: &Config, force: bool) -> anyhow::Result<Removed> {
                 .filter(|p| is_socket(p) && UnixStream::connect(p).is_ok())
                 .map(|p| format!("socket {} has a listener", p.display())),
         );
+        items.extend(lock_paths(config).iter().filter_map(|p| {
+            instance::holder(p).map(|pid| format!("pid {pid} holds {}", p.display()))
+        }));
         if !items.is_empty() {
             return Err(InUse {
                 namespace: namespace.clone(),
@@ -158,7 +170,24 @@ pub fn clean(config: &Config, force: bool) -> anyhow::Result<Removed> {
             removed.sockets.push(path);
         }
     }
+    // A lock file is left by a daemon that was killed; a held one, even with --force, is a
+    // live daemon's, and removing it would let a second one start beside it.
+    for path in lock_paths(config) {
+        if path.is_file() && instance::holder(&path).is_none() {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove the lock {}", path.display()))?;
+            removed.locks.push(path);
+        }
+    }
     Ok(removed)
+}
+
+/// The namespace lock files of the daemons ([`pitcrew::instance`]).
+fn lock_paths(config: &Config) -> Vec<PathBuf> {
+    instance::ROLES
+        .iter()
+        .map(|role| instance::lock_path(&config.ipc_dir, &config.namespace, role))
+        .collect()
 }
 
 /// The socket files of every `ipc://` endpoint of `config`, without duplicates.
@@ -207,7 +236,7 @@ mod tests {
     fn config(args: &[&str]) -> Config {
         let mut argv = vec!["x"];
         argv.extend_from_slice(args);
-        Config::resolve(&Cli::try_parse_from(argv).unwrap().shared)
+        Config::resolve(&Cli::try_parse_from(argv).unwrap().shared).unwrap()
     }
 
     /// A fresh directory under /tmp and a namespace named after it, for one test.
@@ -225,18 +254,20 @@ mod tests {
 
     #[test]
     fn socket_paths_are_the_ipc_endpoints_of_the_config() {
-        let c = config(&["--namespace", "n1", "--ipc-dir", "/run/p"]);
+        let (dir, _) = scratch("paths");
+        let c = config(&["--namespace", "n1", "--ipc-dir", &dir.display().to_string()]);
         assert_eq!(
             ipc_socket_paths(&c),
             [
-                "/run/p/n1-rpc.sock",
-                "/run/p/n1-srv.sock",
-                "/run/p/n1-log.sock",
-                "/run/p/n1-tap-gamepad.sock",
-                "/run/p/n1-tap-devices.sock"
+                "n1-rpc.sock",
+                "n1-srv.sock",
+                "n1-log.sock",
+                "n1-tap-gamepad.sock",
+                "n1-tap-devices.sock"
             ]
-            .map(PathBuf::from)
+            .map(|f| dir.join(f))
         );
+        let _ = std::fs::remove_dir_all(&dir);
         let c = config(&[
             "--router-frontend",
             "tcp://*:7000,ipc:///tmp/a.sock",

@@ -8,20 +8,11 @@ use clap::Args;
 use pitcrew::codec::{from_json, to_json, Value};
 use pitcrew::config::Config;
 use pitcrew::rpc::Client;
-use pitcrew_catalog::Catalog;
 
 use crate::output::print_value;
 
 /// The broker's service identity.
 pub const DEVICE_SERVICE: &str = "device-service";
-
-/// The catalog of the configuration (`--catalog`), or the embedded one.
-///
-/// # Errors
-/// When the configured catalog does not load.
-pub fn catalog(config: &Config) -> anyhow::Result<Catalog> {
-    crate::catalog_cmd::load(config.catalog.as_ref())
-}
 
 pub(crate) async fn call(
     config: &Config,

@@ -12,6 +12,7 @@ mod clean;
 mod devices;
 mod emulate;
 mod gamepads;
+mod key_cmd;
 mod logs;
 mod output;
 mod ping;
@@ -83,6 +84,8 @@ pub enum Command {
     Gamepads(gamepads::GamepadsArgs),
     /// Remove the namespace's shared-memory segments and ipc socket files (after a stop).
     Clean(clean::CleanArgs),
+    /// Make or show a team or field key (who may drive, change and stop the robot).
+    Key(key_cmd::KeyArgs),
     /// Record the whole robot (control input, robot state, every device frame, logs) into
     /// an MCAP file until Ctrl-C or --duration.
     Record(recording::record::RecordArgs),
@@ -106,7 +109,30 @@ pub fn main(cli: Cli) -> ExitCode {
         eprintln!("pitcrew: {:#}", args.exec(&cli.shared));
         return ExitCode::from(EXIT_FAILED);
     }
-    let config = Config::resolve(&cli.shared);
+    if let Command::Key(args) = &cli.command {
+        // Before the options are resolved: this is how a missing key file is made.
+        return match args.run(&cli.shared) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("pitcrew: {e:#}");
+                ExitCode::from(EXIT_FAILED)
+            }
+        };
+    }
+    let config = match Config::resolve(&cli.shared) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("pitcrew: {e}");
+            return ExitCode::from(pitcrew::app::EXIT_USAGE);
+        }
+    };
+    if cli.shared.check_options {
+        return ExitCode::SUCCESS;
+    }
+    if let Err(e) = config.secure_endpoints() {
+        eprintln!("pitcrew: {e}");
+        return ExitCode::from(EXIT_FAILED);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -136,15 +162,16 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Estop(args) => args.run(&config).await,
             Command::Match(args) => args.run(&config).await,
             Command::Watch(args) => args.run(&config).await,
-            Command::Sdp(args) => args.run(&devices::catalog(&config)?),
-            Command::Emulate(args) => args.run(&devices::catalog(&config)?).await,
+            Command::Sdp(args) => args.run(&config.catalog),
+            Command::Emulate(args) => args.run(&config.catalog).await,
             Command::Gamepads(args) => args.run(&config).await,
             Command::Clean(args) => args.run(&config),
             Command::Record(args) => args.run(&config).await,
             Command::Recording(args) => args.run(),
             Command::Replay(args) => args.run(&config).await,
-            // Handled above, before the runtime starts: `run` execs the executor.
-            Command::Run(_) => Ok(()),
+            // Handled above, before the runtime starts: `run` execs the executor and
+            // `key` works without loading the keys.
+            Command::Run(_) | Command::Key(_) => Ok(()),
         }
     });
     match result {

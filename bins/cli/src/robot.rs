@@ -162,13 +162,13 @@ impl EstopArgs {
 #[derive(Debug, Args)]
 pub struct MatchArgs {
     /// Length of the autonomous period (e.g. 15s).
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, default_value = "15s", allow_hyphen_values = true, value_parser = parse_duration)]
     pub auto: Duration,
     /// Disabled time between autonomous and teleop.
-    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    #[arg(long, default_value = "0s", allow_hyphen_values = true, value_parser = parse_duration)]
     pub gap: Duration,
     /// Length of the teleop period (e.g. 2m).
-    #[arg(long, default_value = "135s", value_parser = parse_duration)]
+    #[arg(long, default_value = "135s", allow_hyphen_values = true, value_parser = parse_duration)]
     pub teleop: Duration,
     /// Stop the running match instead (the robot is disabled).
     #[arg(long, conflicts_with_all = ["auto", "gap", "teleop"])]

@@ -12,7 +12,7 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pitcrew::options::SharedOptions;
+use pitcrew::options::{parse_positive_duration, SharedOptions};
 
 /// The Python interpreter run, unless `PITCREW_PYTHON` names another.
 const PYTHON: &str = "python3";
@@ -27,20 +27,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub robot: Option<PathBuf>,
     /// How often `*_main` is called while enabled.
-    #[arg(long, default_value = "20ms", value_parser = parse_positive_duration)]
+    #[arg(long, default_value = "20ms", allow_hyphen_values = true, value_parser = parse_positive_duration)]
     pub period: Duration,
     /// A setup or main call running longer than this has its worker killed and restarted.
-    #[arg(long, default_value = "1s", value_parser = parse_positive_duration)]
+    #[arg(long, default_value = "1s", allow_hyphen_values = true, value_parser = parse_positive_duration)]
     pub timeout: Duration,
-}
-
-/// A duration (`pitcrew::options::parse_duration`) that is more than zero.
-fn parse_positive_duration(s: &str) -> Result<Duration, String> {
-    let d = pitcrew::options::parse_duration(s)?;
-    if d.is_zero() {
-        return Err("expected a duration of more than 0".to_owned());
-    }
-    Ok(d)
 }
 
 /// The shared options as the `PITCREW_*` variables the package reads.
@@ -48,8 +39,14 @@ pub fn shared_env(shared: &SharedOptions) -> Vec<(&'static str, OsString)> {
     let mut env: Vec<(&'static str, OsString)> = vec![
         ("PITCREW_NAMESPACE", shared.namespace.clone().into()),
         ("PITCREW_IPC_DIR", shared.ipc_dir.clone().into()),
-        ("PITCREW_CONTROL_ADDR", shared.control_addr.clone().into()),
-        ("PITCREW_UPDATE_ADDR", shared.update_addr.clone().into()),
+        (
+            "PITCREW_CONTROL_ADDR",
+            format!("udp://{}", shared.control_addr).into(),
+        ),
+        (
+            "PITCREW_UPDATE_ADDR",
+            format!("udp://{}", shared.update_addr).into(),
+        ),
         (
             "PITCREW_CALL_TIMEOUT",
             format!("{}ms", shared.call_timeout.as_millis()).into(),

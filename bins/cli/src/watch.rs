@@ -6,7 +6,7 @@ use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Args;
 use pitcrew::codec::{self, to_json};
 use pitcrew::config::Config;
@@ -65,17 +65,7 @@ impl WatchArgs {
     /// # Errors
     /// Bad group address, socket errors, stdout errors.
     pub async fn run(self, config: &Config) -> anyhow::Result<()> {
-        let bare = config
-            .update_addr
-            .strip_prefix("udp://")
-            .unwrap_or(&config.update_addr);
-        let group = match bare.parse::<SocketAddr>() {
-            Ok(SocketAddr::V4(a)) if a.ip().is_multicast() => a,
-            _ => bail!(
-                "--update-addr {:?} is not an IPv4 multicast group",
-                config.update_addr
-            ),
-        };
+        let group = config.update_addr;
         let socket = join(group, self.interface)?;
         let mut buf = vec![0u8; 65_536];
         let mut state: BTreeMap<String, serde_json::Map<String, serde_json::Value>> =

@@ -99,17 +99,17 @@ pub struct Options {
 
     /// Interval between discovery PINGs on a new connection.
     #[arg(long, env = "PITCREW_PING_INTERVAL", default_value = "1s",
-          value_parser = parse_positive_duration, help_heading = "Devices")]
+          allow_hyphen_values = true, value_parser = parse_positive_duration, help_heading = "Devices")]
     pub ping_interval: Duration,
 
     /// Give up on a connection that did not identify itself within this time.
     #[arg(long, env = "PITCREW_DISCOVERY_TIMEOUT", default_value = "10s",
-          value_parser = parse_positive_duration, help_heading = "Devices")]
+          allow_hyphen_values = true, value_parser = parse_positive_duration, help_heading = "Devices")]
     pub discovery_timeout: Duration,
 
     /// Declare a device lost when nothing valid arrived for this long.
     #[arg(long, env = "PITCREW_LIVENESS_TIMEOUT", default_value = "1s",
-          value_parser = parse_positive_duration, help_heading = "Devices")]
+          allow_hyphen_values = true, value_parser = parse_positive_duration, help_heading = "Devices")]
     pub liveness_timeout: Duration,
 
     /// IPv4 address of the interface device updates are multicast on (0.0.0.0: the
@@ -124,7 +124,7 @@ pub struct Options {
 
     /// Period of full device-update snapshots (a late listener has everything this soon).
     #[arg(long, env = "PITCREW_FULL_INTERVAL", default_value = "1s",
-          value_parser = parse_positive_duration, help_heading = "Devices")]
+          allow_hyphen_values = true, value_parser = parse_positive_duration, help_heading = "Devices")]
     pub full_interval: Duration,
 
     /// Serial port patterns to discover Smart Devices on (`*`/`?` in the file name;
@@ -149,7 +149,7 @@ pub struct Options {
 
     /// Interval between serial port scans (a failed port is retried at the next one).
     #[arg(long, env = "PITCREW_SERIAL_RESCAN", default_value = "500ms",
-          value_parser = parse_positive_duration, help_heading = "Devices")]
+          allow_hyphen_values = true, value_parser = parse_positive_duration, help_heading = "Devices")]
     pub serial_rescan: Duration,
 
     /// After an emergency stop (the `estop` RPC, e.g. `pitcrew estop`), answer it, disable
@@ -164,7 +164,7 @@ pub struct Options {
     /// driven to its safe value unless rewritten (a catalog param's `lease` overrides it;
     /// 0 turns leases off).
     #[arg(long, env = "PITCREW_OUTPUT_LEASE", default_value = "100ms",
-          value_parser = parse_duration, help_heading = "Robot")]
+          allow_hyphen_values = true, value_parser = parse_duration, help_heading = "Robot")]
     pub output_lease: Duration,
 
     /// Run the broker's threads (its event loop and the per-device wakers) at this
@@ -173,19 +173,6 @@ pub struct Options {
     #[arg(long, env = "PITCREW_DEVICES_REALTIME", value_name = "PRIORITY",
           value_parser = clap::value_parser!(u8).range(1..=99), help_heading = "Devices")]
     pub realtime: Option<u8>,
-}
-
-/// Loads the configured catalog, or the embedded one. A loaded catalog is immutable for the
-/// life of the process (spec), so it is leaked once to be shared as `&'static`.
-fn catalog(config: &Config) -> anyhow::Result<&'static Catalog> {
-    match &config.catalog {
-        None => Ok(Catalog::embedded()),
-        Some(path) => {
-            let loaded = Catalog::load(path)
-                .with_context(|| format!("cannot load the catalog {}", path.display()))?;
-            Ok(Box::leak(Box::new(loaded)))
-        }
-    }
 }
 
 /// The session timings of `options`.
@@ -227,7 +214,7 @@ fn serial_options(options: &Options) -> serial::SerialOptions {
 /// Multicast settings, from the broker's options and the shared ones.
 fn update_config(options: &Options, config: &Config) -> anyhow::Result<updates::UpdateConfig> {
     Ok(updates::UpdateConfig {
-        group: updates::parse_group(&config.update_addr).map_err(anyhow::Error::msg)?,
+        group: config.update_addr,
         interface: options.update_interface,
         interval: config.update_interval,
         full_interval: options.full_interval,
@@ -271,7 +258,9 @@ pub async fn run(
     config: Config,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Stopped> {
-    let catalog = catalog(&config)?;
+    // A loaded catalog is immutable for the life of the process (spec), and the registry
+    // shares it as `&'static`: leaked once.
+    let catalog: &'static Catalog = Box::leak(Box::new(Arc::clone(&config.catalog)));
     match pitcrew_buffer::reset_stale(&config.namespace) {
         Ok(reset) if !reset.is_empty() => tracing::warn!(?reset, "reset stale device buffers"),
         Ok(_) => {}
@@ -365,10 +354,10 @@ pub async fn run(
         Some(served) => served,
         None => serve.await,
     };
-    if let Err(e) = served {
-        tracing::warn!(error = %e, "device-service ended with an error");
-    }
     drop(registry);
+    // A service that could not serve (refused by the router: another broker holds its
+    // identity) is a failure of the broker, exit status 1.
+    served.context("the broker's services stopped")?;
     Ok(stopped)
 }
 

@@ -6,7 +6,9 @@ use pitcrew_devices::Options;
 
 fn main() -> ExitCode {
     let options: Options = pitcrew::options::parse();
-    pitcrew::app::main(
+    // One per namespace: a second one exits 1 naming the first one's pid.
+    pitcrew::app::main_single(
+        "devices",
         "devices",
         &options.shared.clone(),
         move |config, shutdown| pitcrew_devices::run(options, config, shutdown),

@@ -8,7 +8,12 @@
 //!   (p50, max over 100 trips), with the default 100 ms timeout. (Motors are the broker's:
 //!   `link_loss_safe_ms` of `pitcrew-robotbench` times the safe values on the wire.)
 //!
-//!     cargo run --release -p pitcrew-gamepad --example control_bench [-- apply|trip]
+//! * `control_auth_ns`: the receiver's cost of checking one sealed datagram (the MAC, the
+//!   challenge and the session counter: `control::auth::Verifier::open`), in process, p50
+//!   and p99 over batches of 100, beside `control_parse_ns` (decoding the same datagram),
+//!   which every datagram costs with or without a key.
+//!
+//!     cargo run --release -p pitcrew-gamepad --example control_bench [-- apply|trip|auth]
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -191,9 +196,71 @@ fn trip(namespace: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `control_auth_ns` and `control_parse_ns` (see the module doc).
+fn auth() -> anyhow::Result<()> {
+    use pitcrew::control::auth::{Sealer, Verifier};
+    use pitcrew::key::{Key, KeyKind, Keys};
+    const BATCH: usize = 100;
+    const BATCHES: usize = 2000;
+    let key = Key::generate(KeyKind::Team)?;
+    let keys = Keys {
+        team: Some(key.clone()),
+        field: None,
+    };
+    let mut verifier = Verifier::new(&keys).context("a verifier")?;
+    let mut sealer = Sealer::new(&key)?;
+    let plain = datagram(1, 0.5);
+    // The handshake: the first datagram is answered with a challenge.
+    let now = Instant::now();
+    let first = sealer.seal(&plain);
+    let answer = verifier
+        .open(&first, now)
+        .err()
+        .and_then(|r| r.answer)
+        .context("no challenge")?;
+    sealer
+        .open_answer(&answer)
+        .context("the answer does not open")?;
+    let mut auth = Vec::with_capacity(BATCHES);
+    let mut parse = Vec::with_capacity(BATCHES);
+    for _ in 0..BATCHES {
+        let sealed: Vec<Vec<u8>> = (0..BATCH).map(|_| sealer.seal(&plain)).collect();
+        let now = Instant::now();
+        let start = Instant::now();
+        for d in &sealed {
+            std::hint::black_box(verifier.open(d, now).is_ok());
+        }
+        auth.push(start.elapsed().as_nanos() as f64 / BATCH as f64);
+        let start = Instant::now();
+        for _ in 0..BATCH {
+            std::hint::black_box(control::parse(&plain).is_ok());
+        }
+        parse.push(start.elapsed().as_nanos() as f64 / BATCH as f64);
+        // A fresh challenge after each batch, as the robot's answers bring.
+        let d = sealer.seal(&plain);
+        if let Ok(o) = verifier.open(&d, Instant::now()) {
+            let answer = verifier.answer_to(&o, Instant::now(), &[]);
+            sealer.open_answer(&answer);
+        }
+    }
+    for (name, mut samples) in [("control_auth_ns", auth), ("control_parse_ns", parse)] {
+        samples.sort_by(f64::total_cmp);
+        println!(
+            "{{\"bench\":\"{name}\",\"p50\":{:.0},\"p99\":{:.0},\"n\":{}}}",
+            percentile(&samples, 0.5),
+            percentile(&samples, 0.99),
+            samples.len() * BATCH
+        );
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let which: Vec<String> = std::env::args().skip(1).collect();
     let all = which.is_empty();
+    if all || which.iter().any(|w| w == "auth") {
+        auth()?;
+    }
     let namespace = format!("bench-pad-{}", std::process::id());
     if all || which.iter().any(|w| w == "apply") {
         apply(&format!("{namespace}-a"))?;

@@ -7,6 +7,7 @@
 //!   with per-source sequence checks ([`sources`]), runs the control [`watchdog`], and
 //!   serves `gamepad-service` ([`status`]).
 
+pub mod batch;
 pub mod gilrs_input;
 pub mod input;
 pub mod pads;
@@ -29,7 +30,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use pitcrew::config::Config;
 use pitcrew::control;
-use pitcrew::options::{parse_udp_endpoint, SharedOptions};
+use pitcrew::options::{parse_udp_addr, SharedOptions};
 use pitcrew_catalog::Catalog;
 use tokio_util::sync::CancellationToken;
 
@@ -119,10 +120,7 @@ pub struct ReceiveArgs {
 }
 
 fn parse_to(s: &str) -> Result<SocketAddr, String> {
-    let text = parse_udp_endpoint(s)?;
-    text.trim_start_matches("udp://")
-        .parse()
-        .map_err(|_| "expected HOST:PORT".to_owned())
+    parse_udp_addr(s)
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -146,14 +144,6 @@ fn parse_dead_zone(s: &str) -> Result<f32, String> {
     }
 }
 
-/// The catalog named by the options, or the embedded one.
-fn catalog(config: &Config) -> anyhow::Result<Catalog> {
-    match &config.catalog {
-        Some(path) => Catalog::load(path).map_err(|e| anyhow::anyhow!("{e}")),
-        None => Ok(Catalog::embedded().clone()),
-    }
-}
-
 /// Runs the chosen side until `shutdown` fires (or a replay ends).
 ///
 /// # Errors
@@ -165,7 +155,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     match options.mode {
         Mode::Receive(args) => run_receive(args, config, shutdown).await,
-        Mode::Send(args) => run_send(args, shutdown).await,
+        Mode::Send(args) => run_send(args, &config, shutdown).await,
     }
 }
 
@@ -174,12 +164,9 @@ async fn run_receive(
     config: Config,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let bind: SocketAddr = config
-        .control_addr
-        .trim_start_matches("udp://")
-        .parse()
-        .with_context(|| format!("bad control address {}", config.control_addr))?;
-    let catalog = catalog(&config)?;
+    let bind = config.control_addr;
+    let keys = config.keys.clone();
+    let catalog = Catalog::clone(&config.catalog);
     remove_stale_gamepads(&config.namespace, &catalog);
     let (tap, _tap_guard) = start_tap(&config);
     let receiver = receive::Receiver::start(receive::ReceiverConfig {
@@ -189,6 +176,7 @@ async fn run_receive(
         timeout: config.control_timeout,
         realtime: args.realtime,
         tap,
+        keys,
     })?;
     let service = status::service(receiver.state.clone());
     let backend = config.backend_connect();
@@ -258,7 +246,20 @@ fn default_source() -> String {
     s
 }
 
-async fn run_send(args: SendArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// The key a sender seals with: the team key, or on a field controller the field key.
+fn sender_key(config: &Config) -> Option<pitcrew::key::Key> {
+    config
+        .keys
+        .team
+        .clone()
+        .or_else(|| config.keys.field.clone())
+}
+
+async fn run_send(
+    args: SendArgs,
+    shared: &Config,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     if args.list {
         return list_gamepads();
     }
@@ -280,6 +281,7 @@ async fn run_send(args: SendArgs, shutdown: CancellationToken) -> anyhow::Result
         rate: args.rate,
         neutral: args.neutral,
         source,
+        key: sender_key(shared),
     };
     let stop = Arc::new(AtomicBool::new(false));
     let station = Arc::new(station::Station::new(args.mode, args.enable));
@@ -304,7 +306,14 @@ async fn run_send(args: SendArgs, shutdown: CancellationToken) -> anyhow::Result
         dead_zone: args.dead_zone,
         trigger_threshold: args.trigger_threshold,
     };
-    tracing::info!(to = %to, source = %config.source, rate = config.rate, "sending control datagrams");
+    match &config.key {
+        Some(key) => {
+            tracing::info!(to = %to, source = %config.source, rate = config.rate, key = key.kind().name(), fingerprint = %key.fingerprint(), "sending sealed control datagrams")
+        }
+        None => {
+            tracing::warn!(to = %to, source = %config.source, rate = config.rate, "sending unsealed control datagrams (no --key-file): only a robot without a key takes them, and only from its own machine")
+        }
+    }
     let worker = tokio::task::spawn_blocking({
         let stop = stop.clone();
         let station = Arc::clone(&station);

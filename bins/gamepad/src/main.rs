@@ -6,11 +6,16 @@ use pitcrew_gamepad::Options;
 
 fn main() -> ExitCode {
     let options: Options = pitcrew::options::parse();
-    pitcrew::app::main(
-        "gamepad",
-        &options.shared.clone(),
-        move |config, shutdown| pitcrew_gamepad::run(options, config, shutdown),
-    )
+    let shared = options.shared.clone();
+    let receive = matches!(options.mode, pitcrew_gamepad::Mode::Receive(_));
+    let body = move |config, shutdown| pitcrew_gamepad::run(options, config, shutdown);
+    if receive {
+        // One receiver per namespace (it binds the control port and owns the gamepad
+        // buffers); senders are driver stations, as many as there are.
+        pitcrew::app::main_single("gamepad", "gamepad", &shared, body)
+    } else {
+        pitcrew::app::main("gamepad", &shared, body)
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! and the watchdog trips on time without a timer task. State is shared with the `status`
 //! RPC under one mutex, held for microseconds per datagram.
 
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -22,10 +23,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use pitcrew_catalog::Catalog;
 
-use pitcrew::control::{self, Rejection, MAX_DATAGRAM_BYTES};
+use pitcrew::control::auth::{self, AuthRejection, Opened, Verifier};
+use pitcrew::control::{self, Rejection};
+use pitcrew::key::{KeyKind, Keys};
 use pitcrew::robot::segment::{LinkSlot, LinksOwner};
 use pitcrew::robot::{monotonic_ns, status as robot_status, Robot};
 
+use crate::batch::Batch;
 use crate::pads::Pads;
 use crate::sources::{SeqVerdict, Sources};
 use crate::tap::{ControlEvent, GamepadTap};
@@ -52,6 +56,9 @@ pub struct ReceiverConfig {
     pub realtime: Option<u8>,
     /// The recording tap: every datagram applied or refused.
     pub tap: GamepadTap,
+    /// The keys datagrams must be sealed with; without a team key only unsealed datagrams
+    /// from loopback are taken.
+    pub keys: Keys,
 }
 
 /// Datagram counters over all sources.
@@ -75,6 +82,18 @@ pub struct Counters {
     pub replies: u64,
     /// Driver-link stores that failed.
     pub link_errors: u64,
+    /// Dropped: not sealed with this robot's key (or, without a key, not from loopback).
+    pub unauthenticated: u64,
+    /// Dropped: the tag did not verify (forged, damaged, another key).
+    pub forged: u64,
+    /// Dropped: authentic but stale (held back, captured earlier, a new session's first).
+    pub stale: u64,
+    /// Dropped: authentic but replayed or reordered within its session.
+    pub replayed: u64,
+    /// Dropped: from a session its source name has since replaced.
+    pub superseded: u64,
+    /// Field-key datagrams taken (their gamepads and enable requests are ignored).
+    pub field: u64,
     /// Buffer writes that failed.
     pub buffer_errors: u64,
 }
@@ -98,6 +117,46 @@ pub struct State {
     pub counters: Counters,
     /// The address actually bound (port 0 resolved).
     pub bound: SocketAddr,
+    /// Checks sealed datagrams; `None` without a team key.
+    verifier: Option<Verifier>,
+    /// The session each source name sends from now, and the ones it replaced.
+    sessions: SourceSessions,
+    /// Peers already logged for unauthenticated datagrams (bounded), to log each once.
+    unauthenticated_peers: HashSet<std::net::IpAddr>,
+}
+
+/// How many replaced sessions are remembered, so that a replaced sender session cannot
+/// come back (robot-state.md: a new session is taken at once, the old one never again).
+const RETIRED_SESSIONS: usize = 64;
+/// How many peers are remembered to log an unauthenticated datagram once each.
+const MAX_LOGGED_PEERS: usize = 256;
+
+/// Which sender session each source name speaks for.
+#[derive(Debug, Default)]
+struct SourceSessions {
+    current: HashMap<String, (KeyKind, u64)>,
+    retired: VecDeque<(KeyKind, u64)>,
+}
+
+impl SourceSessions {
+    /// Whether `session` may speak for `source` now; a new session replaces the old one.
+    fn admit(&mut self, source: &str, session: (KeyKind, u64)) -> bool {
+        if self.retired.contains(&session) {
+            return false;
+        }
+        if let Some(old) = self.current.insert(source.to_owned(), session) {
+            if old != session {
+                if self.retired.len() >= RETIRED_SESSIONS {
+                    self.retired.pop_front();
+                }
+                self.retired.push_back(old);
+                tracing::info!(source = %source, "a new session of the driver station replaced its previous one");
+            }
+        } else if self.current.len() > crate::sources::MAX_SOURCES {
+            self.current.retain(|name, _| name == source);
+        }
+        true
+    }
 }
 
 /// A running receiver: its state and the thread to join.
@@ -132,6 +191,17 @@ impl Receiver {
             .local_addr()
             .context("cannot read the bound address")?;
         tracing::info!(addr = %bound, timeout_ms = config.timeout.as_millis() as u64, "receiving control datagrams");
+        match (&config.keys.team, &config.keys.field) {
+            (Some(team), field) => tracing::info!(
+                team_key = %team.fingerprint(),
+                field_key = field.as_ref().map(|k| k.fingerprint()).unwrap_or_default(),
+                "control datagrams must be sealed with the team or field key"
+            ),
+            (None, _) => tracing::warn!(
+                "no team key (--key-file): taking unauthenticated control datagrams from this machine (loopback) only; create a key with `pitcrew key new`"
+            ),
+        }
+        let verifier = Verifier::new(&config.keys);
         let realtime = config.realtime;
         let links = LinksOwner::create(&config.namespace)
             .context("cannot create the driver-links segment")?;
@@ -148,6 +218,9 @@ impl Receiver {
             counters: Counters::default(),
             bound,
             config,
+            verifier,
+            sessions: SourceSessions::default(),
+            unauthenticated_peers: HashSet::new(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()
@@ -187,10 +260,12 @@ impl Drop for Receiver {
 }
 
 fn receive_loop(socket: &UdpSocket, state: &Mutex<State>, stop: &AtomicBool) {
-    let mut buf = vec![0u8; MAX_DATAGRAM_BYTES + 1];
+    let mut batch = Batch::default();
+    let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(crate::batch::BATCH);
     if let Err(e) = socket.set_nonblocking(true) {
         tracing::error!(error = %e, "cannot make the control socket non-blocking");
     }
+    crate::batch::enlarge_receive_buffer(socket);
     while !stop.load(Ordering::Acquire) {
         let wait = {
             let st = lock(state);
@@ -200,26 +275,34 @@ fn receive_loop(socket: &UdpSocket, state: &Mutex<State>, stop: &AtomicBool) {
             lock(state).on_tick(Instant::now());
             continue;
         }
-        // Drain every queued datagram before looking at the deadlines again.
+        // Drain every queued datagram, a batch per system call and per lock, before
+        // looking at the deadlines again.
         loop {
-            match socket.recv_from(&mut buf) {
-                Ok((n, peer)) => {
+            match batch.recv(socket) {
+                Ok(0) => break,
+                Ok(_) => {
                     let now = Instant::now();
-                    let reply = {
+                    {
                         let mut st = lock(state);
-                        let reply = st.on_datagram(&buf[..n], peer, now);
+                        for (bytes, peer) in batch.iter() {
+                            if let Some(reply) = st.on_datagram(bytes, peer, now) {
+                                replies.push((reply, peer));
+                            }
+                        }
                         st.on_tick(now);
-                        reply
-                    };
-                    // After the buffers are written and the lock is released: the reply
-                    // is for the driver's status line, never on the control path.
-                    if let Some(reply) = reply {
-                        if socket.send_to(&reply, peer).is_ok() {
-                            lock(state).counters.replies += 1;
+                    }
+                    // After the buffers are written and the lock is released: the replies
+                    // are for the drivers' status lines, never on the control path.
+                    let mut sent = 0;
+                    for (reply, peer) in replies.drain(..) {
+                        if !reply.is_empty() && socket.send_to(&reply, peer).is_ok() {
+                            sent += 1;
                         }
                     }
+                    if sent > 0 {
+                        lock(state).counters.replies += sent;
+                    }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     // ICMP errors (e.g. connection refused) surface here on some systems.
                     tracing::debug!(error = %e, "receive error");
@@ -274,40 +357,66 @@ fn next_wait(st: &State, now: Instant) -> Duration {
 }
 
 impl State {
-    /// Validates and applies one datagram from `peer`; returns the robot-state reply for
-    /// a driver station.
+    /// Validates and applies one datagram from `peer`; returns the answer to send: the
+    /// robot state for a driver station, and with a key the challenge for every authentic
+    /// datagram (auth module docs).
     pub fn on_datagram(&mut self, bytes: &[u8], peer: SocketAddr, now: Instant) -> Option<Vec<u8>> {
         self.counters.received += 1;
-        let msg = match control::parse(bytes) {
+        let (payload, sealed) = match self.authenticate(bytes, peer, now) {
+            Ok(opened) => opened,
+            Err(answer) => return answer,
+        };
+        let mut msg = match control::parse(payload) {
             Ok(msg) => msg,
             Err(r) => {
-                self.offer(bytes, peer, Some((r.kind(), r.to_string())));
+                self.offer(payload, peer, Some((r.kind(), r.to_string())));
                 self.reject(&peer.to_string(), &r, peer, now, false);
-                return None;
+                return sealed.map(|o| self.answer(&o, now, &[]));
             }
         };
         let source = match &msg.meta {
             Some(m) => m.source.clone(),
             None => peer.to_string(),
         };
-        let seq = msg.meta.as_ref().map(|m| m.seq);
-        if self.sources.check_seq(&source, seq, now) == SeqVerdict::Stale {
-            self.counters.reordered += 1;
-            self.offer_with(bytes, peer, || {
-                (
-                    "reordered",
-                    "not newer than the last applied from its source".into(),
-                )
-            });
-            return None;
+        if let Some(o) = &sealed {
+            // The session counter orders a sealed sender's datagrams; its name may move to
+            // a new session (a restarted station) but never back.
+            if !self.sessions.admit(&source, (o.kind, o.session)) {
+                self.counters.superseded += 1;
+                self.offer_with(payload, peer, || {
+                    ("superseded", "from an older session of its source".into())
+                });
+                return None;
+            }
+            self.sources.check_seq(&source, None, now);
+            if o.kind == KeyKind::Field {
+                // The field key stops the robot and nothing else.
+                self.counters.field += 1;
+                msg.gamepads.clear();
+                if let Some(ds) = msg.meta.as_mut().and_then(|m| m.station.as_mut()) {
+                    ds.enable = false;
+                }
+            }
+        } else {
+            let seq = msg.meta.as_ref().map(|m| m.seq);
+            if self.sources.check_seq(&source, seq, now) == SeqVerdict::Stale {
+                self.counters.reordered += 1;
+                self.offer_with(payload, peer, || {
+                    (
+                        "reordered",
+                        "not newer than the last applied from its source".into(),
+                    )
+                });
+                return None;
+            }
         }
         match self.pads.apply(&msg.gamepads, now) {
             Ok(()) => {}
             Err(crate::pads::ApplyError::OffCircle(i)) => {
                 let r = Rejection::OutOfRange(format!("gamepad {i}: stick off the unit circle"));
-                self.offer(bytes, peer, Some((r.kind(), r.to_string())));
+                self.offer(payload, peer, Some((r.kind(), r.to_string())));
                 self.reject(&source, &r, peer, now, true);
-                return None;
+                return sealed.map(|o| self.answer(&o, now, &[]));
             }
             Err(e) => {
                 self.counters.buffer_errors += 1;
@@ -316,24 +425,98 @@ impl State {
             }
         }
         self.counters.applied += 1;
-        self.offer(bytes, peer, None);
+        self.offer(payload, peer, None);
         if self.watchdog.feed(now) == Feed::Recovered {
             tracing::info!(source = %source, "control restored");
         }
-        let meta = msg.meta?;
-        let request = meta.station?;
+        let Some((meta, request)) = msg.meta.and_then(|m| m.station.map(|r| (m, r))) else {
+            return sealed.map(|o| self.answer(&o, now, &[]));
+        };
         self.counters.station += 1;
         let link = LinkSlot {
             source: meta.source,
             seen_ns: monotonic_ns(),
-            seq: meta.seq,
+            seq: sealed.as_ref().map_or(meta.seq, |o| o.counter),
             request,
         };
         if let Err(e) = self.links.store(&link) {
             self.counters.link_errors += 1;
             tracing::error!(error = %e, source = %link.source, "cannot pass the driver link to the broker");
         }
-        Some(self.reply(&link))
+        let state = self.reply(&link);
+        Some(match sealed {
+            Some(o) => self.answer(&o, now, &state),
+            None => state,
+        })
+    }
+
+    /// Checks where a datagram comes from: sealed with a key this robot holds, fresh and
+    /// new; or, without a team key, unsealed from loopback. `Err` carries the answer to a
+    /// refused but authentic datagram (its sender's next challenge).
+    fn authenticate<'a>(
+        &mut self,
+        bytes: &'a [u8],
+        peer: SocketAddr,
+        now: Instant,
+    ) -> Result<Authentic<'a>, Option<Vec<u8>>> {
+        let Some(verifier) = self.verifier.as_mut() else {
+            let loopback = match peer.ip() {
+                std::net::IpAddr::V4(ip) => ip.is_loopback(),
+                std::net::IpAddr::V6(ip) => {
+                    ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+                }
+            };
+            if loopback && !auth::is_sealed(bytes) {
+                return Ok((bytes, None));
+            }
+            self.counters.unauthenticated += 1;
+            self.log_refused(
+                peer,
+                AuthRejection::Unauthenticated,
+                "no team key here: only unsealed datagrams from this machine are taken",
+            );
+            return Err(None);
+        };
+        match verifier.open(bytes, now) {
+            Ok(opened) => Ok((opened.payload, Some(SealedFrom::of(&opened)))),
+            Err(refused) => {
+                match refused.why {
+                    AuthRejection::Stale => self.counters.stale += 1,
+                    AuthRejection::Replayed { .. } => self.counters.replayed += 1,
+                    why @ AuthRejection::Unauthenticated => {
+                        self.counters.unauthenticated += 1;
+                        self.log_refused(
+                            peer,
+                            why,
+                            "the robot has a team key: seal datagrams with it (--key-file)",
+                        );
+                    }
+                    why => {
+                        self.counters.forged += 1;
+                        self.log_refused(peer, why, "check that the sender holds this robot's key");
+                    }
+                }
+                Err(refused.answer)
+            }
+        }
+    }
+
+    /// Logs a datagram refused for who sent it, once per peer address.
+    fn log_refused(&mut self, peer: SocketAddr, why: AuthRejection, hint: &str) {
+        if self.unauthenticated_peers.len() < MAX_LOGGED_PEERS
+            && self.unauthenticated_peers.insert(peer.ip())
+        {
+            tracing::warn!(peer = %peer, kind = why.kind(), "dropped a control datagram: {why}; {hint} (further ones from this address are counted, not logged)");
+        }
+    }
+
+    /// The sealed answer to an authentic datagram: `payload` (a robot-state datagram or
+    /// nothing) and the current challenge.
+    fn answer(&mut self, to: &SealedFrom, now: Instant, payload: &[u8]) -> Vec<u8> {
+        match self.verifier.as_mut() {
+            Some(v) => v.answer_to(&to.opened(), now, payload),
+            None => Vec::new(),
+        }
     }
 
     /// The recording tap's counters.
@@ -346,7 +529,10 @@ impl State {
         self.config.tap.offer_with(|| ControlEvent {
             t_ns: monotonic_ns(),
             peer,
-            bytes: bytes.get(..MAX_DATAGRAM_BYTES).unwrap_or(bytes).to_vec(),
+            bytes: bytes
+                .get(..control::MAX_DATAGRAM_BYTES)
+                .unwrap_or(bytes)
+                .to_vec(),
             refused,
         });
     }
@@ -430,6 +616,36 @@ impl State {
     }
 }
 
+/// A datagram fit to parse: its control datagram, and its envelope when it was sealed.
+type Authentic<'a> = (&'a [u8], Option<SealedFrom>);
+
+/// The envelope of an authentic datagram, kept past the borrow of its bytes.
+#[derive(Debug, Clone, Copy)]
+struct SealedFrom {
+    kind: KeyKind,
+    session: u64,
+    counter: u64,
+}
+
+impl SealedFrom {
+    fn of(o: &Opened<'_>) -> SealedFrom {
+        SealedFrom {
+            kind: o.kind,
+            session: o.session,
+            counter: o.counter,
+        }
+    }
+
+    fn opened(&self) -> Opened<'static> {
+        Opened {
+            kind: self.kind,
+            session: self.session,
+            counter: self.counter,
+            payload: &[],
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,6 +665,9 @@ mod tests {
             sources: Sources::default(),
             counters: Counters::default(),
             bound: "127.0.0.1:1".parse().unwrap(),
+            verifier: None,
+            sessions: SourceSessions::default(),
+            unauthenticated_peers: HashSet::new(),
             config: ReceiverConfig {
                 namespace: namespace.to_owned(),
                 catalog,
@@ -456,6 +675,7 @@ mod tests {
                 timeout: Duration::from_millis(100),
                 realtime: None,
                 tap: GamepadTap::disabled(),
+                keys: Keys::default(),
             },
         }
     }

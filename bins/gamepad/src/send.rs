@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
+use pitcrew::control::auth::Sealer;
 use pitcrew::control::{self, ControlMessage, Meta, PadInput, StationRequest};
 use pitcrew::gamepad::PadState;
 use pitcrew::robot::status as robot_status;
@@ -33,15 +34,37 @@ pub struct SendConfig {
     pub neutral: bool,
     /// `meta.source`.
     pub source: String,
+    /// The team key to seal datagrams with (a robot with a key takes nothing else; one
+    /// without takes unsealed datagrams from its own machine only).
+    pub key: Option<pitcrew::key::Key>,
 }
 
-/// Receives every pending answer of the robot on `socket` (non-blocking) into `station`.
-fn read_reports(socket: &UdpSocket, station: &Station, buf: &mut [u8]) {
+/// Receives every pending answer of the robot on `socket` (non-blocking) into `station`;
+/// sealed answers are opened by `sealer` (which takes their challenge) and others ignored.
+/// Returns whether the first challenge of the session arrived, so the loop sends at once
+/// instead of waiting out a period before its datagrams count.
+fn read_reports(
+    socket: &UdpSocket,
+    station: &Station,
+    sealer: Option<&mut Sealer>,
+    buf: &mut [u8],
+) -> bool {
+    let had_challenge = sealer.as_ref().is_none_or(|s| s.has_challenge());
+    let mut sealer = sealer;
     while let Ok(n) = socket.recv(buf) {
-        if let Some(report) = buf.get(..n).and_then(robot_status::parse_datagram) {
+        let bytes = buf.get(..n).unwrap_or_default();
+        let payload = match sealer.as_deref_mut() {
+            Some(s) => match s.open_answer(bytes) {
+                Some(answer) => answer.payload,
+                None => continue,
+            },
+            None => bytes,
+        };
+        if let Some(report) = robot_status::parse_datagram(payload) {
             station.on_report(report, Instant::now());
         }
     }
+    !had_challenge && sealer.is_some_and(|s| s.has_challenge())
 }
 
 /// What the loop did, for the final log line and tests.
@@ -91,6 +114,7 @@ pub fn run(
     let mut seq = 0u64;
     let mut next_tick = started;
     let mut said_failing = false;
+    let mut sealer = config.key.as_ref().map(Sealer::new).transpose()?;
     while !stop.load(Ordering::Acquire) {
         let now = Instant::now();
         let deadline = next_tick.min(now + STOP_POLL);
@@ -99,9 +123,9 @@ pub fn run(
             Poll::Changed => true,
             Poll::Idle => Instant::now() >= next_tick,
         };
-        read_reports(&socket, station, &mut answer);
+        let challenged = read_reports(&socket, station, sealer.as_mut(), &mut answer);
         let request = station.request();
-        let due = due || asked != Some(request);
+        let due = due || challenged || asked != Some(request);
         if !due {
             continue;
         }
@@ -126,7 +150,9 @@ pub fn run(
                 station: Some(request),
             }),
         };
-        match socket.send(&control::encode(&msg)) {
+        let datagram = control::encode(&msg);
+        let sealed = sealer.as_mut().map(|s| s.seal(&datagram));
+        match socket.send(sealed.as_deref().unwrap_or(&datagram)) {
             Ok(_) => {
                 report.sent += 1;
                 said_failing = false;

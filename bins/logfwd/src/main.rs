@@ -6,7 +6,9 @@ use pitcrew_logfwd::Options;
 
 fn main() -> ExitCode {
     let options: Options = pitcrew::options::parse();
-    pitcrew::app::main(
+    // One per namespace: a second one exits 1 naming the first one's pid.
+    pitcrew::app::main_single(
+        "logfwd",
         "logfwd",
         &options.shared.clone(),
         move |config, shutdown| pitcrew_logfwd::run(options, config, shutdown),

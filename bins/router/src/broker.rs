@@ -9,9 +9,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use pitcrew::codec::{peek_header, Header};
+use pitcrew::endpoint::curve::{partition_binds, Mechanism};
 use pitcrew::endpoint::{
     EndpointError, Frame, Monitor, PeerEvent, Poller, RouterSocket, SendOutcome,
 };
+use pitcrew::key::KeyKind;
 use pitcrew::rpc::{ErrorCode, Message, Response, RpcError};
 
 use crate::control;
@@ -55,6 +57,89 @@ pub struct Counters {
     pub undeliverable: u64,
     /// Requests answered by the router itself.
     pub router_calls: u64,
+    /// Requests of field-key clients for something other than match phases and the
+    /// emergency stop (refused).
+    pub forbidden: u64,
+}
+
+/// The only service a field controller's key reaches, and its methods there: match phases
+/// and the emergency stop (robot-state.md, "Who may drive").
+const FIELD_SERVICE: &[u8] = b"robot-service";
+/// The methods of [`FIELD_SERVICE`] a field controller may call.
+const FIELD_METHODS: &[&str] = &["state", "start_match", "stop_match", "estop"];
+
+/// How many identities last heard on a CURVE socket are remembered; past it the least
+/// recently heard half is forgotten (a forgotten peer that is still connected is reached
+/// again as soon as it sends).
+const MAX_SECURE_PEERS: usize = 4096;
+
+/// One side's sockets: the plain one (ipc; loopback TCP without a key) and, with a team
+/// key and TCP addresses, a CURVE one, with the identities last heard on it.
+///
+/// The set is not updated from disconnect events: those are matched to an identity by the
+/// connection's descriptor, which a new connection may already have taken over (a failed
+/// handshake's connection closes while the next one is accepted), and a wrong match would
+/// make a live peer unreachable. An identity leaves the set when it is heard on the plain
+/// socket, or when the set is full.
+struct Endpoint {
+    plain: RouterSocket,
+    plain_monitor: Monitor,
+    secure: Option<(RouterSocket, Monitor)>,
+    /// Identity → when it was last heard (a message count).
+    secure_peers: HashMap<Vec<u8>, u64>,
+    heard_count: u64,
+}
+
+impl Endpoint {
+    fn bind(addresses: &[String]) -> Result<Endpoint, EndpointError> {
+        let [(_, plain), (_, secure)] = partition_binds(addresses)?;
+        let plain = RouterSocket::bind_as(&plain, Mechanism::Plain)?;
+        let secure = if secure.is_empty() {
+            None
+        } else {
+            let socket = RouterSocket::bind_as(&secure, Mechanism::CurveServer)?;
+            let monitor = socket.monitor()?;
+            Some((socket, monitor))
+        };
+        Ok(Endpoint {
+            plain_monitor: plain.monitor()?,
+            plain,
+            secure,
+            secure_peers: HashMap::new(),
+            heard_count: 0,
+        })
+    }
+
+    /// The socket `identity` is reached on.
+    fn socket_for(&self, identity: &[u8]) -> &RouterSocket {
+        match &self.secure {
+            Some((socket, _)) if self.secure_peers.contains_key(identity) => socket,
+            _ => &self.plain,
+        }
+    }
+
+    /// Notes which socket `identity` was last heard on.
+    fn heard(&mut self, identity: &[u8], secure: bool) {
+        self.heard_count += 1;
+        if !secure {
+            if self.secure_peers.contains_key(identity) {
+                self.secure_peers.remove(identity);
+            }
+            return;
+        }
+        if let Some(at) = self.secure_peers.get_mut(identity) {
+            *at = self.heard_count;
+            return;
+        }
+        if self.secure_peers.len() >= MAX_SECURE_PEERS {
+            let mut ages: Vec<u64> = self.secure_peers.values().copied().collect();
+            ages.sort_unstable();
+            let cut = ages[ages.len() / 2];
+            self.secure_peers.retain(|_, at| *at > cut);
+        }
+        self.secure_peers
+            .insert(identity.to_vec(), self.heard_count);
+    }
 }
 
 /// Requests in flight per (client, service) pair, looked up without allocating.
@@ -125,12 +210,11 @@ impl StopHandle {
     }
 }
 
-/// The router: two ROUTER sockets, their monitors, the peer table and counters.
+/// The router: a ROUTER socket per side (two with CURVE), their monitors, the peer table
+/// and counters.
 pub struct Broker {
-    frontend: RouterSocket,
-    backend: RouterSocket,
-    frontend_monitor: Monitor,
-    backend_monitor: Monitor,
+    frontend: Endpoint,
+    backend: Endpoint,
     pub(crate) peers: Peers,
     pub(crate) counters: Counters,
     pub(crate) started: Instant,
@@ -146,13 +230,9 @@ impl Broker {
     /// # Errors
     /// When an endpoint cannot be bound.
     pub fn bind(frontend: &[String], backend: &[String]) -> Result<Self, EndpointError> {
-        let frontend = RouterSocket::bind(frontend)?;
-        let backend = RouterSocket::bind(backend)?;
         Ok(Self {
-            frontend_monitor: frontend.monitor()?,
-            backend_monitor: backend.monitor()?,
-            frontend,
-            backend,
+            frontend: Endpoint::bind(frontend)?,
+            backend: Endpoint::bind(backend)?,
             peers: Peers::default(),
             counters: Counters::default(),
             started: Instant::now(),
@@ -179,66 +259,135 @@ impl Broker {
             } else {
                 POLL_TIMEOUT_MS
             };
-            let ready = Poller::wait(
-                &[&self.frontend, &self.backend],
-                &[&self.frontend_monitor, &self.backend_monitor],
-                timeout,
-            )?;
-            if ready[0] || ready[1] {
+            // [front plain, back plain, front secure?, back secure?], then their monitors.
+            let (sockets, monitors) = self.pollables();
+            let n = sockets.len();
+            let ready = Poller::wait(&sockets, &monitors, timeout)?;
+            let readable = &ready[..n];
+            if readable.iter().any(|r| *r) {
                 last_activity = Instant::now();
             }
             // Connection events first, so a disconnect is applied before a new connection
             // reusing the same descriptor is seen.
-            if ready[2] || ready[3] {
+            if ready[n..].iter().any(|r| *r) {
                 self.drain_monitors();
             }
-            if ready[0] {
-                self.drain(Side::Client)?;
+            let secure_ready: Vec<(Side, bool)> = self
+                .secure_sides()
+                .zip(readable[2..].iter().copied())
+                .collect();
+            if readable[0] {
+                self.drain(Side::Client, false)?;
             }
-            if ready[1] {
-                self.drain(Side::Service)?;
+            if readable[1] {
+                self.drain(Side::Service, false)?;
+            }
+            for (side, ready) in secure_ready {
+                if ready {
+                    self.drain(side, true)?;
+                }
             }
         }
         Ok(())
     }
 
+    /// The sides that have a CURVE socket, in polling order.
+    fn secure_sides(&self) -> impl Iterator<Item = Side> {
+        let front = self.frontend.secure.is_some().then_some(Side::Client);
+        let back = self.backend.secure.is_some().then_some(Side::Service);
+        [front, back].into_iter().flatten()
+    }
+
+    fn pollables(&self) -> (Vec<&RouterSocket>, Vec<&Monitor>) {
+        let mut sockets = vec![&self.frontend.plain, &self.backend.plain];
+        let mut monitors = vec![&self.frontend.plain_monitor, &self.backend.plain_monitor];
+        for (socket, monitor) in [&self.frontend.secure, &self.backend.secure]
+            .into_iter()
+            .flatten()
+        {
+            sockets.push(socket);
+            monitors.push(monitor);
+        }
+        (sockets, monitors)
+    }
+
     fn drain_monitors(&mut self) {
-        for (side, monitor) in [
-            (Side::Client, &self.frontend_monitor),
-            (Side::Service, &self.backend_monitor),
-        ] {
+        let monitors: Vec<(Side, &Monitor)> = [
+            (Side::Client, Some(&self.frontend.plain_monitor)),
+            (Side::Service, Some(&self.backend.plain_monitor)),
+            (Side::Client, self.frontend.secure.as_ref().map(|(_, m)| m)),
+            (Side::Service, self.backend.secure.as_ref().map(|(_, m)| m)),
+        ]
+        .into_iter()
+        .filter_map(|(side, m)| m.map(|m| (side, m)))
+        .collect();
+        let mut events = Vec::new();
+        for (side, monitor) in monitors {
             while let Some(event) = monitor.try_recv() {
-                if let PeerEvent::Disconnected(fd) = event {
-                    if let Some(identity) = self.peers.disconnected(side, fd) {
-                        // Its requests will never be answered (or its answers never read).
-                        self.in_flight.forget(side, &identity);
-                        tracing::info!(
-                            peer = %String::from_utf8_lossy(&identity),
-                            side = side.as_str(),
-                            "peer disconnected"
-                        );
-                    }
+                events.push((side, event));
+            }
+        }
+        for (side, event) in events {
+            if let PeerEvent::Disconnected(fd) = event {
+                if let Some(identity) = self.peers.disconnected(side, fd) {
+                    // Its requests will never be answered (or its answers never read).
+                    self.in_flight.forget(side, &identity);
+                    tracing::info!(
+                        peer = %String::from_utf8_lossy(&identity),
+                        side = side.as_str(),
+                        "peer disconnected"
+                    );
                 }
             }
         }
     }
 
-    fn drain(&mut self, side: Side) -> Result<(), EndpointError> {
+    fn drain(&mut self, side: Side, secure: bool) -> Result<(), EndpointError> {
         for _ in 0..BATCH {
-            let socket = match side {
-                Side::Client => &self.frontend,
-                Side::Service => &self.backend,
+            let endpoint = self.endpoint(side);
+            let socket = match (&endpoint.secure, secure) {
+                (Some((socket, _)), true) => socket,
+                _ => &endpoint.plain,
             };
             let Some(message) = socket.try_recv()? else {
                 return Ok(());
             };
-            self.route(side, message.frames, message.peer_fd);
+            if self.endpoint(side).secure.is_some() {
+                if let Some(sender) = message.frames.first() {
+                    self.endpoint_mut(side).heard(sender, secure);
+                }
+            }
+            self.route(side, message.frames, message.peer_fd, message.user);
         }
         Ok(())
     }
 
+    fn endpoint(&self, side: Side) -> &Endpoint {
+        match side {
+            Side::Client => &self.frontend,
+            Side::Service => &self.backend,
+        }
+    }
+
+    fn endpoint_mut(&mut self, side: Side) -> &mut Endpoint {
+        match side {
+            Side::Client => &mut self.frontend,
+            Side::Service => &mut self.backend,
+        }
+    }
+
+    /// Whether a field controller's request may pass: match phases and the emergency stop
+    /// on `robot-service` only.
+    fn field_may(destination: &[u8], payload: &[u8]) -> bool {
+        destination == FIELD_SERVICE
+            && matches!(
+                Message::decode(payload),
+                Ok(Message::Request(r)) if FIELD_METHODS.contains(&r.method.as_str())
+            )
+    }
+
     /// Forwards one message received on `side`: `[sender, destination, payload]`.
-    fn route(&mut self, side: Side, frames: Vec<Frame>, fd: Option<i32>) {
+    fn route(&mut self, side: Side, frames: Vec<Frame>, fd: Option<i32>, user: Option<KeyKind>) {
         let [sender, destination, payload] = match <[Frame; 3]>::try_from(frames) {
             Ok(parts) => parts,
             Err(frames) => {
@@ -262,7 +411,7 @@ impl Broker {
             self.counters.router_calls += 1;
             if let Some(reply) = control::handle(self, side, &sender, &payload) {
                 let _ = self
-                    .socket(side)
+                    .socket(side, &sender)
                     .send(&[&sender, ROUTER_IDENTITY], reply.into());
             }
             return;
@@ -270,6 +419,18 @@ impl Broker {
         // Only the header is read, to keep the per-pair in-flight count and to answer a
         // request that cannot be delivered.
         let header = peek_header(&payload);
+        if user == Some(KeyKind::Field) && !Self::field_may(&destination, &payload) {
+            self.counters.forbidden += 1;
+            let error = RpcError::new(
+                ErrorCode::Other("forbidden".into()),
+                format!(
+                    "the field key permits only {} on robot-service",
+                    FIELD_METHODS.join(", ")
+                ),
+            );
+            self.refuse(side, &sender, &destination, header, error);
+            return;
+        }
         let is_request = matches!(header, Some(Header::Request { .. }));
         match (side, header) {
             (Side::Client, Some(Header::Request { .. }))
@@ -290,10 +451,11 @@ impl Broker {
             }
             _ => {}
         }
-        let (to_side, to) = match side {
-            Side::Client => (Side::Service, &self.backend),
-            Side::Service => (Side::Client, &self.frontend),
+        let to_side = match side {
+            Side::Client => Side::Service,
+            Side::Service => Side::Client,
         };
+        let to = self.endpoint(to_side).socket_for(&destination);
         match to.send(&[&destination, &sender], payload) {
             SendOutcome::Sent => {
                 self.counters.routed += 1;
@@ -348,7 +510,9 @@ impl Broker {
         })
         .encode();
         // If the sender itself is not reading, the answer is dropped: never block.
-        let _ = self.socket(side).send(&[sender, destination], reply.into());
+        let _ = self
+            .socket(side, sender)
+            .send(&[sender, destination], reply.into());
     }
 
     fn malformed(&mut self, side: Side, sender: &[u8], reason: String) {
@@ -363,10 +527,8 @@ impl Broker {
         }
     }
 
-    fn socket(&self, side: Side) -> &RouterSocket {
-        match side {
-            Side::Client => &self.frontend,
-            Side::Service => &self.backend,
-        }
+    /// The socket that reaches `peer` on `side`.
+    fn socket(&self, side: Side, peer: &[u8]) -> &RouterSocket {
+        self.endpoint(side).socket_for(peer)
     }
 }

@@ -62,6 +62,7 @@ fn stats(broker: &Broker) -> Value {
         ("self_addressed".into(), c.self_addressed.into()),
         ("undeliverable".into(), c.undeliverable.into()),
         ("router_calls".into(), c.router_calls.into()),
+        ("forbidden".into(), c.forbidden.into()),
         ("clients".into(), broker.peers.count(Side::Client).into()),
         ("services".into(), broker.peers.count(Side::Service).into()),
     ])

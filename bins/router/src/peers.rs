@@ -3,9 +3,10 @@
 //! libzmq tells the router about connections only as file descriptors (socket monitor) and
 //! about identities only when a message arrives. Each message carries its connection's
 //! descriptor, so the table keeps identity → descriptor, and a `Disconnected(fd)` event
-//! removes the identity currently on that descriptor. A service whose restart took its
-//! identity over (ROUTER_HANDOVER) is on a new descriptor, so the old connection's
-//! disconnect does not remove it.
+//! removes the identity currently on that descriptor. The ROUTER runs without
+//! ROUTER_HANDOVER, so an identity moves to a new descriptor only once its old connection
+//! is gone (a restarted service); should the old connection's disconnect be reported after
+//! the new one's first message, it does not remove the identity.
 
 use std::collections::HashMap;
 use std::time::{Instant, SystemTime};

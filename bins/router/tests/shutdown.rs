@@ -24,7 +24,7 @@ async fn run_serves_then_returns_within_the_deadline_when_cancelled() {
         &back,
     ])
     .unwrap();
-    let config = Config::resolve(&options.shared);
+    let config = Config::resolve(&options.shared).unwrap();
     let shutdown = CancellationToken::new();
     let router = tokio::spawn(pitcrew_router::run(options, config, shutdown.clone()));
 

@@ -25,6 +25,10 @@ pub const STAGE_STOP_DEADLINE: Duration = Duration::from_millis(2500);
 /// Exit status of a daemon that stopped because of an error (0 is a clean stop; 2 is a
 /// usage error, reported by option parsing; 130 is a second interrupt).
 pub const EXIT_FAILURE: u8 = 1;
+/// Exit status of a usage error: a bad option value, found by option parsing or by the
+/// second option stage ([`Config::resolve`]: an unusable ipc dir, a catalog that does not
+/// load), always before anything binds.
+pub const EXIT_USAGE: u8 = 2;
 
 /// The exit status a daemon's body chose for a stop without an error.
 ///
@@ -80,7 +84,67 @@ where
     T: Into<ExitStatus>,
     E: Display,
 {
-    let config = Config::resolve(shared);
+    run(app, None, shared, body)
+}
+
+/// Like [`main`], for a daemon of which a namespace runs one (the router, the log
+/// forwarder, the device broker, the gamepad receiver): takes the namespace lock of `role`
+/// ([`crate::instance`]) right after the options are checked and before the body binds or
+/// touches anything, and holds it until the process ends. A second instance exits 1 at
+/// once with one line naming the holder's pid; an ipc dir the lock cannot be created in is
+/// a usage error (exit 2).
+pub fn main_single<F, Fut, T, E>(
+    app: &'static str,
+    role: &'static str,
+    shared: &SharedOptions,
+    body: F,
+) -> ExitCode
+where
+    F: FnOnce(Config, CancellationToken) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    T: Into<ExitStatus>,
+    E: Display,
+{
+    run(app, Some(role), shared, body)
+}
+
+fn run<F, Fut, T, E>(
+    app: &'static str,
+    role: Option<&'static str>,
+    shared: &SharedOptions,
+    body: F,
+) -> ExitCode
+where
+    F: FnOnce(Config, CancellationToken) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    T: Into<ExitStatus>,
+    E: Display,
+{
+    let config = match Config::resolve(shared) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{app}: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if shared.check_options {
+        return ExitCode::SUCCESS;
+    }
+    // Held until this function returns, i.e. for the life of the daemon.
+    let _lock = match role
+        .map(|role| crate::instance::acquire(&config.ipc_dir, &config.namespace, role))
+        .transpose()
+    {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("{app}: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    if let Err(e) = config.secure_endpoints() {
+        eprintln!("{app}: {e}");
+        return ExitCode::from(EXIT_FAILURE);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

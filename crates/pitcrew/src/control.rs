@@ -13,6 +13,7 @@
 //! its shape or types are wrong, and as [`Rejection::OutOfRange`] when a value is NaN, outside
 //! [-1, 1], a stick is off the unit circle, or a button bit names no button.
 
+pub mod auth;
 pub mod json;
 pub mod recording;
 

@@ -2,6 +2,7 @@
 //!
 //! * [`options`]: the shared command-line options and their resolved form ([`config`]);
 //! * [`app`]: runtime, logging, signals and ordered shutdown for a daemon's `main`;
+//! * [`instance`]: the namespace lock that keeps a daemon to one instance per namespace;
 //! * [`rpc`]: MessagePack-RPC client and services over the router;
 //! * [`endpoint`]: the ZeroMQ sockets behind all of it (the only module that uses libzmq);
 //! * [`codec`]: the one place that knows the MessagePack serializer;
@@ -18,6 +19,8 @@ pub mod control;
 pub mod device;
 pub mod endpoint;
 pub mod gamepad;
+pub mod instance;
+pub mod key;
 pub mod logging;
 pub mod options;
 pub mod realtime;

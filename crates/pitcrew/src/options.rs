@@ -4,6 +4,7 @@
 //! defaults that depend on the namespace are filled in by [`crate::config::Config`].
 //! Every option can also be set through `PITCREW_<NAME>` in the environment.
 
+use std::net::{SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,6 +17,11 @@ pub struct SharedOptions {
     /// instances (tests, simulated robots) run side by side.
     #[arg(long, global = true, env = "PITCREW_NAMESPACE", default_value = "rt", value_parser = parse_namespace, help_heading = "Instance")]
     pub namespace: String,
+
+    /// Check every option (values, ipc directory, catalog) and exit without starting
+    /// anything: status 0 when they are usable, 2 with a line naming the bad one.
+    #[arg(long, global = true, help_heading = "Instance")]
+    pub check_options: bool,
 
     /// Directory of the default ipc sockets (`<dir>/<namespace>-{rpc,srv,log}.sock`); on a
     /// robot, systemd's `RuntimeDirectory` (e.g. /run/pitcrew) keeps them off /tmp.
@@ -42,28 +48,49 @@ pub struct SharedOptions {
     pub log_backend: Vec<String>,
 
     /// Control input address of the gamepad receiver.
-    #[arg(long, global = true, env = "PITCREW_CONTROL_ADDR", default_value = "udp://0.0.0.0:6002", value_parser = parse_udp_endpoint, help_heading = "Endpoints")]
-    pub control_addr: String,
+    #[arg(long, global = true, env = "PITCREW_CONTROL_ADDR", default_value = "udp://0.0.0.0:6002", value_parser = parse_udp_addr, help_heading = "Endpoints")]
+    pub control_addr: SocketAddr,
 
     /// Multicast group and port of device updates.
-    #[arg(long, global = true, env = "PITCREW_UPDATE_ADDR", default_value = "udp://224.1.1.1:6003", value_parser = parse_udp_endpoint, help_heading = "Endpoints")]
-    pub update_addr: String,
+    #[arg(long, global = true, env = "PITCREW_UPDATE_ADDR", default_value = "udp://224.1.1.1:6003", value_parser = parse_multicast_addr, help_heading = "Endpoints")]
+    pub update_addr: SocketAddrV4,
 
     /// Period of device update datagrams (e.g. 50ms, 0.05).
-    #[arg(long, global = true, env = "PITCREW_UPDATE_INTERVAL", default_value = "50ms", value_parser = parse_positive_duration, help_heading = "Timing")]
+    #[arg(long, global = true, env = "PITCREW_UPDATE_INTERVAL", allow_hyphen_values = true, default_value = "50ms", value_parser = parse_positive_duration, help_heading = "Timing")]
     pub update_interval: Duration,
 
     /// A driver link (a driver station's control datagrams) silent for this long is lost:
     /// its gamepads go neutral and the device broker disables the robot (5ms to 60s).
-    #[arg(long, global = true, env = "PITCREW_CONTROL_TIMEOUT", default_value = "100ms", value_parser = parse_control_timeout, help_heading = "Timing")]
+    #[arg(long, global = true, env = "PITCREW_CONTROL_TIMEOUT", allow_hyphen_values = true, default_value = "100ms", value_parser = parse_control_timeout, help_heading = "Timing")]
     pub control_timeout: Duration,
     /// Default deadline of an RPC call (e.g. 5s, 250ms).
-    #[arg(long, global = true, env = "PITCREW_CALL_TIMEOUT", default_value = "5s", value_parser = parse_positive_duration, help_heading = "Timing")]
+    #[arg(long, global = true, env = "PITCREW_CALL_TIMEOUT", allow_hyphen_values = true, default_value = "5s", value_parser = parse_positive_duration, help_heading = "Timing")]
     pub call_timeout: Duration,
 
     /// How many handlers a service runs at once; more requests queue up to a bound.
     #[arg(long, global = true, env = "PITCREW_SERVICE_WORKERS", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024), help_heading = "Timing")]
     pub service_workers: u16,
+
+    /// The team key (`pitcrew key new FILE`): driver links, RPC and logs from other
+    /// machines must be authenticated with it. Without it the suite takes commands from
+    /// this machine only (loopback) [robot: /etc/pitcrew/team.key].
+    #[arg(
+        long,
+        global = true,
+        env = "PITCREW_KEY_FILE",
+        help_heading = "Security"
+    )]
+    pub key_file: Option<PathBuf>,
+
+    /// The field controller's key (`pitcrew key new --field FILE`): permits match phases
+    /// and the emergency stop only. Needs --key-file.
+    #[arg(
+        long,
+        global = true,
+        env = "PITCREW_FIELD_KEY_FILE",
+        help_heading = "Security"
+    )]
+    pub field_key_file: Option<PathBuf>,
 
     /// Device catalog (YAML) [default: the catalog built into the binary].
     #[arg(long, global = true, env = "PITCREW_CATALOG", help_heading = "Devices")]
@@ -214,6 +241,22 @@ pub fn parse_udp_endpoint(s: &str) -> Result<String, String> {
         .map_err(|_| "expected udp://IP:PORT, e.g. udp://0.0.0.0:6002".to_owned())
 }
 
+/// A UDP address `udp://IP:PORT` (or plain `IP:PORT`), parsed.
+pub fn parse_udp_addr(s: &str) -> Result<SocketAddr, String> {
+    s.strip_prefix("udp://")
+        .unwrap_or(s)
+        .parse()
+        .map_err(|_| "expected udp://IP:PORT, e.g. udp://0.0.0.0:6002".to_owned())
+}
+
+/// An IPv4 multicast group and port, `udp://GROUP:PORT`.
+pub fn parse_multicast_addr(s: &str) -> Result<SocketAddrV4, String> {
+    match parse_udp_addr(s) {
+        Ok(SocketAddr::V4(a)) if a.ip().is_multicast() => Ok(a),
+        _ => Err("expected an IPv4 multicast udp://GROUP:PORT, e.g. udp://224.1.1.1:6003".into()),
+    }
+}
+
 /// The control timeout: between 5 ms (below that, ordinary scheduling jitter on a busy
 /// board would disable the robot) and 60 s.
 pub fn parse_control_timeout(s: &str) -> Result<Duration, String> {
@@ -251,7 +294,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// A duration that must be more than zero: a period (an interval of 0 would spin or, in a
 /// timer, panic) or a timeout (0 would fail everything at once).
 pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
+    let d = parse_duration(s).map_err(|e| {
+        if s.trim().starts_with('-') {
+            "expected a duration above 0, such as 250ms or 5s".to_owned()
+        } else {
+            e
+        }
+    })?;
     if d.is_zero() {
         return Err("expected a duration above 0, such as 250ms or 5s".to_owned());
     }
@@ -273,6 +322,10 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["x", "--update-interval", "0"]).is_err());
         assert!(Cli::try_parse_from(["x", "--call-timeout", "0s"]).is_err());
+        // A negative value is taken as the option's value (not as a flag) and refused by
+        // name.
+        let err = Cli::try_parse_from(["x", "--update-interval", "-1s"]).unwrap_err();
+        assert!(err.to_string().contains("--update-interval"), "{err}");
     }
 
     #[derive(Parser, Debug)]
@@ -288,7 +341,10 @@ mod tests {
         assert_eq!(cli.shared.call_timeout, Duration::from_secs(5));
         assert_eq!(cli.shared.update_interval, Duration::from_millis(50));
         assert_eq!(cli.shared.service_workers, 8);
-        assert_eq!(cli.shared.control_addr, "udp://0.0.0.0:6002");
+        assert_eq!(
+            cli.shared.control_addr,
+            SocketAddr::from(([0, 0, 0, 0], 6002))
+        );
         assert!(cli.shared.router_frontend.is_empty());
     }
 
@@ -311,6 +367,12 @@ mod tests {
             "udp://127.0.0.1:6002"
         );
         assert!(parse_udp_endpoint("udp://nowhere").is_err());
+        assert!(parse_multicast_addr("udp://224.1.1.1:6003").is_ok());
+        assert!(parse_multicast_addr("udp://127.0.0.1:6003").is_err());
+        assert_eq!(
+            parse_udp_addr("udp://127.0.0.1:6002"),
+            Ok(SocketAddr::from(([127, 0, 0, 1], 6002)))
+        );
         let cli = Cli::try_parse_from(["x", "--router-frontend", "ipc:///a,tcp://*:1"]).unwrap();
         assert_eq!(cli.shared.router_frontend, ["ipc:///a", "tcp://*:1"]);
     }

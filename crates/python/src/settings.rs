@@ -8,9 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use clap::Parser;
-use pitcrew::config::Config;
+use pitcrew::config::{load_catalog, Config, ConfigError};
 use pitcrew::options::SharedOptions;
-use pitcrew_catalog::{Catalog, LoadError};
+use pitcrew_catalog::Catalog;
 
 /// The shared options alone, to parse the environment with.
 #[derive(Debug, Parser)]
@@ -39,18 +39,21 @@ pub fn resolve(namespace: Option<&str>) -> Result<Config, String> {
             .trim();
         line.strip_prefix("error: ").unwrap_or(line).to_owned()
     })?;
-    Ok(Config::resolve(&options.shared))
+    let config = Config::resolve(&options.shared).map_err(|e| e.to_string())?;
+    // Python tools reach a robot's TCP endpoints with the key of PITCREW_KEY_FILE.
+    config.secure_endpoints().map_err(|e| e.to_string())?;
+    Ok(config)
 }
 
 /// The catalog: the file `path` when given, else the configured `--catalog`
 /// (`PITCREW_CATALOG`), else the one built in.
 ///
 /// # Errors
-/// [`LoadError`] naming the file and line.
-pub fn catalog(config: &Config, path: Option<&Path>) -> Result<Arc<Catalog>, LoadError> {
-    match path.or(config.catalog.as_deref()) {
-        Some(path) => Catalog::load(path).map(Arc::new),
-        None => Ok(Arc::new(Catalog::embedded().clone())),
+/// [`ConfigError`] naming the file and line.
+pub fn catalog(config: &Config, path: Option<&Path>) -> Result<Arc<Catalog>, ConfigError> {
+    match path {
+        Some(path) => load_catalog(Some(path)),
+        None => Ok(Arc::clone(&config.catalog)),
     }
 }
 

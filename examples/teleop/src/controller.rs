@@ -38,14 +38,8 @@ pub async fn run(
     config: Config,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let catalog: &'static Catalog = match &config.catalog {
-        None => Catalog::embedded(),
-        Some(path) => {
-            Box::leak(Box::new(Catalog::load(path).with_context(|| {
-                format!("cannot load the catalog {}", path.display())
-            })?))
-        }
-    };
+    // Loaded (and checked) with the options; devices share it as `&'static`.
+    let catalog: &'static Catalog = Box::leak(Box::new(std::sync::Arc::clone(&config.catalog)));
     let namespace = config.namespace.clone();
     tracing::info!(
         gamepad = options.gamepad,

@@ -49,8 +49,9 @@ pub struct EmulateArgs {
     #[arg(long, help_heading = "Fault modes")]
     pub garbage: bool,
     /// Fault: vanish mid-frame (half a frame, then close) after this many seconds.
-    #[arg(long, value_name = "SECONDS", help_heading = "Fault modes")]
-    pub vanish_after: Option<f64>,
+    #[arg(long, value_name = "SECONDS", help_heading = "Fault modes", allow_hyphen_values = true,
+          value_parser = pitcrew::options::parse_positive_duration)]
+    pub vanish_after: Option<Duration>,
     /// Fault: answer every request this many milliseconds late.
     #[arg(long, value_name = "N", help_heading = "Fault modes")]
     pub slow_ms: Option<u64>,
@@ -165,7 +166,7 @@ impl EmulateArgs {
         let faults = Faults {
             silent: self.silent,
             garbage: self.garbage,
-            vanish_after: self.vanish_after.map(Duration::from_secs_f64),
+            vanish_after: self.vanish_after,
             slow: self.slow_ms.map(Duration::from_millis),
             stream_interval: self
                 .stream_interval_ms

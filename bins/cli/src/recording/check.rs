@@ -170,7 +170,7 @@ pub async fn run(args: &ReplayArgs, cmd: &str, config: &Config) -> anyhow::Resul
         std::env::var("PATH").unwrap_or_default()
     );
     let mut emulate = Command::new(&exe);
-    if let Some(c) = &config.catalog {
+    if let Some(c) = &config.catalog_file {
         emulate.arg("--catalog").arg(c);
     }
     let mut player = emulate

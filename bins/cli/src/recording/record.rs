@@ -329,7 +329,7 @@ impl Recording {
             name: "pitcrew.recording".into(),
             metadata: meta,
         })?;
-        let catalog = match &config.catalog {
+        let catalog = match &config.catalog_file {
             Some(p) => std::fs::read(p)
                 .with_context(|| format!("cannot read the catalog {}", p.display()))?,
             None => pitcrew_catalog::EMBEDDED_YAML.as_bytes().to_vec(),

@@ -191,10 +191,11 @@ impl ReplayArgs {
 
     pub(super) fn target(&self, config: &Config) -> anyhow::Result<SocketAddr> {
         let given = self.target.clone().unwrap_or_else(|| {
-            config
-                .control_addr
-                .trim_start_matches("udp://")
-                .replace("0.0.0.0", "127.0.0.1")
+            let mut addr = config.control_addr;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            addr.to_string()
         });
         given
             .to_socket_addrs()

@@ -11,7 +11,8 @@ use super::{apply_common_options, context, driver, EndpointError};
 #[derive(Debug, Clone)]
 pub struct DealerOptions {
     /// The ZeroMQ routing identity: `<app>-service` for a service (stable, so a restarted
-    /// service takes its identity over), unique per process for a client.
+    /// service is found under the same name once its predecessor's connection is gone),
+    /// unique per process for a client.
     pub identity: String,
     /// The address to connect to, e.g. `ipc:///tmp/rt-rpc.sock`.
     pub address: String,
@@ -55,8 +56,20 @@ impl Dealer {
             .set_identity(options.identity.as_bytes())
             .map_err(EndpointError::zmq("set the DEALER identity"))?;
         let (what, result) = if options.bind {
-            ("bind", socket.bind(&options.address))
+            // A benchmark's direct socket: one address, so one mechanism.
+            let [(_, plain), (_, secure)] =
+                super::curve::partition_binds(std::slice::from_ref(&options.address))?;
+            let address = match (plain.first(), secure.first()) {
+                (_, Some(a)) => {
+                    super::curve::make_server(&socket)?;
+                    a.clone()
+                }
+                (Some(a), None) => a.clone(),
+                (None, None) => options.address.clone(),
+            };
+            ("bind", socket.bind(&address))
         } else {
+            super::curve::prepare_connect(&socket, &options.address)?;
             ("connect to", socket.connect(&options.address))
         };
         result.map_err(|e| EndpointError::Address {

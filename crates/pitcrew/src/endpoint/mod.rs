@@ -11,6 +11,7 @@
 //! (measured: the former hangs under ROUTER_MANDATORY back-pressure and doubles round-trip
 //! latency; the latter lets one slow client stall a ROUTER for everyone).
 
+pub mod curve;
 mod dealer;
 mod driver;
 mod pubsub;
@@ -62,6 +63,10 @@ pub enum EndpointError {
         /// libzmq's explanation (e.g. "Address already in use").
         reason: String,
     },
+    /// Another live peer holds this service's identity at the router, which refuses a
+    /// second one rather than handing the identity over.
+    #[error("the router already has a live `{0}` (another instance serves it); this one is refused rather than taking it over: stop the other one first")]
+    IdentityTaken(String),
     /// An operating system call failed.
     #[error("cannot {0}: {1}")]
     Io(&'static str, #[source] std::io::Error),

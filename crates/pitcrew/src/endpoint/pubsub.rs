@@ -65,6 +65,7 @@ fn bind_all(socket: &zmq::Socket, addresses: &[String]) -> Result<(), EndpointEr
 }
 
 fn connect(socket: &zmq::Socket, address: &str) -> Result<(), EndpointError> {
+    super::curve::prepare_connect(socket, address)?;
     socket.connect(address).map_err(|e| EndpointError::Address {
         what: "connect to",
         address: address.to_owned(),
@@ -232,9 +233,38 @@ fn set_xpub_nodrop(socket: &mut zmq::Socket) -> Result<(), EndpointError> {
     }
 }
 
-/// A SUB socket for a poll loop on a thread of its own.
+/// Creates one socket of `kind` per mechanism the `addresses` need (plain for ipc and, without
+/// a key, loopback TCP; a CURVE server for TCP with a key) and binds each its addresses.
+fn bind_by_mechanism(
+    kind: zmq::SocketType,
+    addresses: &[String],
+    options: PubSubOptions,
+    setup: impl Fn(&zmq::Socket) -> Result<(), EndpointError>,
+) -> Result<Vec<zmq::Socket>, EndpointError> {
+    let mut groups: Vec<_> = super::curve::partition_binds(addresses)?
+        .into_iter()
+        .filter(|(_, group)| !group.is_empty())
+        .collect();
+    if groups.is_empty() {
+        groups.push((super::curve::Mechanism::Plain, Vec::new()));
+    }
+    let mut sockets = Vec::new();
+    for (mechanism, group) in groups {
+        let socket = socket(kind, options)?;
+        setup(&socket)?;
+        if mechanism == super::curve::Mechanism::CurveServer {
+            super::curve::make_server(&socket)?;
+        }
+        bind_all(&socket, &group)?;
+        sockets.push(socket);
+    }
+    Ok(sockets)
+}
+
+/// A SUB socket for a poll loop on a thread of its own (bound, it may be two sockets: one
+/// plain, one CURVE; see [`super::curve`]).
 pub struct SubSocket {
-    socket: zmq::Socket,
+    sockets: Vec<zmq::Socket>,
 }
 
 impl SubSocket {
@@ -243,12 +273,12 @@ impl SubSocket {
     /// # Errors
     /// When an address cannot be bound (in use, bad syntax, missing directory).
     pub fn bind(addresses: &[String], options: PubSubOptions) -> Result<Self, EndpointError> {
-        let socket = socket(zmq::SUB, options)?;
-        socket
-            .set_subscribe(b"")
-            .map_err(EndpointError::zmq("subscribe"))?;
-        bind_all(&socket, addresses)?;
-        Ok(Self { socket })
+        let sockets = bind_by_mechanism(zmq::SUB, addresses, options, |socket| {
+            socket
+                .set_subscribe(b"")
+                .map_err(EndpointError::zmq("subscribe"))
+        })?;
+        Ok(Self { sockets })
     }
 
     /// Creates a SUB subscribed to `topics` (prefixes; an empty one means everything) and
@@ -263,7 +293,9 @@ impl SubSocket {
     ) -> Result<Self, EndpointError> {
         let socket = sub_socket(topics, options)?;
         connect(&socket, address)?;
-        Ok(Self { socket })
+        Ok(Self {
+            sockets: vec![socket],
+        })
     }
 
     /// Receives one whole message if one is waiting.
@@ -271,7 +303,12 @@ impl SubSocket {
     /// # Errors
     /// Only for failures other than "nothing waiting".
     pub fn try_recv(&self) -> Result<Option<Frames>, EndpointError> {
-        try_recv(&self.socket)
+        for socket in &self.sockets {
+            if let Some(frames) = try_recv(socket)? {
+                return Ok(Some(frames));
+            }
+        }
+        Ok(None)
     }
 
     /// Blocks up to `timeout` until a message can be received; `Ok(false)` on timeout.
@@ -279,9 +316,13 @@ impl SubSocket {
     /// # Errors
     /// When `zmq_poll` itself fails (other than an interrupted call).
     pub fn wait(&self, timeout: Duration) -> Result<bool, EndpointError> {
-        let mut items = [self.socket.as_poll_item(zmq::POLLIN)];
+        let mut items: Vec<_> = self
+            .sockets
+            .iter()
+            .map(|s| s.as_poll_item(zmq::POLLIN))
+            .collect();
         match zmq::poll(&mut items, millis(timeout)) {
-            Ok(_) | Err(zmq::Error::EINTR) => Ok(items[0].is_readable()),
+            Ok(_) | Err(zmq::Error::EINTR) => Ok(items.iter().any(|i| i.is_readable())),
             Err(e) => Err(EndpointError::Socket {
                 what: "poll a SUB socket",
                 reason: e.to_string(),
@@ -290,9 +331,10 @@ impl SubSocket {
     }
 }
 
-/// A bound PUB socket that never blocks (see the module doc).
+/// A bound PUB socket that never blocks (see the module doc); with a key and TCP beside
+/// ipc, two sockets (plain and CURVE) that each get every message.
 pub struct PubSocket {
-    socket: zmq::Socket,
+    sockets: Vec<zmq::Socket>,
 }
 
 impl PubSocket {
@@ -301,9 +343,8 @@ impl PubSocket {
     /// # Errors
     /// When an address cannot be bound (in use, bad syntax, missing directory).
     pub fn bind(addresses: &[String], options: PubSubOptions) -> Result<Self, EndpointError> {
-        let socket = socket(zmq::PUB, options)?;
-        bind_all(&socket, addresses)?;
-        Ok(Self { socket })
+        let sockets = bind_by_mechanism(zmq::PUB, addresses, options, |_| Ok(()))?;
+        Ok(Self { sockets })
     }
 
     /// Publishes one message made of `frames` (topic first). Subscribers whose pipe is
@@ -312,15 +353,18 @@ impl PubSocket {
     /// # Errors
     /// On failures libzmq reports (e.g. a terminated context); never for a slow peer.
     pub fn send(&self, frames: &[&[u8]]) -> Result<(), EndpointError> {
-        self.socket
-            .send_multipart(frames, zmq::DONTWAIT)
-            .or_else(|e| match e {
-                zmq::Error::EAGAIN => Ok(()),
-                e => Err(EndpointError::Socket {
-                    what: "publish",
-                    reason: e.to_string(),
-                }),
-            })
+        for socket in &self.sockets {
+            socket
+                .send_multipart(frames, zmq::DONTWAIT)
+                .or_else(|e| match e {
+                    zmq::Error::EAGAIN => Ok(()),
+                    e => Err(EndpointError::Socket {
+                        what: "publish",
+                        reason: e.to_string(),
+                    }),
+                })?;
+        }
+        Ok(())
     }
 }
 

@@ -7,7 +7,9 @@
 //! carries the descriptor of the connection it came from, which is how the router maps
 //! a disconnect to an identity without libzmq's draft `ROUTER_NOTIFY`.
 
+use super::curve::{self, Mechanism};
 use super::{apply_common_options, context, monitor_socket, EndpointError};
+use crate::key::KeyKind;
 
 /// What happened to one send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,20 +53,32 @@ pub struct RouterMessage {
     pub frames: Vec<Frame>,
     /// The file descriptor of the sender's connection, when libzmq reported one.
     pub peer_fd: Option<i32>,
+    /// Whose key the sender's connection was admitted with (CURVE sockets only).
+    pub user: Option<KeyKind>,
 }
 
 /// A bound ROUTER socket.
 pub struct RouterSocket {
     socket: zmq::Socket,
+    mechanism: Mechanism,
 }
 
 impl RouterSocket {
-    /// Creates a ROUTER with `ROUTER_MANDATORY`, `ROUTER_HANDOVER` and heartbeats, and binds
+    /// Creates a ROUTER with `ROUTER_MANDATORY`, without `ROUTER_HANDOVER`, with heartbeats, and binds
     /// every address in `addresses`.
     ///
     /// # Errors
     /// When an address cannot be bound (in use, bad syntax, missing directory).
     pub fn bind(addresses: &[String]) -> Result<Self, EndpointError> {
+        RouterSocket::bind_as(addresses, Mechanism::Plain)
+    }
+
+    /// As [`RouterSocket::bind`], as a CURVE server when `mechanism` says so (the addresses
+    /// come from [`curve::partition_binds`]).
+    ///
+    /// # Errors
+    /// As [`RouterSocket::bind`], and when no team key is configured for a CURVE server.
+    pub fn bind_as(addresses: &[String], mechanism: Mechanism) -> Result<Self, EndpointError> {
         let socket = context()
             .socket(zmq::ROUTER)
             .map_err(EndpointError::zmq("create a ROUTER socket"))?;
@@ -72,9 +86,17 @@ impl RouterSocket {
         socket
             .set_router_mandatory(true)
             .map_err(EndpointError::zmq("set ZMQ_ROUTER_MANDATORY"))?;
+        // No handover: a second peer with a live peer's identity (a second device broker
+        // pointed at this router) is ignored by libzmq rather than taking the identity and
+        // its traffic over; the first one keeps serving, and the second one finds out
+        // (`rpc::registration`) and stops. A peer that died is gone within the heartbeat
+        // timeout (at once over ipc), after which its successor gets the identity.
         socket
-            .set_router_handover(true)
+            .set_router_handover(false)
             .map_err(EndpointError::zmq("set ZMQ_ROUTER_HANDOVER"))?;
+        if mechanism == Mechanism::CurveServer {
+            curve::make_server(&socket)?;
+        }
         for address in addresses {
             socket.bind(address).map_err(|e| EndpointError::Address {
                 what: "bind",
@@ -82,7 +104,7 @@ impl RouterSocket {
                 reason: e.to_string(),
             })?;
         }
-        Ok(Self { socket })
+        Ok(Self { socket, mechanism })
     }
 
     /// Receives one whole message if one is waiting.
@@ -92,6 +114,7 @@ impl RouterSocket {
     pub fn try_recv(&self) -> Result<Option<RouterMessage>, EndpointError> {
         let mut frames = Vec::with_capacity(3);
         let mut peer_fd = None;
+        let mut user = None;
         loop {
             let flags = if frames.is_empty() { zmq::DONTWAIT } else { 0 };
             let mut msg = match self.socket.recv_msg(flags) {
@@ -108,11 +131,18 @@ impl RouterSocket {
             // from the connection and carry its metadata, including the descriptor.
             if frames.len() == 1 && peer_fd.is_none() {
                 peer_fd = msg.gets("__fd").and_then(|s| s.parse().ok());
+                if self.mechanism == Mechanism::CurveServer {
+                    user = curve::user_of(&mut msg);
+                }
             }
             let more = msg.get_more();
             frames.push(Frame(msg));
             if !more {
-                return Ok(Some(RouterMessage { frames, peer_fd }));
+                return Ok(Some(RouterMessage {
+                    frames,
+                    peer_fd,
+                    user,
+                }));
             }
         }
     }

@@ -3,6 +3,7 @@
 mod client;
 mod message;
 mod params;
+mod registration;
 mod service;
 
 pub use client::Client;

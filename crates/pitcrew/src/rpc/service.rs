@@ -26,6 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use super::message::{BadMessage, ErrorCode, Message, Notification, Request, Response, RpcError};
 use super::params::FromParams;
+use super::registration;
 use crate::codec::Value;
 use crate::endpoint::{Dealer, DealerOptions, EndpointError, Frames};
 
@@ -210,6 +211,7 @@ impl Service {
         // exists only once `connect` returns, hence the cell. No message can arrive before
         // it is set: the connection handshake happens on that same task, later.
         let cell: Arc<OnceLock<Dealer>> = Arc::new(OnceLock::new());
+        let answered = Arc::new(tokio::sync::Notify::new());
         let (dealer, socket_task) = Dealer::connect(
             DealerOptions {
                 identity: self.name.clone(),
@@ -218,10 +220,16 @@ impl Service {
                 bind,
             },
             {
-                let (core, cell) = (core.clone(), cell.clone());
-                move |frames| match cell.get() {
-                    Some(dealer) => on_message(&core, dealer, frames),
-                    None => tracing::debug!("message before the service was ready; dropped"),
+                let (core, cell, answered) = (core.clone(), cell.clone(), answered.clone());
+                move |frames| {
+                    if registration::is_answer(&frames) {
+                        answered.notify_one();
+                        return;
+                    }
+                    match cell.get() {
+                        Some(dealer) => on_message(&core, dealer, frames),
+                        None => tracing::debug!("message before the service was ready; dropped"),
+                    }
                 }
             },
             socket_cancel.clone(),
@@ -232,12 +240,32 @@ impl Service {
             method: "hello".into(),
             params: vec![self.name.as_str().into()],
         });
-        if !bind {
+        let check = (!bind).then(|| {
             let _ = dealer.try_send(vec![b"router".to_vec(), hello.encode()]);
-        }
+            tokio::spawn(registration::confirm(
+                dealer.clone(),
+                answered,
+                address.to_owned(),
+                self.name.clone(),
+            ))
+        });
         tracing::info!(service = %self.name, %address, "service ready");
 
-        shutdown.cancelled().await;
+        // Serves until shutdown, or until it turns out that another live peer holds this
+        // service's identity at the router (which then never delivers us a request).
+        let refused = async {
+            match check {
+                Some(task) => task.await.ok(),
+                None => std::future::pending().await,
+            }
+        };
+        let outcome = tokio::select! {
+            () = shutdown.cancelled() => Ok(()),
+            Some(error) = refused => Err(error),
+        };
+        if let Err(error) = &outcome {
+            tracing::error!(service = %self.name, %error, "refused by the router");
+        }
         tracing::debug!(service = %self.name, "service stopping");
 
         tracker.close();
@@ -251,7 +279,7 @@ impl Service {
         tokio::time::sleep(Duration::from_millis(20)).await;
         socket_cancel.cancel();
         let _ = socket_task.await;
-        Ok(())
+        outcome
     }
 }
 
