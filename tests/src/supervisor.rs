@@ -185,6 +185,12 @@ impl Instance {
             .unwrap_or_default()
     }
 
+    /// Where a supervisor of this instance records its sessions (beside, not in, the ipc
+    /// directory, which tests expect to be empty after a stop).
+    pub fn recordings(&self) -> PathBuf {
+        PathBuf::from(format!("/tmp/{}-recordings", self.ns.name))
+    }
+
     /// The entries left in the ipc directory.
     pub fn ipc_files(&self) -> Vec<PathBuf> {
         std::fs::read_dir(&self.ipc_dir)
@@ -197,6 +203,7 @@ impl Drop for Instance {
     fn drop(&mut self) {
         let _ = pitcrew_buffer::remove_namespace(&self.ns.name);
         let _ = std::fs::remove_dir_all(&self.ipc_dir);
+        let _ = std::fs::remove_dir_all(self.recordings());
     }
 }
 
@@ -374,6 +381,9 @@ impl Supervisor {
             .arg("--")
             .args(inst.supervise_args())
             .env("PITCREW_BIN_DIR", bin_dir())
+            // Sessions are recorded by default: into the instance's own directory, which
+            // its `Drop` removes.
+            .env("PITCREW_RECORD_DIR", inst.recordings())
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -676,9 +676,13 @@ fn clean_refuses_while_the_owner_lives_then_removes_exactly_its_namespace() {
     removed_segments.sort();
     let links = format!("/{}-driver-links-0", inst.name());
     assert_eq!(removed_segments, [links, segment.clone()]);
+    // The receiver was killed, so its recording tap's socket file is left too.
+    let tap = inst
+        .ipc_dir
+        .join(format!("{}-tap-gamepad.sock", inst.name()));
     assert_eq!(
         removed["sockets"],
-        serde_json::json!([socket.display().to_string()])
+        serde_json::json!([socket.display().to_string(), tap.display().to_string()])
     );
     let left = inst.segments();
     assert!(

@@ -199,7 +199,8 @@ pub fn ipc_socket_paths(config: &Config) -> Vec<PathBuf> {
         &config.log_frontend,
         &config.log_backend,
     ];
-    for endpoint in endpoints.into_iter().flatten() {
+    let taps = pitcrew::tap::ALL.map(|process| pitcrew::tap::endpoint(config, process));
+    for endpoint in endpoints.into_iter().flatten().chain(&taps) {
         if let Some(path) = endpoint.strip_prefix("ipc://") {
             let path = PathBuf::from(path);
             if !paths.contains(&path) {
@@ -257,7 +258,14 @@ mod tests {
         let c = config(&["--namespace", "n1", "--ipc-dir", &dir.display().to_string()]);
         assert_eq!(
             ipc_socket_paths(&c),
-            ["n1-rpc.sock", "n1-srv.sock", "n1-log.sock"].map(|f| dir.join(f))
+            [
+                "n1-rpc.sock",
+                "n1-srv.sock",
+                "n1-log.sock",
+                "n1-tap-gamepad.sock",
+                "n1-tap-devices.sock"
+            ]
+            .map(|f| dir.join(f))
         );
         let _ = std::fs::remove_dir_all(&dir);
         let c = config(&[
@@ -270,7 +278,14 @@ mod tests {
         ]);
         assert_eq!(
             ipc_socket_paths(&c),
-            ["/tmp/a.sock", "/tmp/b.sock", "/tmp/rt-log.sock"].map(PathBuf::from)
+            [
+                "/tmp/a.sock",
+                "/tmp/b.sock",
+                "/tmp/rt-log.sock",
+                "/tmp/rt-tap-gamepad.sock",
+                "/tmp/rt-tap-devices.sock"
+            ]
+            .map(PathBuf::from)
         );
     }
 

@@ -16,6 +16,7 @@ mod key_cmd;
 mod logs;
 mod output;
 mod ping;
+mod recording;
 mod robot;
 mod run_cmd;
 mod sdp_cmd;
@@ -86,6 +87,14 @@ pub enum Command {
     Clean(clean::CleanArgs),
     /// Make or show a team or field key (who may drive, change and stop the robot).
     Key(key_cmd::KeyArgs),
+    /// Record the whole robot (control input, robot state, every device frame, logs) into
+    /// an MCAP file until Ctrl-C or --duration.
+    Record(recording::record::RecordArgs),
+    /// Read a recording: `info` summarises it, `export --csv DIR` writes its channels as CSV.
+    Recording(recording::RecordingArgs),
+    /// Replay a recording's control input as a driver link (enables only on an emulated
+    /// suite or with --allow-enable).
+    Replay(recording::replay::ReplayArgs),
     /// Run a team's Python robot code (`python3 -m pitcrew.run`): autonomous_* and
     /// teleop_* as the robot state says, in a supervised worker process.
     Run(run_cmd::RunArgs),
@@ -158,6 +167,9 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Emulate(args) => args.run(&config.catalog).await,
             Command::Gamepads(args) => args.run(&config).await,
             Command::Clean(args) => args.run(&config),
+            Command::Record(args) => args.run(&config).await,
+            Command::Recording(args) => args.run(),
+            Command::Replay(args) => args.run(&config).await,
             // Handled above, before the runtime starts: `run` execs the executor and
             // `key` works without loading the keys.
             Command::Run(_) | Command::Key(_) => Ok(()),

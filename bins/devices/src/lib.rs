@@ -27,6 +27,7 @@ pub mod serial;
 pub mod service;
 pub mod session;
 pub mod status;
+pub mod tap;
 pub mod updates;
 pub mod waker;
 
@@ -175,6 +176,19 @@ pub struct Options {
 }
 
 /// The session timings of `options`.
+/// Binds the recording tap; a broker whose tap cannot be bound runs without one (logged):
+/// recording is never a reason for the robot not to drive.
+fn start_tap(config: &Config) -> (tap::BrokerTap, Option<pitcrew::tap::TapGuard>) {
+    let address = pitcrew::tap::endpoint(config, tap::PROCESS);
+    match tap::BrokerTap::start(&address, pitcrew::tap::TapOptions::default()) {
+        Ok((tap, guard)) => (tap, Some(guard)),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot bind the recording tap: this session is not recorded");
+            (tap::BrokerTap::disabled(), None)
+        }
+    }
+}
+
 fn timing(options: &Options) -> Timing {
     Timing {
         ping_interval: options.ping_interval,
@@ -265,12 +279,14 @@ pub async fn run(
             latch.mark_answered();
         }
     }
+    let (tap, _tap_guard) = start_tap(&config);
     let gate = robot::Gate::start(
         &config.namespace,
         config.control_timeout,
         options.output_lease,
         Arc::clone(&latch),
         Arc::clone(&registry),
+        tap.clone(),
     )?;
     let _links =
         robot::links::LinksThread::spawn(Arc::clone(&gate), &config.namespace, options.realtime)
@@ -288,6 +304,7 @@ pub async fn run(
         realtime: options.realtime,
         gate: Arc::clone(&gate),
         output_lease: options.output_lease,
+        tap: tap.clone(),
     };
     let service_ctx = ServiceContext {
         registry: Arc::clone(&registry),
@@ -297,6 +314,7 @@ pub async fn run(
         exit_on_estop: options.exit_on_estop,
         read_timeout: arrivals::READ_ANSWER_TIMEOUT,
         gate: Arc::clone(&gate),
+        tap,
     };
     let tracker = spawn_devices(&options, &config, ctx, listener, serial_stats)?;
     let service = service::build(&service_ctx).workers(config.service_workers);

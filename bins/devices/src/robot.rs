@@ -22,6 +22,7 @@ use tokio::sync::watch;
 
 use crate::estop::{self, Latch};
 use crate::registry::Registry;
+use crate::tap::{BrokerEvent, BrokerTap};
 use machine::{Machine, Refusal, Step};
 
 /// What device sessions may do with their outputs.
@@ -54,6 +55,7 @@ pub struct Gate {
     latch: Arc<Latch>,
     registry: Arc<Registry>,
     runtime: tokio::runtime::Handle,
+    tap: BrokerTap,
 }
 
 impl Gate {
@@ -68,6 +70,7 @@ impl Gate {
         output_lease: Duration,
         latch: Arc<Latch>,
         registry: Arc<Registry>,
+        tap: BrokerTap,
     ) -> anyhow::Result<Arc<Gate>> {
         let mut initial =
             RobotStatus::initial("the device broker started", control_timeout, output_lease);
@@ -87,6 +90,7 @@ impl Gate {
             latch,
             registry,
             runtime: tokio::runtime::Handle::current(),
+            tap,
         }))
     }
 
@@ -142,6 +146,10 @@ impl Gate {
         if let Err(e) = self.segment.publish(status) {
             tracing::error!(error = %e, "cannot publish the robot state to shared memory");
         }
+        self.tap.offer_with(|| BrokerEvent::State {
+            t_ns: monotonic_ns(),
+            status: Box::new(status.clone()),
+        });
         let phase = status.phase.map(|p| p.name());
         match state {
             State::Estopped => {

@@ -41,6 +41,8 @@ pub struct ServiceContext {
     pub read_timeout: Duration,
     /// The robot state (an `estop` here is the robot's emergency stop).
     pub gate: Arc<crate::robot::Gate>,
+    /// The recording tap (its counters are in `status`).
+    pub tap: crate::tap::BrokerTap,
 }
 
 /// How long `heartbeat` waits for the HB_RES.
@@ -209,6 +211,7 @@ pub fn build(ctx: &ServiceContext) -> Service {
             });
             json["robot"] = c.gate.counters_json();
             json["robot"]["state"] = c.gate.status_json();
+            json["tap"] = c.tap.stats().to_json();
             Ok::<_, RpcError>(codec::from_json(&json))
         }
     });

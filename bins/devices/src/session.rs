@@ -22,6 +22,7 @@ use crate::estop::{self, Latch};
 use crate::lease::{self, Leases};
 use crate::registry::{AttachError, Command, Counters, Registry};
 use crate::robot::{Gate, Outputs};
+use crate::tap::{BrokerEvent, BrokerTap};
 use crate::waker::Waker;
 
 /// Session timing (spec defaults: PING every 1 s, 10 s discovery limit, 1 s liveness).
@@ -64,6 +65,8 @@ pub struct SessionContext {
     pub gate: Arc<Gate>,
     /// The default output lease (`--output-lease`).
     pub output_lease: Duration,
+    /// The recording tap: frames sent, DEV_DATA stored, connects and disconnects.
+    pub tap: BrokerTap,
 }
 
 /// How a session ended.
@@ -81,6 +84,19 @@ pub enum SessionEnd {
     Shutdown,
 }
 
+impl SessionEnd {
+    /// A short name (logs, recordings).
+    pub fn name(self) -> &'static str {
+        match self {
+            SessionEnd::Closed => "closed",
+            SessionEnd::DiscoveryTimeout => "discovery_timeout",
+            SessionEnd::Refused => "refused",
+            SessionEnd::Lost => "lost",
+            SessionEnd::Shutdown => "shutdown",
+        }
+    }
+}
+
 /// Read chunk size; the frame decoder bounds memory, this only sizes one `read`.
 const READ_CHUNK: usize = 512;
 /// How long to let the DEV_DISABLE of a shutdown drain before closing.
@@ -93,6 +109,9 @@ struct Host<S> {
     port: String,
     warned: bool,
     decode_errors: Arc<AtomicU64>,
+    tap: BrokerTap,
+    /// The identified device, once attached (what the tap names).
+    device: Option<(Uid, Arc<DeviceType>)>,
 }
 
 impl<S: AsyncRead + AsyncWrite> Host<S> {
@@ -101,12 +120,22 @@ impl<S: AsyncRead + AsyncWrite> Host<S> {
         self.out.clear();
         msg.encode_frame(&mut self.out)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        self.offer_sent(None);
         self.writer.write_all(&self.out).await
     }
 
     /// Sends bytes already framed.
     async fn send_raw(&mut self, frames: &[u8]) -> std::io::Result<()> {
+        self.offer_sent(Some(frames));
         self.writer.write_all(frames).await
+    }
+
+    /// Offers what is being sent (`frames`, or the message just encoded) to the tap.
+    fn offer_sent(&self, frames: Option<&[u8]>) {
+        if let Some((uid, ty)) = &self.device {
+            let frames = frames.unwrap_or(&self.out);
+            self.tap.offer_with(|| BrokerEvent::sent(*uid, ty, frames));
+        }
     }
 
     /// Answers a bad frame with ERROR(code), counts it, logs the first one of the session.
@@ -160,6 +189,8 @@ where
         port,
         warned: false,
         decode_errors: Arc::clone(&ctx.decode_errors),
+        tap: ctx.tap.clone(),
+        device: None,
     };
     let mut decoder = FrameDecoder::new();
     let uid = match discover(&mut reader, &mut host, &mut decoder, &ctx).await {
@@ -182,6 +213,9 @@ where
         }
     };
     tracing::info!(port = %host.port, %uid, r#type = attached.owner.device_type().name(), "device connected");
+    let ty = Arc::clone(attached.owner.device_type());
+    host.device = Some((uid, Arc::clone(&ty)));
+    offer_connection(&host, uid, &ty, None);
     let link_id = attached.link_id;
     let leases = Leases::new(attached.owner.device_type(), ctx.output_lease);
     let mut active = Active {
@@ -217,7 +251,19 @@ where
         waker.stop().await;
     }
     tracing::info!(port = %host.port, %uid, end = ?end, "device disconnected");
+    offer_connection(&host, uid, &ty, Some(end.name()));
     end
+}
+
+/// Offers a connect (`end` None) or a disconnect to the tap.
+fn offer_connection<S>(host: &Host<S>, uid: Uid, ty: &Arc<DeviceType>, end: Option<&'static str>) {
+    host.tap.offer_with(|| BrokerEvent::Connection {
+        t_ns: pitcrew::robot::monotonic_ns(),
+        uid,
+        ty: Arc::clone(ty),
+        port: host.port.clone(),
+        end,
+    });
 }
 
 /// PINGs until SUB_RES; answers heartbeats meanwhile. `Ok(Err(end))` when it gave up.
@@ -521,7 +567,16 @@ impl Active {
                 let values = packet.payload().get(2..).unwrap_or_default();
                 let bits = u64::from(data.bitmap());
                 match self.owner.set_raw(bits, values) {
-                    Ok(()) => self.arrivals.send_modify(|a| a.record(bits)),
+                    Ok(()) => {
+                        self.arrivals.send_modify(|a| a.record(bits));
+                        host.tap.offer_with(|| BrokerEvent::Data {
+                            t_ns: pitcrew::robot::monotonic_ns(),
+                            uid: self.uid,
+                            ty: Arc::clone(self.owner.device_type()),
+                            bits,
+                            raw: values.to_vec(),
+                        });
+                    }
                     Err(e) => tracing::warn!(uid = %self.uid, error = %e, "cannot store DEV_DATA"),
                 }
             }

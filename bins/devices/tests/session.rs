@@ -19,7 +19,16 @@ fn ctx(ns: &str, timing: Timing) -> SessionContext {
     let registry = Arc::new(Registry::new(ns, Catalog::embedded()));
     let latch = Arc::new(Latch::new());
     let lease = Duration::from_millis(100);
-    let gate = Gate::start(ns, lease, lease, Arc::clone(&latch), Arc::clone(&registry)).unwrap();
+    let tap = pitcrew_devices::tap::BrokerTap::disabled();
+    let gate = Gate::start(
+        ns,
+        lease,
+        lease,
+        Arc::clone(&latch),
+        Arc::clone(&registry),
+        tap.clone(),
+    )
+    .unwrap();
     SessionContext {
         registry,
         timing,
@@ -29,6 +38,7 @@ fn ctx(ns: &str, timing: Timing) -> SessionContext {
         realtime: None,
         gate,
         output_lease: lease,
+        tap,
     }
 }
 

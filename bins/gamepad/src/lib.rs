@@ -18,6 +18,7 @@ pub mod sources;
 pub mod station;
 pub mod status;
 pub mod stick;
+pub mod tap;
 pub mod watchdog;
 
 use std::net::SocketAddr;
@@ -167,12 +168,14 @@ async fn run_receive(
     let keys = config.keys.clone();
     let catalog = Catalog::clone(&config.catalog);
     remove_stale_gamepads(&config.namespace, &catalog);
+    let (tap, _tap_guard) = start_tap(&config);
     let receiver = receive::Receiver::start(receive::ReceiverConfig {
         namespace: config.namespace.clone(),
         catalog,
         bind,
         timeout: config.control_timeout,
         realtime: args.realtime,
+        tap,
         keys,
     })?;
     let service = status::service(receiver.state.clone());
@@ -186,6 +189,19 @@ async fn run_receive(
         .await
         .context("the receiver did not stop")?;
     result
+}
+
+/// Binds the recording tap; a receiver whose tap cannot be bound runs without one (logged):
+/// recording is never a reason for the robot not to drive.
+fn start_tap(config: &Config) -> (tap::GamepadTap, Option<pitcrew::tap::TapGuard>) {
+    let address = pitcrew::tap::endpoint(config, tap::PROCESS);
+    match tap::GamepadTap::start(&address, pitcrew::tap::TapOptions::default()) {
+        Ok((tap, guard)) => (tap, Some(guard)),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot bind the recording tap: control input is not recorded");
+            (tap::GamepadTap::disabled(), None)
+        }
+    }
 }
 
 /// Removes gamepad buffers a crashed predecessor left behind (only ours: other owners'

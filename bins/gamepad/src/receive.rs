@@ -32,6 +32,7 @@ use pitcrew::robot::{monotonic_ns, status as robot_status, Robot};
 use crate::batch::Batch;
 use crate::pads::Pads;
 use crate::sources::{SeqVerdict, Sources};
+use crate::tap::{ControlEvent, GamepadTap};
 use crate::watchdog::{Feed, Watchdog};
 
 /// The longest the loop blocks before checking for shutdown: short enough that a stop is
@@ -53,6 +54,8 @@ pub struct ReceiverConfig {
     pub timeout: Duration,
     /// Real-time (SCHED_FIFO) priority of the receive thread, if any.
     pub realtime: Option<u8>,
+    /// The recording tap: every datagram applied or refused.
+    pub tap: GamepadTap,
     /// The keys datagrams must be sealed with; without a team key only unsealed datagrams
     /// from loopback are taken.
     pub keys: Keys,
@@ -366,6 +369,7 @@ impl State {
         let mut msg = match control::parse(payload) {
             Ok(msg) => msg,
             Err(r) => {
+                self.offer(payload, peer, Some((r.kind(), r.to_string())));
                 self.reject(&peer.to_string(), &r, peer, now, false);
                 return sealed.map(|o| self.answer(&o, now, &[]));
             }
@@ -379,6 +383,9 @@ impl State {
             // a new session (a restarted station) but never back.
             if !self.sessions.admit(&source, (o.kind, o.session)) {
                 self.counters.superseded += 1;
+                self.offer_with(payload, peer, || {
+                    ("superseded", "from an older session of its source".into())
+                });
                 return None;
             }
             self.sources.check_seq(&source, None, now);
@@ -394,6 +401,12 @@ impl State {
             let seq = msg.meta.as_ref().map(|m| m.seq);
             if self.sources.check_seq(&source, seq, now) == SeqVerdict::Stale {
                 self.counters.reordered += 1;
+                self.offer_with(payload, peer, || {
+                    (
+                        "reordered",
+                        "not newer than the last applied from its source".into(),
+                    )
+                });
                 return None;
             }
         }
@@ -401,6 +414,7 @@ impl State {
             Ok(()) => {}
             Err(crate::pads::ApplyError::OffCircle(i)) => {
                 let r = Rejection::OutOfRange(format!("gamepad {i}: stick off the unit circle"));
+                self.offer(payload, peer, Some((r.kind(), r.to_string())));
                 self.reject(&source, &r, peer, now, true);
                 return sealed.map(|o| self.answer(&o, now, &[]));
             }
@@ -411,6 +425,7 @@ impl State {
             }
         }
         self.counters.applied += 1;
+        self.offer(payload, peer, None);
         if self.watchdog.feed(now) == Feed::Recovered {
             tracing::info!(source = %source, "control restored");
         }
@@ -501,6 +516,36 @@ impl State {
         match self.verifier.as_mut() {
             Some(v) => v.answer_to(&to.opened(), now, payload),
             None => Vec::new(),
+        }
+    }
+
+    /// The recording tap's counters.
+    pub fn tap_stats(&self) -> pitcrew::tap::TapStats {
+        self.config.tap.stats()
+    }
+
+    /// Offers a datagram to the recording tap (applied when `refused` is `None`).
+    fn offer(&self, bytes: &[u8], peer: SocketAddr, refused: Option<(&'static str, String)>) {
+        self.config.tap.offer_with(|| ControlEvent {
+            t_ns: monotonic_ns(),
+            peer,
+            bytes: bytes
+                .get(..control::MAX_DATAGRAM_BYTES)
+                .unwrap_or(bytes)
+                .to_vec(),
+            refused,
+        });
+    }
+
+    /// Offers a refused datagram, building the reason only while a recorder listens.
+    fn offer_with(
+        &self,
+        bytes: &[u8],
+        peer: SocketAddr,
+        why: impl FnOnce() -> (&'static str, String),
+    ) {
+        if self.config.tap.listening() {
+            self.offer(bytes, peer, Some(why()));
         }
     }
 
@@ -629,6 +674,7 @@ mod tests {
                 bind: "127.0.0.1:0".parse().unwrap(),
                 timeout: Duration::from_millis(100),
                 realtime: None,
+                tap: GamepadTap::disabled(),
                 keys: Keys::default(),
             },
         }

@@ -83,6 +83,7 @@ pub fn snapshot(st: &State, now: Instant) -> serde_json::Value {
         },
         "sources": sources,
         "gamepads": gamepads,
+        "tap": st.tap_stats().to_json(),
     })
 }
 

@@ -14,6 +14,7 @@
 //! [-1, 1], a stick is off the unit circle, or a button bit names no button.
 
 pub mod auth;
+pub mod json;
 pub mod recording;
 
 use crate::codec::{self, Value};

@@ -8,7 +8,8 @@
 //! * [`codec`]: the one place that knows the MessagePack serializer;
 //! * for controllers: [`robot`] (the robot state and its wait), [`gamepad`] (buttons, axes,
 //!   the gamepad reader), [`device`] (a Smart Device by UID), and [`control`], the control
-//!   datagram every driver station sends.
+//!   datagram every driver station sends;
+//! * [`tap`]: the bounded, non-blocking event tap a process offers to recorders.
 #![warn(missing_docs)]
 
 pub mod app;
@@ -26,3 +27,4 @@ pub mod realtime;
 pub mod robot;
 pub mod rpc;
 pub mod signals;
+pub mod tap;

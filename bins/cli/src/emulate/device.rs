@@ -112,6 +112,23 @@ impl State {
         }
     }
 
+    /// Takes the values of sample `i` of `script`; returns their bitmap.
+    fn apply_sample(&mut self, script: &super::playback::Script, i: usize) -> u16 {
+        let mut bits = 0u16;
+        for (id, v) in script
+            .samples
+            .get(i)
+            .map(|(_, v)| v.as_slice())
+            .unwrap_or_default()
+        {
+            if let Some(slot) = self.values.get_mut(*id) {
+                *slot = *v;
+                bits |= 1u16.checked_shl(*id as u32).unwrap_or(0);
+            }
+        }
+        bits
+    }
+
     fn readable_mask(&self) -> u16 {
         (self.ty.readable_mask() & 0xFFFF) as u16
     }
@@ -272,6 +289,15 @@ where
 {
     let mut state = State::new(&spec, faults.stream_interval);
     event(state.uid, "connected", json!({ "type": state.ty.name() }));
+    let script = spec.script.clone();
+    let mut sample = 0usize;
+    if let Some(s) = &script {
+        // Samples already due when the device connects: only their values, no burst.
+        while s.due(sample).is_some_and(|t| t <= Instant::now()) {
+            state.apply_sample(s, sample);
+            sample += 1;
+        }
+    }
     let (mut reader, mut writer) = tokio::io::split(stream);
     let mut decoder = FrameDecoder::new();
     let mut buf = [0u8; 512];
@@ -295,6 +321,15 @@ where
             }
             _ = tokio::time::sleep_until(next_data), if !faults.silent && !faults.garbage => {
                 state.data_frames(state.sub_params, &mut out);
+            }
+            _ = tokio::time::sleep_until(script.as_ref().and_then(|s| s.due(sample)).unwrap_or(far)),
+                if script.as_ref().is_some_and(|s| s.due(sample).is_some()) =>
+            {
+                if let Some(s) = &script {
+                    let bits = state.apply_sample(s, sample);
+                    state.data_frames(bits, &mut out);
+                }
+                sample += 1;
             }
             _ = heartbeat.tick(), if !faults.silent && !faults.garbage => {
                 let _ = Message::HbReq(hb_id).encode_frame(&mut out);
@@ -322,7 +357,8 @@ where
                 }
             }
         }
-        if state.sub_interval_ms == 0 || state.sub_params == 0 {
+        if state.sub_interval_ms == 0 || state.sub_params == 0 || script.is_some() {
+            // A played-back device sends what was recorded, when it was.
             next_data = far;
         } else if next_data == far || Instant::now() >= next_data {
             let period = Duration::from_millis(u64::from(state.sub_interval_ms));

@@ -6,6 +6,7 @@
 //! (`--silent`, `--garbage`, `--vanish-after`, `--slow-ms`) exercise the broker's defences.
 
 mod device;
+pub mod playback;
 mod pty;
 
 use std::hash::{BuildHasher, Hasher};
@@ -24,8 +25,12 @@ pub use device::Faults;
 pub struct EmulateArgs {
     /// Devices to emulate: `TYPE[:UID][:JSON-INITIAL-VALUES]`, e.g. `limit-switch`,
     /// `polar-bear:56668397794435742564352`, `battery:{"v_batt":11.1}`.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "from")]
     pub devices: Vec<String>,
+    /// Play back every device of a recording (`pitcrew record`) with its UID, type and
+    /// recorded values at the recorded times, instead of DEVICES.
+    #[arg(long, value_name = "FILE", conflicts_with = "devices")]
+    pub from: Option<std::path::PathBuf>,
     /// Connect to the broker's virtual-device listener (tcp://HOST:PORT).
     #[arg(long, default_value = "tcp://127.0.0.1:6004")]
     pub tcp: String,
@@ -61,6 +66,8 @@ pub struct DeviceSpec {
     pub uid: Uid,
     /// Initial values by param name.
     pub initial: Vec<(String, Value)>,
+    /// Recorded values to send at their times (`--from`), instead of streaming.
+    pub script: Option<Arc<playback::Script>>,
 }
 
 /// A random 64-bit number from the standard library's per-process random hasher keys.
@@ -121,6 +128,7 @@ pub fn parse_spec(catalog: &Catalog, text: &str, index: u64) -> anyhow::Result<D
         ty: Arc::clone(ty),
         uid,
         initial,
+        script: None,
     })
 }
 
@@ -141,12 +149,15 @@ impl EmulateArgs {
     /// # Errors
     /// A bad device spec or address.
     pub async fn run(self, catalog: &Catalog) -> anyhow::Result<()> {
-        let specs = self
-            .devices
-            .iter()
-            .zip(0u64..)
-            .map(|(text, i)| parse_spec(catalog, text, i))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let specs = match &self.from {
+            Some(file) => playback::devices(file, catalog)?,
+            None => self
+                .devices
+                .iter()
+                .zip(0u64..)
+                .map(|(text, i)| parse_spec(catalog, text, i))
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        };
         let addr = self
             .tcp
             .strip_prefix("tcp://")

@@ -120,6 +120,34 @@ impl Publisher {
         Ok(Self { socket })
     }
 
+    /// Creates the socket and binds every address in `addresses`: a process's event tap
+    /// (`crate::tap`), which recorders connect to while the process runs.
+    ///
+    /// # Errors
+    /// When the socket cannot be created or configured, or an address cannot be bound.
+    pub fn bind(addresses: &[String], options: PubSubOptions) -> Result<Self, EndpointError> {
+        let mut socket = socket(zmq::XPUB, options)?;
+        set_xpub_nodrop(&mut socket)?;
+        bind_all(&socket, addresses)?;
+        Ok(Self { socket })
+    }
+
+    /// Sends a message of several frames if every subscriber's pipe has room; `Ok(false)`
+    /// means a pipe is full and nothing was sent (see [`Publisher::try_send`]).
+    ///
+    /// # Errors
+    /// On failures other than a full pipe.
+    pub fn try_send_frames(&self, frames: &[&[u8]]) -> Result<bool, EndpointError> {
+        match self.socket.send_multipart(frames, zmq::DONTWAIT) {
+            Ok(()) => Ok(true),
+            Err(zmq::Error::EAGAIN) => Ok(false),
+            Err(e) => Err(EndpointError::Socket {
+                what: "publish",
+                reason: e.to_string(),
+            }),
+        }
+    }
+
     /// Sends `[topic, payload]` if every subscriber's pipe has room; `Ok(false)` means a
     /// pipe is full and nothing was sent. With no subscriber the message is discarded by
     /// libzmq (callers check [`Publisher::subscription_changes`] first).

@@ -1,0 +1,194 @@
+//! The channels of a recording: each an MCAP topic with a JSON schema, JSON messages, and
+//! `log_time` in CLOCK_MONOTONIC nanoseconds (the wall-clock anchor is in the
+//! `pitcrew.recording` metadata record). Foxglove and Lichtblick read the schemas to offer
+//! each field for plotting (`/devices/data.values.duty_cycle_a`).
+
+use serde_json::{json, Value};
+
+/// One channel: its topic, schema name and JSON schema.
+#[derive(Debug, Clone, Copy)]
+pub struct Channel {
+    /// The MCAP topic.
+    pub topic: &'static str,
+    /// The schema's name.
+    pub schema: &'static str,
+    /// What a message on it is (for `recording info` and the schema's description).
+    pub about: &'static str,
+}
+
+/// Control datagrams the gamepad receiver applied.
+pub const CONTROL_APPLIED: &str = "/control/applied";
+/// Control datagrams it refused, with why.
+pub const CONTROL_REFUSED: &str = "/control/refused";
+/// Robot state transitions, with their reasons.
+pub const ROBOT_STATE: &str = "/robot/state";
+/// DEV_DATA values stored by the broker.
+pub const DEVICES_DATA: &str = "/devices/data";
+/// DEV_WRITE frames the broker sent, with their values.
+pub const DEVICES_WRITE: &str = "/devices/write";
+/// DEV_DISABLE frames the broker sent.
+pub const DEVICES_DISABLE: &str = "/devices/disable";
+/// Devices connecting and disconnecting.
+pub const DEVICES_CONNECTION: &str = "/devices/connection";
+/// Every log record the log forwarder published.
+pub const LOG: &str = "/log";
+
+/// Every channel, in the order they are registered.
+pub const ALL: [Channel; 8] = [
+    Channel {
+        topic: CONTROL_APPLIED,
+        schema: "pitcrew.ControlApplied",
+        about: "a control datagram the gamepad receiver applied",
+    },
+    Channel {
+        topic: CONTROL_REFUSED,
+        schema: "pitcrew.ControlRefused",
+        about: "a control datagram the gamepad receiver refused, with why",
+    },
+    Channel {
+        topic: ROBOT_STATE,
+        schema: "pitcrew.RobotState",
+        about: "a robot state transition with its reason",
+    },
+    Channel {
+        topic: DEVICES_DATA,
+        schema: "pitcrew.DeviceData",
+        about: "values a device sent (DEV_DATA)",
+    },
+    Channel {
+        topic: DEVICES_WRITE,
+        schema: "pitcrew.DeviceWrite",
+        about: "values the broker sent a device (DEV_WRITE)",
+    },
+    Channel {
+        topic: DEVICES_DISABLE,
+        schema: "pitcrew.DeviceDisable",
+        about: "a DEV_DISABLE the broker sent a device",
+    },
+    Channel {
+        topic: DEVICES_CONNECTION,
+        schema: "pitcrew.DeviceConnection",
+        about: "a device connected or disconnected",
+    },
+    Channel {
+        topic: LOG,
+        schema: "pitcrew.LogRecord",
+        about: "a log record of any process",
+    },
+];
+
+fn device_props() -> Value {
+    json!({
+        "uid": {"type": "string", "description": "the device's UID (decimal)"},
+        "type": {"type": "string", "description": "the catalog type"},
+    })
+}
+
+fn values() -> Value {
+    json!({
+        "type": "object",
+        "description": "values by param name",
+        "additionalProperties": {"type": ["number", "boolean", "array", "null"]},
+    })
+}
+
+fn object(about: &str, mut props: Value, extra: Value, required: &[&str]) -> Value {
+    if let (Some(p), Some(e)) = (props.as_object_mut(), extra.as_object()) {
+        p.extend(e.clone());
+    }
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "description": about,
+        "properties": props,
+        "required": required,
+    })
+}
+
+/// The JSON schema of `channel`'s messages.
+pub fn schema(channel: &Channel) -> Value {
+    let about = channel.about;
+    let axis = json!({"type": ["number", "null"], "minimum": -1, "maximum": 1});
+    match channel.topic {
+        CONTROL_APPLIED => object(
+            about,
+            json!({
+                "peer": {"type": "string"},
+                "gamepads": {"type": "array", "items": {"type": "object", "properties": {
+                    "index": {"type": "integer"},
+                    "lx": axis, "ly": axis, "rx": axis, "ry": axis,
+                    "btn": {"type": "integer", "description": "button bitmask"},
+                }}},
+                "meta": {"type": ["object", "null"], "properties": {
+                    "seq": {"type": "integer"},
+                    "sent_us": {"type": "integer"},
+                    "source": {"type": "string"},
+                    "ds": {"type": ["object", "null"], "properties": {
+                        "mode": {"type": "string", "enum": ["autonomous", "teleop"]},
+                        "enable": {"type": "boolean"},
+                        "enable_id": {"type": "integer"},
+                        "estop": {"type": "boolean"},
+                    }},
+                }},
+            }),
+            json!({}),
+            &["gamepads"],
+        ),
+        CONTROL_REFUSED => object(
+            about,
+            json!({
+                "peer": {"type": "string"},
+                "source": {"type": ["string", "null"]},
+                "kind": {"type": "string", "enum": ["oversized", "malformed", "out_of_range", "reordered"]},
+                "reason": {"type": "string"},
+                "bytes": {"type": "integer"},
+            }),
+            json!({}),
+            &["kind", "reason"],
+        ),
+        ROBOT_STATE => object(
+            about,
+            json!({
+                "state": {"type": "string", "enum": ["disabled", "autonomous", "teleop", "estopped"]},
+                "mode": {"type": ["string", "null"]},
+                "reason": {"type": "string"},
+                "link": {"type": "string"},
+                "transitions": {"type": "integer"},
+                "phase": {"type": ["string", "null"]},
+            }),
+            json!({}),
+            &["state", "reason"],
+        ),
+        DEVICES_DATA | DEVICES_WRITE => object(
+            about,
+            device_props(),
+            json!({"values": values()}),
+            &["uid", "type", "values"],
+        ),
+        DEVICES_DISABLE => object(about, device_props(), json!({}), &["uid"]),
+        DEVICES_CONNECTION => object(
+            about,
+            device_props(),
+            json!({
+                "port": {"type": "string"},
+                "connected": {"type": "boolean"},
+                "end": {"type": ["string", "null"], "description": "how the session ended"},
+            }),
+            &["uid", "connected"],
+        ),
+        _ => object(
+            about,
+            json!({
+                "timestamp": {"type": "string", "description": "RFC 3339, the process's clock"},
+                "level": {"type": "string"},
+                "app": {"type": "string"},
+                "target": {"type": "string"},
+                "event": {"type": "string"},
+                "pid": {"type": "integer"},
+                "seq": {"type": "integer"},
+            }),
+            json!({}),
+            &["level", "app", "event"],
+        ),
+    }
+}

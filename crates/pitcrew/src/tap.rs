@@ -1,0 +1,358 @@
+//! A process's event tap: what a recorder (`pitcrew record`) hears of the events only that
+//! process sees (the gamepad receiver's control datagrams, the device broker's frames and
+//! state transitions).
+//!
+//! The cost to the control path is the point. A producer calls [`Tap::offer`] (or
+//! [`Tap::offer_with`], which does not even build the event) and that is one relaxed atomic
+//! load while no recorder listens; while one does, it is one `try_send` on a bounded channel
+//! of plain values: no system call, no encoding, no waiting. A full channel drops the
+//! event and counts it. A thread of its own owns the socket: it encodes each event as JSON
+//! and publishes it on a bound XPUB (`ipc://<ipc-dir>/<ns>-tap-<process>.sock`) with
+//! `ZMQ_XPUB_NODROP` and non-blocking sends, so a recorder too slow to keep up costs only
+//! counted drops, never a stall. The counters ([`TapStats`]) are in the process's `status`.
+//!
+//! A message on the tap is three frames: the topic (the recording's channel, such as
+//! `/devices/write`), the event's CLOCK_MONOTONIC time in nanoseconds (8 bytes,
+//! little-endian) and the event as a JSON object.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::endpoint::{EndpointError, PubSubOptions, Publisher};
+
+/// How often the tap thread looks for recorders arriving or leaving while no event comes:
+/// the longest a new recorder waits before events flow to it.
+const SUBSCRIPTION_POLL: Duration = Duration::from_millis(20);
+
+/// After the last send at close, how long libzmq's I/O thread gets to deliver before the
+/// process may exit (the context is never terminated, so linger does not apply).
+const CLOSE_GRACE: Duration = Duration::from_millis(50);
+
+/// An event a process offers on its tap.
+pub trait TapEvent: Send + 'static {
+    /// When it happened: CLOCK_MONOTONIC, nanoseconds ([`crate::robot::monotonic_ns`]).
+    fn time_ns(&self) -> u64;
+    /// Hands `emit` the event's messages, each a recording channel (MCAP topic, such as
+    /// `/devices/write`) and a JSON object: usually one, several when the event is a batch
+    /// (the frames of one write to a device), none when nothing in it is recorded. Called
+    /// on the tap thread, never on the control path.
+    fn messages(&self, emit: &mut dyn FnMut(&'static str, serde_json::Value));
+}
+
+/// Sizes of a tap.
+#[derive(Debug, Clone, Copy)]
+pub struct TapOptions {
+    /// Events the channel to the tap thread holds before new ones are dropped.
+    pub queue: usize,
+    /// Messages libzmq holds per recorder before it refuses more (counted as drops).
+    pub hwm: i32,
+}
+
+impl Default for TapOptions {
+    /// 4096 events ride out a recorder that stalls for a few hundred milliseconds at the
+    /// broker's busiest (11 devices at 1 kHz would not, and are counted); 10 000 in libzmq's
+    /// pipe is about a second of a busy robot.
+    fn default() -> Self {
+        Self {
+            queue: 4096,
+            hwm: 10_000,
+        }
+    }
+}
+
+/// What a tap has done so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TapStats {
+    /// A recorder is connected.
+    pub listening: bool,
+    /// Events published.
+    pub sent: u64,
+    /// Events dropped: the channel was full or a recorder's pipe was.
+    pub dropped: u64,
+}
+
+impl TapStats {
+    /// As JSON, for a process's `status`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "listening": self.listening,
+            "sent": self.sent,
+            "dropped": self.dropped,
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    listening: AtomicBool,
+    sent: AtomicU64,
+    dropped: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// The producers' end of a tap. Cheap to clone; a [`Tap::disabled`] one does nothing.
+pub struct Tap<E> {
+    tx: Option<SyncSender<E>>,
+    shared: Arc<Shared>,
+}
+
+impl<E> Clone for Tap<E> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<E> std::fmt::Debug for Tap<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tap").field("stats", &self.stats()).finish()
+    }
+}
+
+/// The gamepad receiver's tap (control datagrams applied and refused).
+pub const GAMEPAD: &str = "gamepad";
+/// The device broker's tap (frames to devices, DEV_DATA, connections, robot state).
+pub const DEVICES: &str = "devices";
+/// Every process that offers a tap (what a recorder connects to, what `pitcrew clean`
+/// removes).
+pub const ALL: [&str; 2] = [GAMEPAD, DEVICES];
+
+/// The address of `process`'s tap in this instance: `ipc://<ipc-dir>/<ns>-tap-<process>.sock`.
+pub fn endpoint(config: &Config, process: &str) -> String {
+    let path = config
+        .ipc_dir
+        .join(format!("{}-tap-{process}.sock", config.namespace));
+    format!("ipc://{}", path.display())
+}
+
+impl<E> Tap<E> {
+    /// Whether a recorder listens: when not, offering costs this one atomic load.
+    pub fn listening(&self) -> bool {
+        self.shared.listening.load(Ordering::Relaxed)
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> TapStats {
+        TapStats {
+            listening: self.listening(),
+            sent: self.shared.sent.load(Ordering::Relaxed),
+            dropped: self.shared.dropped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl<E: TapEvent> Tap<E> {
+    /// A tap that offers nothing (for tests and for a tap that could not be bound).
+    pub fn disabled() -> Self {
+        Self {
+            tx: None,
+            shared: Arc::default(),
+        }
+    }
+
+    /// Binds `address` and starts the tap thread.
+    ///
+    /// # Errors
+    /// When the socket cannot be bound or the thread cannot start.
+    pub fn start(address: &str, options: TapOptions) -> Result<(Self, TapGuard), EndpointError> {
+        let socket = Publisher::bind(
+            &[address.to_owned()],
+            PubSubOptions {
+                hwm: options.hwm,
+                ..PubSubOptions::default()
+            },
+        )?;
+        let (tx, rx) = mpsc::sync_channel(options.queue.max(1));
+        let shared = Arc::new(Shared::default());
+        let thread = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("tap".into())
+                .spawn(move || run(&socket, &rx, &shared))
+                .map_err(|e| EndpointError::Io("start the tap thread", e))?
+        };
+        let guard = TapGuard {
+            shared: Arc::clone(&shared),
+            thread: Some(thread),
+        };
+        Ok((
+            Self {
+                tx: Some(tx),
+                shared,
+            },
+            guard,
+        ))
+    }
+
+    /// Offers `event`: queued for the tap thread when a recorder listens, dropped (and
+    /// counted) when the queue is full. Never blocks.
+    pub fn offer(&self, event: E) {
+        if !self.listening() {
+            return;
+        }
+        self.send(event);
+    }
+
+    /// Builds the event with `make` and offers it, only while a recorder listens.
+    pub fn offer_with(&self, make: impl FnOnce() -> E) {
+        if self.listening() {
+            self.send(make());
+        }
+    }
+
+    fn send(&self, event: E) {
+        let Some(tx) = &self.tx else { return };
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(event) {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Owns the tap thread: dropping it stops the thread and closes the socket.
+#[derive(Debug)]
+pub struct TapGuard {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for TapGuard {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The tap thread: events in, JSON out, recorders counted.
+fn run<E: TapEvent>(socket: &Publisher, rx: &mpsc::Receiver<E>, shared: &Shared) {
+    let mut subscriptions: i64 = 0;
+    let mut checked = Instant::now();
+    let mut payload = Vec::with_capacity(512);
+    let check = |subscriptions: &mut i64| -> bool {
+        match socket.subscription_changes() {
+            Ok(delta) => {
+                *subscriptions = (*subscriptions + delta).max(0);
+                shared
+                    .listening
+                    .store(*subscriptions > 0, Ordering::Relaxed);
+                true
+            }
+            // The context is gone: nothing can be published any more.
+            Err(_) => false,
+        }
+    };
+    let mut last_send: Option<Instant> = None;
+    let mut publish = |event: E, last_send: &mut Option<Instant>| {
+        let time = event.time_ns().to_le_bytes();
+        event.messages(&mut |topic, json| {
+            payload.clear();
+            let sent = serde_json::to_writer(&mut payload, &json).is_ok()
+                && matches!(
+                    socket.try_send_frames(&[topic.as_bytes(), &time, &payload]),
+                    Ok(true)
+                );
+            let counter = if sent { &shared.sent } else { &shared.dropped };
+            counter.fetch_add(1, Ordering::Relaxed);
+            *last_send = Some(Instant::now());
+        });
+    };
+    while !shared.stop.load(Ordering::Relaxed) {
+        match rx.recv_timeout(SUBSCRIPTION_POLL) {
+            Ok(event) => publish(event, &mut last_send),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                // Every producer is gone; keep answering subscriptions until stopped.
+                std::thread::sleep(SUBSCRIPTION_POLL);
+            }
+        }
+        if checked.elapsed() >= SUBSCRIPTION_POLL {
+            checked = Instant::now();
+            if !check(&mut subscriptions) {
+                return;
+            }
+        }
+    }
+    // Stopping: what is queued still goes out (the last DEV_DISABLEs of a shutdown), and
+    // libzmq's I/O thread gets a moment to hand it to the kernel before the process exits.
+    while let Ok(event) = rx.try_recv() {
+        if shared.listening.load(Ordering::Relaxed) {
+            publish(event, &mut last_send);
+        }
+    }
+    if last_send.is_some_and(|t| t.elapsed() < CLOSE_GRACE) {
+        std::thread::sleep(CLOSE_GRACE);
+    }
+}
+
+/// Splits a tap message into its topic, time and JSON payload; `None` when it is not one.
+pub fn parse_message(frames: &[Vec<u8>]) -> Option<(&str, u64, &[u8])> {
+    let [topic, time, payload] = frames else {
+        return None;
+    };
+    let topic = std::str::from_utf8(topic).ok()?;
+    let time = u64::from_le_bytes(time.as_slice().try_into().ok()?);
+    Some((topic, time, payload))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::SubSocket;
+
+    struct Ping(u64);
+
+    impl TapEvent for Ping {
+        fn time_ns(&self) -> u64 {
+            self.0
+        }
+        fn messages(&self, emit: &mut dyn FnMut(&'static str, serde_json::Value)) {
+            emit("/test/ping", serde_json::json!({"n": self.0}));
+        }
+    }
+
+    #[test]
+    fn events_reach_a_recorder_and_cost_nothing_without_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let address = format!("ipc://{}/tap.sock", dir.path().display());
+        let (tap, _guard) = Tap::<Ping>::start(&address, TapOptions::default()).unwrap();
+        tap.offer(Ping(1));
+        assert_eq!(tap.stats(), TapStats::default(), "nobody listens: nothing");
+        let sub = SubSocket::connect(&address, &[b""], PubSubOptions::default()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !tap.listening() {
+            assert!(Instant::now() < deadline, "the recorder was never seen");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        tap.offer(Ping(7));
+        assert!(sub.wait(Duration::from_secs(5)).unwrap());
+        let frames = sub.try_recv().unwrap().unwrap();
+        let (topic, time, payload) = parse_message(&frames).unwrap();
+        assert_eq!((topic, time), ("/test/ping", 7));
+        assert_eq!(payload, br#"{"n":7}"#);
+        assert_eq!(tap.stats().sent, 1);
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts() {
+        // A queue of one that nothing drains, with a recorder listening.
+        let (tx, _rx) = mpsc::sync_channel(1);
+        let tap = Tap::<Ping> {
+            tx: Some(tx),
+            shared: Arc::default(),
+        };
+        tap.shared.listening.store(true, Ordering::Relaxed);
+        for n in 0..5 {
+            tap.offer(Ping(n));
+        }
+        assert_eq!(tap.stats().dropped, 4);
+        let off = Tap::<Ping>::disabled();
+        off.offer_with(|| unreachable!("a disabled tap builds nothing"));
+    }
+}
