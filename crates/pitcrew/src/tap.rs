@@ -336,6 +336,11 @@ mod tests {
         let (topic, time, payload) = parse_message(&frames).unwrap();
         assert_eq!((topic, time), ("/test/ping", 7));
         assert_eq!(payload, br#"{"n":7}"#);
+        // The tap thread counts a message after sending it: the recorder may have it first.
+        while tap.stats().sent < 1 {
+            assert!(Instant::now() < deadline, "the sent message was never counted");
+            std::thread::sleep(Duration::from_millis(1));
+        }
         assert_eq!(tap.stats().sent, 1);
     }
 
