@@ -338,7 +338,10 @@ mod tests {
         assert_eq!(payload, br#"{"n":7}"#);
         // The tap thread counts a message after sending it: the recorder may have it first.
         while tap.stats().sent < 1 {
-            assert!(Instant::now() < deadline, "the sent message was never counted");
+            assert!(
+                Instant::now() < deadline,
+                "the sent message was never counted"
+            );
             std::thread::sleep(Duration::from_millis(1));
         }
         assert_eq!(tap.stats().sent, 1);
