@@ -192,9 +192,12 @@ fn a_supervisor_over_the_orphans_of_a_sigkilled_one_refuses_naming_them() {
         .env("PITCREW_BIN_DIR", pitcrew_e2e::bin_dir());
     let (out, took) = run(cmd, AT_ONCE);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    // The daemons hold the namespace's locks and are named; the session recorder holds
-    // none (any number of recorders may listen), so it is not among them.
-    for (name, pid) in children.iter().filter(|(name, _)| name != "record") {
+    // The daemons hold the namespace's locks and are named; the session recorder and the
+    // dashboard hold none (any number of them may read a suite), so they are not among them.
+    for (name, pid) in children
+        .iter()
+        .filter(|(name, _)| name != "record" && name != "dashboard")
+    {
         assert!(
             stderr.contains(&format!("{name} (pid {pid})")),
             "the refusal does not name {name} (pid {pid}): {stderr}"
