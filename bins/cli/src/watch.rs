@@ -5,15 +5,13 @@
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use pitcrew::codec::{self, to_json};
 use pitcrew::config::Config;
-use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::UdpSocket;
 
 /// Arguments of `pitcrew watch`.
 #[derive(Debug, Args)]
@@ -29,25 +27,6 @@ pub struct WatchArgs {
     /// Exit after this many datagrams.
     #[arg(long)]
     pub count: Option<u64>,
-}
-
-/// A receiving socket joined to `group` on `interface`.
-///
-/// # Errors
-/// Socket errors, naming the group and interface.
-pub fn join(group: std::net::SocketAddrV4, interface: Ipv4Addr) -> anyhow::Result<UdpSocket> {
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
-        .context("cannot create a UDP socket")?;
-    socket.set_reuse_address(true).context("SO_REUSEADDR")?;
-    socket.set_reuse_port(true).context("SO_REUSEPORT")?;
-    socket
-        .bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, group.port())).into())
-        .with_context(|| format!("cannot bind UDP port {}", group.port()))?;
-    socket
-        .join_multicast_v4(group.ip(), &interface)
-        .with_context(|| format!("cannot join {} on interface {interface}", group.ip()))?;
-    socket.set_nonblocking(true).context("non-blocking")?;
-    UdpSocket::from_std(socket.into()).context("cannot register the socket")
 }
 
 /// Validates `[2, "update", [devices, meta]]`, returning `(devices, meta)` as JSON.
@@ -69,7 +48,7 @@ impl WatchArgs {
     /// Bad group address, socket errors, stdout errors.
     pub async fn run(self, config: &Config) -> anyhow::Result<()> {
         let group = config.update_addr;
-        let socket = join(group, self.interface)?;
+        let socket = pitcrew::updates::join(group, self.interface)?;
         if !self.json && self.count.is_none() && std::io::stdout().is_terminal() {
             return crate::watch_tui::run(socket, config).await;
         }

@@ -137,7 +137,7 @@ pub async fn run(
             )
         })?;
     let local = listener.local_addr().context("the listener's address")?;
-    let updates = sources::join(config.update_addr, options.update_interface)?;
+    let updates = pitcrew::updates::join(config.update_addr, options.update_interface)?;
     let control_to = control_target(config.control_addr);
     let client =
         pitcrew::rpc::Client::connect(&config.frontend_connect(), "dashboard", config.call_timeout)

@@ -6,7 +6,6 @@
 //! senders, and the polls are a handful of calls a second.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -17,7 +16,6 @@ use pitcrew::gamepad::{Gamepad, GamepadState};
 use pitcrew::logging::record::LogRecord;
 use pitcrew::rpc::Client;
 use serde_json::json;
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
@@ -37,26 +35,6 @@ pub const GAMEPAD_POLL: Duration = Duration::from_millis(50);
 pub const GAMEPADS_SHOWN: u32 = 4;
 /// Log records fetched from the forwarder's history at start.
 pub const HISTORY_FETCH: u64 = 200;
-
-/// A socket joined to `group` on `interface` (shared port: the CLI's `watch` and other
-/// dashboards listen beside it).
-///
-/// # Errors
-/// Socket errors, naming the group and interface.
-pub fn join(group: SocketAddrV4, interface: Ipv4Addr) -> anyhow::Result<UdpSocket> {
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
-        .context("cannot create a UDP socket")?;
-    socket.set_reuse_address(true).context("SO_REUSEADDR")?;
-    socket.set_reuse_port(true).context("SO_REUSEPORT")?;
-    socket
-        .bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, group.port())).into())
-        .with_context(|| format!("cannot bind UDP port {}", group.port()))?;
-    socket
-        .join_multicast_v4(group.ip(), &interface)
-        .with_context(|| format!("cannot join {} on interface {interface}", group.ip()))?;
-    socket.set_nonblocking(true).context("non-blocking")?;
-    UdpSocket::from_std(socket.into()).context("cannot register the socket")
-}
 
 /// Receives update and robot-state datagrams until `shutdown`.
 ///

@@ -28,3 +28,4 @@ pub mod robot;
 pub mod rpc;
 pub mod signals;
 pub mod tap;
+pub mod updates;
