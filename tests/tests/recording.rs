@@ -222,7 +222,9 @@ async fn drive(suite: &Suite, station: &ControlSender) {
             assert!(Instant::now() < deadline, "the koala never got ({a}, {b})");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Long enough that a replay on a loaded machine, a few hundred ms late in places,
+        // still shows each position.
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     station.set(0.0, 0.0, 0);
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -372,8 +374,16 @@ async fn a_session_is_recorded_read_by_a_third_party_reader_and_replayed() {
         .unwrap()
         .contains(&"catalog.yaml".into()));
 
-    // Replay into a fresh emulated suite reproduces the DEV_WRITE sequence.
+    // Replay into a fresh emulated suite reproduces the DEV_WRITE sequence. The replay
+    // keeps the recorded timing, so the fresh suite must be ready to drive first (its
+    // controller started, its lease path warm): one drive from a station of its own shows
+    // it, then that station goes quiet and the robot is disabled again.
     let fresh = Suite::start("replay");
+    {
+        let warm_up = ControlSender::start(fresh.inst.control_addr());
+        drive(&fresh, &warm_up).await;
+        warm_up.pause();
+    }
     let since = fresh.events().all().len();
     let out = fresh
         .inst
