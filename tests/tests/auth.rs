@@ -10,7 +10,9 @@ mod devices_support;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use auth_support::{request, send_raw, spawn_receiver, CallService, KeyFile, Rig, Station};
+use auth_support::{
+    request, send_raw, spawn_receiver, CallService, KeyFile, Recorder, Rig, Station,
+};
 use devices_support::{Broker, PATIENCE};
 use pitcrew::gamepad::Gamepad;
 use pitcrew::key::{Key, KeyKind};
@@ -35,6 +37,8 @@ async fn only_the_key_holders_fresh_datagrams_move_the_robot_and_everything_else
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    // Everything below is on record as well.
+    let recorder = Recorder::start(&rig).await;
     let before = rig.counters().await;
 
     // An attacker's own datagrams: unsealed, sealed with another key, and a real one with
@@ -85,6 +89,17 @@ async fn only_the_key_holders_fresh_datagrams_move_the_robot_and_everything_else
     );
     let status = rig.broker.call_service("gamepad-service", "status").await;
     assert_eq!(status["watchdog"]["trips"], 0, "{status}");
+
+    // The recording holds every refusal, with its kind, as the counters do.
+    assert_eq!(status["tap"]["dropped"], 0, "{status}");
+    let recorded = recorder.refused_by_kind(&rig.ns);
+    for kind in ["unauthenticated", "forged", "replayed", "stale"] {
+        assert_eq!(
+            recorded.get(kind).copied().unwrap_or(0),
+            delta(kind),
+            "{kind}: recorded {recorded:?}, counted {after}"
+        );
+    }
 }
 
 #[tokio::test]

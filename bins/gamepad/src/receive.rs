@@ -470,6 +470,7 @@ impl State {
                 return Ok((bytes, None));
             }
             self.counters.unauthenticated += 1;
+            self.refused_by_auth(bytes, peer, AuthRejection::Unauthenticated);
             self.log_refused(
                 peer,
                 AuthRejection::Unauthenticated,
@@ -480,6 +481,7 @@ impl State {
         match verifier.open(bytes, now) {
             Ok(opened) => Ok((opened.payload, Some(SealedFrom::of(&opened)))),
             Err(refused) => {
+                self.refused_by_auth(bytes, peer, refused.why);
                 match refused.why {
                     AuthRejection::Stale => self.counters.stale += 1,
                     AuthRejection::Replayed { .. } => self.counters.replayed += 1,
@@ -499,6 +501,12 @@ impl State {
                 Err(refused.answer)
             }
         }
+    }
+
+    /// Offers a datagram refused for who sent it (or when) to the recording tap: an attack
+    /// or a misconfigured laptop is part of a match's record.
+    fn refused_by_auth(&self, bytes: &[u8], peer: SocketAddr, why: AuthRejection) {
+        self.offer_with(bytes, peer, || (why.kind(), why.to_string()));
     }
 
     /// Logs a datagram refused for who sent it, once per peer address.

@@ -58,6 +58,7 @@ impl TapEvent for ControlEvent {
                         "source": source,
                         "kind": kind,
                         "reason": reason,
+                        "sealed": control::auth::is_sealed(&self.bytes),
                         "bytes": self.bytes.len(),
                     }),
                 );

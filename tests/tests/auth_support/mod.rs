@@ -161,3 +161,73 @@ impl CallService for Broker {
             .unwrap_or(serde_json::Value::Null)
     }
 }
+
+/// `pitcrew record` on the rig's taps, and what its file says about refused datagrams.
+pub struct Recorder {
+    proc: Proc,
+    dir: tempfile::TempDir,
+}
+
+impl Recorder {
+    /// Starts a recorder and waits until the gamepad receiver's tap has it listening.
+    pub async fn start(rig: &Rig) -> Recorder {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let file = dir.path().join("session.mcap");
+        let proc = rig.ns.spawn(
+            "pitcrew",
+            &["record", "-o", file.to_str().expect("a UTF-8 path")],
+        );
+        let deadline = Instant::now() + devices_support::PATIENCE;
+        while rig.broker.call_service("gamepad-service", "status").await["tap"]["listening"] != true
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the receiver's tap never saw the recorder"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Recorder { proc, dir }
+    }
+
+    /// Stops the recorder (SIGINT) and counts the file's `/control/refused` messages by
+    /// kind, through `pitcrew recording export --csv`.
+    pub fn refused_by_kind(mut self, ns: &Namespace) -> std::collections::BTreeMap<String, u64> {
+        let status = self
+            .proc
+            .signal_and_wait(libc::SIGINT, devices_support::PATIENCE);
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "pitcrew record: {status:?}"
+        );
+        let file = self.dir.path().join("session.mcap");
+        let csv = self.dir.path().join("csv");
+        let out = ns
+            .cli(&[
+                "recording",
+                "export",
+                file.to_str().expect("a UTF-8 path"),
+                "--csv",
+                csv.to_str().expect("a UTF-8 path"),
+            ])
+            .output()
+            .expect("the CLI runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(csv.join("control_refused.csv")).unwrap_or_default();
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+        let kind = header
+            .iter()
+            .position(|h| *h == "kind")
+            .expect("a kind column");
+        let mut counts = std::collections::BTreeMap::new();
+        for line in lines {
+            let field = line.split(',').nth(kind).unwrap_or("?").to_owned();
+            *counts.entry(field).or_default() += 1;
+        }
+        counts
+    }
+}

@@ -139,8 +139,12 @@ pub fn schema(channel: &Channel) -> Value {
             json!({
                 "peer": {"type": "string"},
                 "source": {"type": ["string", "null"]},
-                "kind": {"type": "string", "enum": ["oversized", "malformed", "out_of_range", "reordered"]},
+                "kind": {"type": "string", "enum": [
+                    "oversized", "malformed", "out_of_range", "reordered", "superseded",
+                    "unauthenticated", "forged", "stale", "replayed",
+                ]},
                 "reason": {"type": "string"},
+                "sealed": {"type": "boolean"},
                 "bytes": {"type": "integer"},
             }),
             json!({}),
