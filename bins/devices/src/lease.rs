@@ -11,6 +11,7 @@
 //! the emergency stop.
 
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -28,9 +29,12 @@ struct Watched {
     fd: AsyncFd<OwnedFd>,
 }
 
-/// The lease state of one device's outputs.
+/// When each output's lease runs out and who wrote it: plain data under a lock, shared by
+/// the session (which drives expired outputs safe) and the device's waker thread (which
+/// forwards consumer writes, `outbound`). Watching writers for their exit needs the event
+/// loop's reactor and stays in [`Leases`].
 #[derive(Debug)]
-pub struct Leases {
+pub struct LeaseClock {
     /// Lease length per param id (outputs only; `None`: no lease).
     length: [Option<Duration>; 16],
     /// When each driven output's lease runs out.
@@ -39,13 +43,12 @@ pub struct Leases {
     writer: [u32; 16],
     /// Outputs forwarded at a consumer's value and not reset since.
     driven: u64,
-    watched: Vec<Watched>,
 }
 
-impl Leases {
+impl LeaseClock {
     /// Leases for `ty`'s outputs: the catalog's own `lease` of a param, else `default`;
     /// zero turns a lease off.
-    pub fn new(ty: &DeviceType, default: Duration) -> Leases {
+    pub fn new(ty: &DeviceType, default: Duration) -> LeaseClock {
         let mut length = [None; 16];
         for (p, _) in ty.outputs() {
             let l = p.lease().unwrap_or(default);
@@ -53,17 +56,21 @@ impl Leases {
                 *slot = (!l.is_zero()).then_some(l);
             }
         }
-        Leases {
+        LeaseClock {
             length,
             deadline: [None; 16],
             writer: [0; 16],
             driven: 0,
-            watched: Vec::new(),
         }
     }
 
-    /// Outputs `bits` were forwarded at values `pid` wrote, at `now`.
-    pub fn forwarded(&mut self, bits: u64, pid: u32, now: Instant) {
+    /// Outputs `bits` were forwarded at values `pid` wrote, at `now`. True when the session
+    /// must look: a lease started (its timer is not armed yet) or `pid` is a new writer
+    /// (to be watched). A write that only renews a lease is not worth waking it for: its
+    /// timer finds the later deadline when it fires.
+    pub fn forwarded(&mut self, bits: u64, pid: u32, now: Instant) -> bool {
+        let new_writer = bits != 0 && !self.is_writer(pid);
+        let started = bits & !self.driven != 0;
         for id in 0..16 {
             if bits & (1 << id) == 0 {
                 continue;
@@ -72,26 +79,19 @@ impl Leases {
             self.writer[id] = pid;
             self.deadline[id] = self.length[id].map(|l| now + l);
         }
-        if bits != 0 {
-            self.watch(pid);
-        }
+        new_writer || started
     }
 
-    /// Starts watching `pid` for its exit (not this process, not twice, bounded).
-    fn watch(&mut self, pid: u32) {
-        if pid == 0 || pid == std::process::id() || self.watched.iter().any(|w| w.pid == pid) {
-            return;
-        }
-        self.watched
-            .retain(|w| w.pid == pid || self.writer.contains(&w.pid));
-        if self.watched.len() >= MAX_WATCHED {
-            return;
-        }
-        match pidfd(pid) {
-            Ok(fd) => self.watched.push(Watched { pid, fd }),
-            // Already gone: its outputs go safe at the next look (`dead_writer`).
-            Err(e) => tracing::debug!(pid, error = %e, "cannot watch a writer process"),
-        }
+    /// Whether `pid` wrote a driven output.
+    fn is_writer(&self, pid: u32) -> bool {
+        (0..16).any(|id| self.driven & (1 << id) != 0 && self.writer[id] == pid)
+    }
+
+    /// The writers of driven outputs.
+    fn writers(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..16)
+            .filter(|id| self.driven & (1 << id) != 0)
+            .map(|id| self.writer[id])
     }
 
     /// The earliest lease deadline of a driven output.
@@ -114,9 +114,89 @@ impl Leases {
         bits
     }
 
+    /// The outputs `pid` drove, which are no longer driven.
+    fn writer_died(&mut self, pid: u32) -> u64 {
+        let mut bits = 0;
+        for id in 0..16 {
+            if self.driven & (1 << id) != 0 && self.writer[id] == pid {
+                bits |= 1 << id;
+            }
+        }
+        self.driven &= !bits;
+        bits
+    }
+}
+
+/// The lease state of one device's outputs, as its session sees it: the shared
+/// [`LeaseClock`] and the writer processes watched for their exit.
+#[derive(Debug)]
+pub struct Leases {
+    clock: Arc<Mutex<LeaseClock>>,
+    watched: Vec<Watched>,
+}
+
+impl Leases {
+    /// Leases for `ty`'s outputs (see [`LeaseClock::new`]).
+    pub fn new(ty: &DeviceType, default: Duration) -> Leases {
+        Leases {
+            clock: Arc::new(Mutex::new(LeaseClock::new(ty, default))),
+            watched: Vec::new(),
+        }
+    }
+
+    /// The clock, for the thread that forwards consumer writes.
+    pub fn clock(&self) -> Arc<Mutex<LeaseClock>> {
+        Arc::clone(&self.clock)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LeaseClock> {
+        lock_clock(&self.clock)
+    }
+
+    /// Outputs `bits` were forwarded at values `pid` wrote, at `now`.
+    pub fn forwarded(&mut self, bits: u64, pid: u32, now: Instant) {
+        self.lock().forwarded(bits, pid, now);
+        self.watch_writers();
+    }
+
+    /// Watches every writer of a driven output that is not watched yet (after the waker
+    /// thread forwarded a new writer's value).
+    pub fn watch_writers(&mut self) {
+        let writers: Vec<u32> = self.lock().writers().collect();
+        self.watched.retain(|w| writers.contains(&w.pid));
+        for pid in writers {
+            self.watch(pid);
+        }
+    }
+
+    /// Starts watching `pid` for its exit (not this process, not twice, bounded).
+    fn watch(&mut self, pid: u32) {
+        if pid == 0 || pid == std::process::id() || self.watched.iter().any(|w| w.pid == pid) {
+            return;
+        }
+        if self.watched.len() >= MAX_WATCHED {
+            return;
+        }
+        match pidfd(pid) {
+            Ok(fd) => self.watched.push(Watched { pid, fd }),
+            // Already gone: its outputs go safe at the next look (`dead_writer`).
+            Err(e) => tracing::debug!(pid, error = %e, "cannot watch a writer process"),
+        }
+    }
+
+    /// The earliest lease deadline of a driven output.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.lock().next_deadline()
+    }
+
+    /// The driven outputs whose lease ran out by `now`; they are no longer driven.
+    pub fn expired(&mut self, now: Instant) -> u64 {
+        self.lock().expired(now)
+    }
+
     /// Every output is safe again (a disable, an estop): nothing is driven.
     pub fn clear(&mut self) {
-        self.driven = 0;
+        self.lock().driven = 0;
         self.watched.clear();
     }
 
@@ -145,15 +225,14 @@ impl Leases {
     /// `pid` exited: the outputs it drove, which are no longer driven.
     pub fn writer_died(&mut self, pid: u32) -> u64 {
         self.watched.retain(|w| w.pid != pid);
-        let mut bits = 0;
-        for id in 0..16 {
-            if self.driven & (1 << id) != 0 && self.writer[id] == pid {
-                bits |= 1 << id;
-            }
-        }
-        self.driven &= !bits;
-        bits
+        self.lock().writer_died(pid)
     }
+}
+
+/// Locks a lease clock; a panic elsewhere while it was held leaves plain data behind, still
+/// usable.
+pub fn lock_clock(clock: &Mutex<LeaseClock>) -> MutexGuard<'_, LeaseClock> {
+    clock.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A pidfd of `pid` (Linux 5.3+), readable once the process exits.
@@ -227,6 +306,21 @@ mod tests {
             a,
             "a dead writer still resets its outputs"
         );
+    }
+
+    #[test]
+    fn only_a_new_lease_or_a_new_writer_needs_the_session() {
+        let koala = Catalog::embedded().get("koala-bear").unwrap();
+        let a = 1u64 << koala.param("duty_cycle_a").unwrap().id();
+        let b = 1u64 << koala.param("duty_cycle_b").unwrap().id();
+        let mut clock = LeaseClock::new(koala, Duration::from_millis(100));
+        let t = Instant::now();
+        assert!(clock.forwarded(a, 7, t), "a lease starts");
+        assert!(!clock.forwarded(a, 7, t), "a renewal does not wake the session");
+        assert!(clock.forwarded(b, 7, t), "another output's lease starts");
+        assert!(clock.forwarded(a, 8, t), "a new writer is to be watched");
+        assert_eq!(clock.writers().collect::<Vec<_>>(), [8, 7]);
+        assert!(!clock.forwarded(0, 9, t), "nothing forwarded, nothing to do");
     }
 
     #[tokio::test]

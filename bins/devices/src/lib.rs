@@ -20,7 +20,9 @@
 pub mod arrivals;
 pub mod estop;
 pub mod lease;
+pub mod line;
 pub mod listener;
+pub mod outbound;
 pub mod registry;
 pub mod robot;
 pub mod serial;

@@ -13,13 +13,17 @@ use pitcrew_buffer::Owner;
 use pitcrew_catalog::{DeviceType, Uid};
 use pitcrew_sdp::message::Direction;
 use pitcrew_sdp::{ErrorCode, FrameDecoder, Message, MessageType, Packet, ParamData, ParamWidths};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use std::os::fd::AsRawFd;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::arrivals::Arrivals;
 use crate::estop::{self, Latch};
 use crate::lease::{self, Leases};
+use crate::line::Line;
+use crate::outbound::{Outbound, OutboundParts};
 use crate::registry::{AttachError, Command, Counters, Registry};
 use crate::robot::{Gate, Outputs};
 use crate::tap::{BrokerEvent, BrokerTap};
@@ -99,12 +103,9 @@ impl SessionEnd {
 
 /// Read chunk size; the frame decoder bounds memory, this only sizes one `read`.
 const READ_CHUNK: usize = 512;
-/// How long to let the DEV_DISABLE of a shutdown drain before closing.
-const DISABLE_FLUSH: Duration = Duration::from_millis(200);
-
-/// The writing half plus the bookkeeping every phase needs.
-struct Host<S> {
-    writer: WriteHalf<S>,
+/// The writing side plus the bookkeeping every phase needs.
+struct Host {
+    line: Arc<Line>,
     out: Vec<u8>,
     port: String,
     warned: bool,
@@ -114,20 +115,20 @@ struct Host<S> {
     device: Option<(Uid, Arc<DeviceType>)>,
 }
 
-impl<S: AsyncRead + AsyncWrite> Host<S> {
+impl Host {
     /// Encodes and sends one message.
-    async fn send(&mut self, msg: &Message<'_>) -> std::io::Result<()> {
+    fn send(&mut self, msg: &Message<'_>) -> std::io::Result<()> {
         self.out.clear();
         msg.encode_frame(&mut self.out)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         self.offer_sent(None);
-        self.writer.write_all(&self.out).await
+        self.line.write_all(&self.out)
     }
 
     /// Sends bytes already framed.
-    async fn send_raw(&mut self, frames: &[u8]) -> std::io::Result<()> {
+    fn send_raw(&mut self, frames: &[u8]) -> std::io::Result<()> {
         self.offer_sent(Some(frames));
-        self.writer.write_all(frames).await
+        self.line.write_all(frames)
     }
 
     /// Offers what is being sent (`frames`, or the message just encoded) to the tap.
@@ -139,7 +140,7 @@ impl<S: AsyncRead + AsyncWrite> Host<S> {
     }
 
     /// Answers a bad frame with ERROR(code), counts it, logs the first one of the session.
-    async fn reject(
+    fn reject(
         &mut self,
         code: ErrorCode,
         what: &(dyn std::fmt::Display + Sync),
@@ -155,7 +156,7 @@ impl<S: AsyncRead + AsyncWrite> Host<S> {
             self.warned = true;
             tracing::warn!(port = %self.port, error = %what, "bad frame from device (further ones logged at debug)");
         }
-        self.send(&Message::Error(code)).await
+        self.send(&Message::Error(code))
     }
 }
 
@@ -163,8 +164,8 @@ impl<S: AsyncRead + AsyncWrite> Host<S> {
 ///
 /// # Cancel safety
 /// Cancel safe: only the `read` awaits, and decoding happens after it returned.
-async fn read_frames<S: AsyncRead>(
-    reader: &mut ReadHalf<S>,
+async fn read_frames<R: AsyncRead + Unpin>(
+    reader: &mut R,
     decoder: &mut FrameDecoder,
     buf: &mut [u8; READ_CHUNK],
     frames: &mut Vec<Result<Packet, pitcrew_sdp::FrameError>>,
@@ -180,11 +181,18 @@ async fn read_frames<S: AsyncRead>(
 /// Runs one connection from the first byte to its end.
 pub async fn run<S>(stream: S, port: String, ctx: SessionContext) -> SessionEnd
 where
-    S: AsyncRead + AsyncWrite + Send + 'static,
+    S: AsyncRead + AsRawFd + Unpin + Send + 'static,
 {
-    let (mut reader, writer) = tokio::io::split(stream);
+    let line = match Line::of(&stream) {
+        Ok(line) => Arc::new(line),
+        Err(e) => {
+            tracing::warn!(%port, error = %e, "cannot open the connection for writing");
+            return SessionEnd::Closed;
+        }
+    };
+    let mut reader = stream;
     let mut host = Host {
-        writer,
+        line,
         out: Vec::with_capacity(pitcrew_sdp::frame::MAX_FRAME_LEN + 1),
         port,
         warned: false,
@@ -218,10 +226,20 @@ where
     offer_connection(&host, uid, &ty, None);
     let link_id = attached.link_id;
     let leases = Leases::new(attached.owner.device_type(), ctx.output_lease);
+    let outbound = Arc::new(Outbound::new(OutboundParts {
+        line: Arc::clone(&host.line),
+        uid,
+        owner: Arc::clone(&attached.owner),
+        outputs: ctx.gate.outputs(),
+        latch: Arc::clone(&ctx.latch),
+        counters: Arc::clone(&attached.counters),
+        clock: leases.clock(),
+        tap: ctx.tap.clone(),
+    }));
     let mut active = Active {
         outputs: ctx.gate.outputs(),
         leases,
-        held_logged: false,
+        outbound,
         uid,
         owner: attached.owner,
         counters: attached.counters,
@@ -256,7 +274,7 @@ where
 }
 
 /// Offers a connect (`end` None) or a disconnect to the tap.
-fn offer_connection<S>(host: &Host<S>, uid: Uid, ty: &Arc<DeviceType>, end: Option<&'static str>) {
+fn offer_connection(host: &Host, uid: Uid, ty: &Arc<DeviceType>, end: Option<&'static str>) {
     host.tap.offer_with(|| BrokerEvent::Connection {
         t_ns: pitcrew::robot::monotonic_ns(),
         uid,
@@ -267,9 +285,9 @@ fn offer_connection<S>(host: &Host<S>, uid: Uid, ty: &Arc<DeviceType>, end: Opti
 }
 
 /// PINGs until SUB_RES; answers heartbeats meanwhile. `Ok(Err(end))` when it gave up.
-async fn discover<S: AsyncRead + AsyncWrite>(
-    reader: &mut ReadHalf<S>,
-    host: &mut Host<S>,
+async fn discover<S: AsyncRead + Unpin>(
+    reader: &mut S,
+    host: &mut Host,
     decoder: &mut FrameDecoder,
     ctx: &SessionContext,
 ) -> std::io::Result<Result<Uid, SessionEnd>> {
@@ -285,7 +303,7 @@ async fn discover<S: AsyncRead + AsyncWrite>(
                 tracing::info!(port = %host.port, "no SUB_RES within the discovery limit");
                 return Ok(Err(SessionEnd::DiscoveryTimeout));
             }
-            _ = ping.tick() => host.send(&Message::Ping).await?,
+            _ = ping.tick() => host.send(&Message::Ping)?,
             more = read_frames(reader, decoder, &mut buf, &mut frames) => {
                 if !more? {
                     return Ok(Err(SessionEnd::Closed));
@@ -296,12 +314,12 @@ async fn discover<S: AsyncRead + AsyncWrite>(
             let packet = match frame {
                 Ok(p) => p,
                 Err(e) => {
-                    host.reject(e.error_code(), &e, None).await?;
+                    host.reject(e.error_code(), &e, None)?;
                     continue;
                 }
             };
             if let Some(code) = unexpected(&packet) {
-                host.reject(code, &"unexpected message type", None).await?;
+                host.reject(code, &"unexpected message type", None)?;
                 continue;
             }
             if packet.msg_type() == MessageType::DevData.as_byte() {
@@ -310,9 +328,9 @@ async fn discover<S: AsyncRead + AsyncWrite>(
             }
             match Message::from_packet(&packet, &none) {
                 Ok(Message::SubRes { uid, .. }) => return Ok(Ok(uid)),
-                Ok(Message::HbReq(id)) => host.send(&Message::HbRes(id)).await?,
+                Ok(Message::HbReq(id)) => host.send(&Message::HbRes(id))?,
                 Ok(_) => {}
-                Err(e) => host.reject(e.error_code(), &e, None).await?,
+                Err(e) => host.reject(e.error_code(), &e, None)?,
             }
         }
     }
@@ -391,42 +409,44 @@ struct Active {
     outputs: watch::Receiver<Outputs>,
     /// The outputs' leases and their writers.
     leases: Leases,
-    /// Whether an output write held back while disabled was logged (once per disable).
-    held_logged: bool,
+    /// Consumer writes on their way out, shared with the waker thread.
+    outbound: Arc<Outbound>,
 }
 
 impl Active {
     /// Serves the device until it goes, fails or the broker shuts down. The waker thread is
     /// told to stop at once and handed back, to be awaited once the buffer is marked
     /// invalid (see [`Waker::stop`]).
-    async fn run<S: AsyncRead + AsyncWrite>(
+    async fn run<S: AsyncRead + Unpin>(
         &mut self,
-        reader: &mut ReadHalf<S>,
-        host: &mut Host<S>,
+        reader: &mut S,
+        host: &mut Host,
         decoder: &mut FrameDecoder,
         commands: tokio::sync::mpsc::Receiver<Command>,
         ctx: &SessionContext,
     ) -> (std::io::Result<SessionEnd>, Option<Waker>) {
-        let waker = match Waker::spawn(Arc::clone(&self.owner), &self.uid.to_string(), ctx.realtime)
-        {
+        let waker = match Waker::spawn(
+            Arc::clone(&self.outbound),
+            &self.uid.to_string(),
+            ctx.realtime,
+        ) {
             Ok(waker) => waker,
             Err(e) => return (Err(e), None),
         };
         let end = self
-            .serve(reader, host, decoder, commands, ctx, &waker)
+            .serve(reader, host, decoder, commands, ctx)
             .await;
         waker.signal_stop();
         (end, Some(waker))
     }
 
-    async fn serve<S: AsyncRead + AsyncWrite>(
+    async fn serve<S: AsyncRead + Unpin>(
         &mut self,
-        reader: &mut ReadHalf<S>,
-        host: &mut Host<S>,
+        reader: &mut S,
+        host: &mut Host,
         decoder: &mut FrameDecoder,
         mut commands: tokio::sync::mpsc::Receiver<Command>,
         ctx: &SessionContext,
-        waker: &Waker,
     ) -> std::io::Result<SessionEnd> {
         let ty = Arc::clone(self.owner.device_type());
         let sub = self.owner.subscription().ok();
@@ -434,17 +454,17 @@ impl Active {
             || (ty.default_subscription(), ty.sub_interval()),
             |s| (u64::from(s.params), s.interval),
         );
-        host.send(&sub_req(params, interval)).await?;
+        host.send(&sub_req(params, interval))?;
         self.owner.count_to_device(1);
         if self.latch.is_engaged() {
             // A device that (re)connects after an emergency stop stays disabled.
-            host.send(&Message::DevDisable).await?;
+            host.send(&Message::DevDisable)?;
             self.owner.count_to_device(1);
             self.estopped = true;
             tracing::warn!(uid = %self.uid, port = %host.port, "emergency stop latched: device disabled on connect");
         } else if *self.outputs.borrow_and_update() != Outputs::Driven {
             // Disabled: whatever the device held, its outputs start safe.
-            self.send_safe(host, ty.output_mask()).await?;
+            self.send_safe(host, ty.output_mask())?;
         }
         let mut heartbeat = tokio::time::interval(ty.heartbeat_interval());
         let mut buf = [0u8; READ_CHUNK];
@@ -454,10 +474,8 @@ impl Active {
             tokio::select! {
                 biased;
                 _ = ctx.shutdown.cancelled() => {
-                    let _ = tokio::time::timeout(DISABLE_FLUSH, async {
-                        host.send(&Message::DevDisable).await?;
-                        host.writer.flush().await
-                    }).await;
+                    // A line that takes nothing gives up within its write stall.
+                    let _ = host.send(&Message::DevDisable);
                     self.owner.count_to_device(1);
                     return Ok(SessionEnd::Shutdown);
                 }
@@ -471,39 +489,42 @@ impl Active {
                     if now != Outputs::Driven {
                         self.leases.clear();
                         if now == Outputs::Safe {
-                            self.send_safe(host, ty.output_mask()).await?;
+                            self.send_safe(host, ty.output_mask())?;
                         }
                     } else {
-                        self.held_logged = false;
+                        self.outbound.rearm_hold_log();
                     }
                 }
-                _ = waker.changed() => {
-                    let out = self.pending_frames();
-                    waker.serviced();
-                    host.send_raw(&out).await?;
+                failure = self.outbound.news() => {
+                    if let Some(e) = failure {
+                        return Err(e);
+                    }
+                    // A lease started or a new writer drives an output: arm the timer
+                    // (the loop's next turn does) and watch the writer.
+                    self.leases.watch_writers();
                 }
                 _ = sleep_until(self.leases.next_deadline()), if self.leases.next_deadline().is_some() => {
                     let bits = self.leases.expired(Instant::now());
                     if bits != 0 {
                         tracing::info!(uid = %self.uid, params = %estop::param_names(&ty, bits), "output lease ran out: driven to the safe value");
-                        self.send_safe(host, bits).await?;
+                        self.send_safe(host, bits)?;
                     }
                 }
                 pid = self.leases.dead_writer(), if self.leases.watching() => {
                     let bits = self.leases.writer_died(pid);
                     if bits != 0 {
                         tracing::warn!(uid = %self.uid, pid, params = %estop::param_names(&ty, bits), "the process driving these outputs exited: driven to the safe value");
-                        self.send_safe(host, bits).await?;
+                        self.send_safe(host, bits)?;
                     }
                 }
                 cmd = commands.recv() => match cmd {
-                    Some(Command::Disable) => host.send(&Message::DevDisable).await?,
+                    Some(Command::Disable) => host.send(&Message::DevDisable)?,
                     Some(Command::Heartbeat(reply)) => {
                         let id = self.heartbeats.start(Some(reply));
-                        host.send(&Message::HbReq(id)).await?;
+                        host.send(&Message::HbReq(id))?;
                     }
                     Some(Command::Estop(reply)) => {
-                        self.estop(host).await?;
+                        self.estop(host)?;
                         let _ = reply.send(());
                     }
                     None => {}
@@ -511,7 +532,7 @@ impl Active {
                 _ = heartbeat.tick() => {
                     if self.latch.is_engaged() && !self.estopped {
                         tracing::warn!(uid = %self.uid, "emergency stop latched but this device missed it: disabling it now");
-                        self.estop(host).await?;
+                        self.estop(host)?;
                     }
                     if self.last_valid.elapsed() > ctx.timing.liveness_timeout {
                         self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
@@ -519,7 +540,7 @@ impl Active {
                         return Ok(SessionEnd::Lost);
                     }
                     let id = self.heartbeats.start(None);
-                    host.send(&Message::HbReq(id)).await?;
+                    host.send(&Message::HbReq(id))?;
                     self.owner.count_to_device(1);
                 }
                 more = read_frames(reader, decoder, &mut buf, &mut frames) => {
@@ -527,7 +548,7 @@ impl Active {
                         return Ok(SessionEnd::Closed);
                     }
                     for frame in frames.drain(..) {
-                        self.inbound(host, frame).await?;
+                        self.inbound(host, frame)?;
                     }
                 }
             }
@@ -535,29 +556,27 @@ impl Active {
     }
 
     /// Handles one inbound frame of an identified device.
-    async fn inbound<S: AsyncRead + AsyncWrite>(
+    fn inbound(
         &mut self,
-        host: &mut Host<S>,
+        host: &mut Host,
         frame: Result<Packet, pitcrew_sdp::FrameError>,
     ) -> std::io::Result<()> {
         let packet = match frame {
             Ok(p) => p,
             Err(e) => {
                 let counter = &self.counters.decode_errors;
-                return host.reject(e.error_code(), &e, Some(counter)).await;
+                return host.reject(e.error_code(), &e, Some(counter));
             }
         };
         if let Some(code) = unexpected(&packet) {
             let counter = &self.counters.invalid_types;
-            return host
-                .reject(code, &"unexpected message type", Some(counter))
-                .await;
+            return host.reject(code, &"unexpected message type", Some(counter));
         }
         let msg = match Message::from_packet(&packet, &self.read_widths) {
             Ok(m) => m,
             Err(e) => {
                 let counter = &self.counters.decode_errors;
-                return host.reject(e.error_code(), &e, Some(counter)).await;
+                return host.reject(e.error_code(), &e, Some(counter));
             }
         };
         self.last_valid = Instant::now();
@@ -581,7 +600,7 @@ impl Active {
                 }
             }
             Message::HbReq(id) => {
-                host.send(&Message::HbRes(id)).await?;
+                host.send(&Message::HbRes(id))?;
                 self.owner.count_to_device(1);
             }
             Message::HbRes(id) => self.heartbeats.finish(id),
@@ -594,89 +613,16 @@ impl Active {
         Ok(())
     }
 
-    /// Takes the buffer's pending subscription change, writes and read requests and frames
-    /// them (SUB_REQ, DEV_WRITE split as needed, DEV_READ).
-    fn pending_frames(&mut self) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut count = 0;
-        let owner = Arc::clone(&self.owner);
-        if let Ok(Some(sub)) = owner.take_subscription_change() {
-            count += usize::from(
-                sub_req(u64::from(sub.params), sub.interval)
-                    .encode_frame(&mut out)
-                    .is_ok(),
-            );
-        }
-        if let Ok(bits) = owner.take_write() {
-            let outputs = bits & owner.device_type().output_mask();
-            let state = *self.outputs.borrow();
-            if bits != 0 && (self.latch.is_engaged() || state == Outputs::Estopped) {
-                self.discard_writes(bits);
-            } else if bits != 0 && state == Outputs::Driven {
-                count += self.write_frames(bits, &mut out);
-                self.leases
-                    .forwarded(outputs, owner.last_writer(), Instant::now());
-            } else if bits != 0 {
-                // Disabled: outputs are held safe and the write is not applied later
-                // (rule 2); other params (LEDs, gains) pass.
-                if bits & !outputs != 0 {
-                    count += self.write_frames(bits & !outputs, &mut out);
-                }
-                if outputs != 0 {
-                    self.hold(outputs);
-                }
-            }
-        }
-        if let Ok(bits) = owner.take_read() {
-            if bits != 0 {
-                let msg = Message::DevRead {
-                    params: (bits & 0xFFFF) as u16,
-                };
-                count += usize::from(msg.encode_frame(&mut out).is_ok());
-            }
-        }
-        owner.count_to_device(count as u64);
-        out
-    }
-
-    /// Drops consumer writes to outputs `bits` because the robot is not enabled: counted,
-    /// logged once per disabled period.
-    fn hold(&mut self, bits: u64) {
-        self.counters.outputs_held.fetch_add(1, Ordering::Relaxed);
-        if !std::mem::replace(&mut self.held_logged, true) {
-            let params = estop::param_names(self.owner.device_type(), bits);
-            tracing::info!(uid = %self.uid, params = %params, "robot not enabled: output write not sent (further ones are only counted)");
-        }
-    }
-
-    /// Sends the safe values of outputs `bits`, flushed.
-    async fn send_safe<S: AsyncRead + AsyncWrite>(
-        &mut self,
-        host: &mut Host<S>,
-        bits: u64,
-    ) -> std::io::Result<()> {
+    /// Sends the safe values of outputs `bits`.
+    fn send_safe(&mut self, host: &mut Host, bits: u64) -> std::io::Result<()> {
         let mut out = Vec::new();
         let count = lease::safe_frames(self.owner.device_type(), bits, &mut out);
         if count == 0 {
             return Ok(());
         }
-        host.send_raw(&out).await?;
-        host.writer.flush().await?;
+        host.send_raw(&out)?;
         self.owner.count_to_device(count);
         Ok(())
-    }
-
-    /// Drops consumer writes of `bits` because the emergency stop is latched: counted per
-    /// device and in total, logged for the first one of the device only.
-    fn discard_writes(&self, bits: u64) {
-        self.counters
-            .writes_discarded
-            .fetch_add(1, Ordering::Relaxed);
-        self.latch.count_discarded();
-        if !self.counters.discard_logged.swap(true, Ordering::Relaxed) {
-            let params = estop::param_names(self.owner.device_type(), bits);
-            tracing::warn!(uid = %self.uid, params = %params, "emergency stop latched: write discarded (further ones for this device are only counted)");
-        }
     }
 
     /// The bytes of an emergency stop for this device: DEV_DISABLE, then DEV_WRITE of the
@@ -685,14 +631,10 @@ impl Active {
     /// writes are discarded, and the safe values are stored as the desired values so the
     /// buffer shows what the device was told. Returns the bytes and the message count.
     /// Sends DEV_DISABLE and the safe values, flushed, and remembers it.
-    async fn estop<S: AsyncRead + AsyncWrite>(
-        &mut self,
-        host: &mut Host<S>,
-    ) -> std::io::Result<()> {
+    fn estop(&mut self, host: &mut Host) -> std::io::Result<()> {
         self.leases.clear();
         let (out, count) = self.estop_frames();
-        host.send_raw(&out).await?;
-        host.writer.flush().await?;
+        host.send_raw(&out)?;
         self.owner.count_to_device(count);
         self.estopped = true;
         Ok(())
@@ -701,7 +643,7 @@ impl Active {
     fn estop_frames(&self) -> (Vec<u8>, u64) {
         if let Ok(bits) = self.owner.take_write() {
             if bits != 0 {
-                self.discard_writes(bits);
+                self.outbound.discard_writes(bits);
             }
         }
         let ty = self.owner.device_type();
@@ -720,31 +662,10 @@ impl Active {
         (out, count)
     }
 
-    /// Frames DEV_WRITE(s) carrying the desired values of `bits`; returns how many.
-    fn write_frames(&self, bits: u64, out: &mut Vec<u8>) -> usize {
-        let raw = match self.owner.desired_raw(bits) {
-            Ok(raw) => raw,
-            Err(e) => {
-                tracing::warn!(uid = %self.uid, error = %e, "cannot read desired values");
-                return 0;
-            }
-        };
-        let Some(data) = param_data(self.owner.device_type(), bits, &raw) else {
-            tracing::warn!(uid = %self.uid, bits, "desired values do not match the type");
-            return 0;
-        };
-        let mut n = 0;
-        for part in data.split() {
-            if Message::DevWrite(part).encode_frame(out).is_ok() {
-                n += 1;
-            }
-        }
-        n
-    }
 }
 
 /// SUB_REQ for a bitmap and interval (interval saturated to u16 milliseconds).
-fn sub_req(params: u64, interval: Duration) -> Message<'static> {
+pub fn sub_req(params: u64, interval: Duration) -> Message<'static> {
     Message::SubReq {
         params: (params & 0xFFFF) as u16,
         interval_ms: u16::try_from(interval.as_millis()).unwrap_or(u16::MAX),

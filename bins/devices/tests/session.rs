@@ -1,4 +1,4 @@
-//! The host session in-process over an in-memory duplex stream: what a device sees on the
+//! The host session in-process over a Unix socket pair: what a device sees on the
 //! wire for discovery, heartbeats, bad frames, unexpected types and DEV_DATA.
 
 use std::sync::atomic::AtomicU64;
@@ -11,7 +11,8 @@ use pitcrew_devices::registry::Registry;
 use pitcrew_devices::robot::Gate;
 use pitcrew_devices::session::{self, SessionContext, SessionEnd, Timing};
 use pitcrew_sdp::{ErrorCode, FrameDecoder, Message, ParamData, ParamWidths};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
 use tokio_util::sync::CancellationToken;
 
 /// A session context with a disabled robot (must be called inside a tokio runtime).
@@ -47,7 +48,7 @@ fn ns(tag: &str) -> String {
 }
 
 /// Reads frames until one satisfies `pred` (skipping heartbeats and the like).
-async fn expect(dev: &mut DuplexStream, what: &str, pred: impl Fn(&Message<'_>) -> bool) {
+async fn expect(dev: &mut UnixStream, what: &str, pred: impl Fn(&Message<'_>) -> bool) {
     let mut decoder = FrameDecoder::new();
     let mut buf = [0u8; 256];
     let widths = ParamWidths::new();
@@ -69,7 +70,7 @@ async fn expect(dev: &mut DuplexStream, what: &str, pred: impl Fn(&Message<'_>) 
     assert!(found.is_ok(), "no {what}");
 }
 
-async fn send(dev: &mut DuplexStream, msg: Message<'_>) {
+async fn send(dev: &mut UnixStream, msg: Message<'_>) {
     let mut out = Vec::new();
     msg.encode_frame(&mut out).unwrap();
     dev.write_all(&out).await.unwrap();
@@ -80,7 +81,7 @@ async fn discovery_then_errors_then_data_reach_the_buffer() {
     let ns = ns("flow");
     let ctx = ctx(&ns, Timing::default());
     let registry = Arc::clone(&ctx.registry);
-    let (host_end, mut dev) = tokio::io::duplex(4096);
+    let (host_end, mut dev) = UnixStream::pair().expect("a socket pair");
     let task = tokio::spawn(session::run(host_end, "test".into(), ctx.clone()));
 
     expect(&mut dev, "PING", |m| *m == Message::Ping).await;
@@ -169,7 +170,7 @@ async fn a_device_that_stops_talking_is_lost() {
         ..Timing::default()
     };
     let ctx = ctx(&ns, timing);
-    let (host_end, mut dev) = tokio::io::duplex(1 << 16);
+    let (host_end, mut dev) = UnixStream::pair().expect("a socket pair");
     let task = tokio::spawn(session::run(host_end, "test".into(), ctx.clone()));
     expect(&mut dev, "PING", |m| *m == Message::Ping).await;
     let uid = Uid::new(3, 0, 5);
@@ -195,13 +196,13 @@ async fn discovery_gives_up() {
         discovery_timeout: Duration::from_millis(300),
         ..Timing::default()
     };
-    let (host_end, _dev) = tokio::io::duplex(1 << 16);
+    let (host_end, _dev) = UnixStream::pair().expect("a socket pair");
     let end = session::run(host_end, "test".into(), ctx(&ns, timing)).await;
     assert_eq!(end, SessionEnd::DiscoveryTimeout);
 }
 
 /// Reads whatever frames arrive within `window`, decoded with `widths`.
-async fn drain(dev: &mut DuplexStream, widths: &ParamWidths, window: Duration) -> Vec<Vec<u8>> {
+async fn drain(dev: &mut UnixStream, widths: &ParamWidths, window: Duration) -> Vec<Vec<u8>> {
     let mut decoder = FrameDecoder::new();
     let mut buf = [0u8; 512];
     let mut packets = Vec::new();
@@ -228,7 +229,7 @@ async fn an_estop_disables_sends_safe_values_and_discards_later_writes() {
     let ns = ns("estop");
     let ctx = ctx(&ns, Timing::default());
     let registry = Arc::clone(&ctx.registry);
-    let (host_end, mut dev) = tokio::io::duplex(1 << 16);
+    let (host_end, mut dev) = UnixStream::pair().expect("a socket pair");
     let task = tokio::spawn(session::run(host_end, "test".into(), ctx.clone()));
     expect(&mut dev, "PING", |m| *m == Message::Ping).await;
     let uid = Uid::new(12, 0, 42);
