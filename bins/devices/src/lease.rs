@@ -316,11 +316,17 @@ mod tests {
         let mut clock = LeaseClock::new(koala, Duration::from_millis(100));
         let t = Instant::now();
         assert!(clock.forwarded(a, 7, t), "a lease starts");
-        assert!(!clock.forwarded(a, 7, t), "a renewal does not wake the session");
+        assert!(
+            !clock.forwarded(a, 7, t),
+            "a renewal does not wake the session"
+        );
         assert!(clock.forwarded(b, 7, t), "another output's lease starts");
         assert!(clock.forwarded(a, 8, t), "a new writer is to be watched");
         assert_eq!(clock.writers().collect::<Vec<_>>(), [8, 7]);
-        assert!(!clock.forwarded(0, 9, t), "nothing forwarded, nothing to do");
+        assert!(
+            !clock.forwarded(0, 9, t),
+            "nothing forwarded, nothing to do"
+        );
     }
 
     #[tokio::test]

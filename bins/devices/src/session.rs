@@ -433,9 +433,7 @@ impl Active {
             Ok(waker) => waker,
             Err(e) => return (Err(e), None),
         };
-        let end = self
-            .serve(reader, host, decoder, commands, ctx)
-            .await;
+        let end = self.serve(reader, host, decoder, commands, ctx).await;
         waker.signal_stop();
         (end, Some(waker))
     }
@@ -661,7 +659,6 @@ impl Active {
         tracing::info!(uid = %self.uid, safe = named.len(), "emergency stop: DEV_DISABLE and safe values sent");
         (out, count)
     }
-
 }
 
 /// SUB_REQ for a bitmap and interval (interval saturated to u16 milliseconds).

@@ -69,6 +69,8 @@ pub struct Buffer {
     pub(crate) ty: Arc<DeviceType>,
     pub(crate) layout: Layout,
     pub(crate) pid: u32,
+    /// The owner, watched through a pidfd from the first liveness check on.
+    pub(crate) owner_watch: std::sync::OnceLock<os::PidWatch>,
 }
 
 impl std::fmt::Debug for Buffer {
@@ -166,6 +168,7 @@ impl Buffer {
             ty,
             layout,
             pid: os::current_pid(),
+            owner_watch: std::sync::OnceLock::new(),
         })
     }
 
@@ -195,12 +198,22 @@ impl Buffer {
         self.header().owner_pid.load(Ordering::Relaxed)
     }
 
-    /// Whether the owner process is still running (one `kill(pid, 0)`). An owner killed
-    /// with SIGKILL leaves its buffer valid with its last values: a consumer that acts on
-    /// them (a controller driving motors) must check this.
+    /// Whether the owner process is still running. An owner killed with SIGKILL leaves its
+    /// buffer valid with its last values: a consumer that acts on them (a controller
+    /// driving motors) must check this, and does on every read, so the check is one
+    /// `poll(2)` of a pidfd of the owner, opened at the first check.
     pub fn owner_alive(&self) -> bool {
         let pid = self.owner_pid();
-        pid != 0 && os::pid_alive(pid)
+        if pid == 0 {
+            return false;
+        }
+        let watch = self.owner_watch.get_or_init(|| os::PidWatch::new(pid));
+        if watch.pid() == pid {
+            watch.alive()
+        } else {
+            // Another owner than the one first seen (a segment taken over in place).
+            os::pid_alive(pid)
+        }
     }
 
     pub(crate) fn header(&self) -> &Header {
