@@ -35,6 +35,10 @@ async fn until_echo_works(
     }
 }
 
+/// The requirement: a restarted peer is served again within this (tests allow
+/// [`pitcrew_e2e::bound`] of it).
+const RESTART: Duration = Duration::from_secs(2);
+
 #[tokio::test]
 async fn a_killed_service_restarts_and_calls_succeed_within_2s() {
     let ns = Namespace::new("killsvc");
@@ -50,8 +54,9 @@ async fn a_killed_service_restarts_and_calls_succeed_within_2s() {
     );
     let restarted = Instant::now();
     let _again = ns.spawn("pitcrew-testsvc", &["--app", "k"]);
-    until_echo_works(&client, "k-service", Duration::from_secs(2)).await;
-    assert!(restarted.elapsed() < Duration::from_secs(2));
+    let took = until_echo_works(&client, "k-service", pitcrew_e2e::bound(RESTART)).await;
+    eprintln!("a restarted service answered after {took:?} (requirement {RESTART:?})");
+    assert!(restarted.elapsed() < pitcrew_e2e::bound(RESTART));
 }
 
 #[tokio::test]
@@ -61,8 +66,9 @@ async fn a_killed_router_restarts_and_calls_succeed_within_2s() {
     router.kill9();
     let restarted = Instant::now();
     let _router = ns.spawn("pitcrew-router", &[]);
-    until_echo_works(&client, "r-service", Duration::from_secs(2)).await;
-    assert!(restarted.elapsed() < Duration::from_secs(2));
+    let took = until_echo_works(&client, "r-service", pitcrew_e2e::bound(RESTART)).await;
+    eprintln!("calls through a restarted router worked after {took:?} (requirement {RESTART:?})");
+    assert!(restarted.elapsed() < pitcrew_e2e::bound(RESTART));
 }
 
 #[tokio::test]

@@ -51,8 +51,8 @@ async fn unknown_destination_is_answered_unreachable_at_once() {
     assert_eq!(err.code, ErrorCode::Unreachable);
     assert!(err.message.contains("nobody-service"), "{err}");
     assert!(
-        elapsed < Duration::from_millis(100),
-        "took {elapsed:?}, not the 5 s timeout"
+        elapsed < Duration::from_secs(1),
+        "took {elapsed:?}: an unreachable service is answered at once, not after the 5 s timeout"
     );
 }
 

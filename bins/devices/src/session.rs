@@ -631,8 +631,14 @@ impl Active {
     /// Sends DEV_DISABLE and the safe values, flushed, and remembers it.
     fn estop(&mut self, host: &mut Host) -> std::io::Result<()> {
         self.leases.clear();
+        // Under the line's lock: the waker thread must not take the safe values this stores
+        // in the buffer for a consumer's write (and count it discarded), and no consumer
+        // frame may go out between the state check and these.
+        let mut line = self.outbound.lock_line();
         let (out, count) = self.estop_frames();
-        host.send_raw(&out)?;
+        host.offer_sent(Some(&out));
+        line.write_all(&out)?;
+        drop(line);
         self.owner.count_to_device(count);
         self.estopped = true;
         Ok(())

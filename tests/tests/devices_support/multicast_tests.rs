@@ -71,7 +71,10 @@ async fn every_shipped_smart_device_type_appears_in_multicast_updates_with_its_v
 
 #[tokio::test]
 async fn a_late_multicast_listener_has_the_full_state_within_1_1_s() {
-    const BOUND: Duration = Duration::from_millis(1100);
+    // The requirement (measured against it by `late_listener_ms`, `scripts/bench devices`);
+    // this test allows five times it.
+    const REQUIREMENT: Duration = Duration::from_millis(1100);
+    let bound = pitcrew_e2e::bound(REQUIREMENT);
     let ns = Namespace::new("devmcast");
     let broker = Broker::start(&ns, &[]).await;
     let a = uid(0, 11);
@@ -112,7 +115,10 @@ async fn a_late_multicast_listener_has_the_full_state_within_1_1_s() {
             .expect("a full snapshot with both devices");
         let waited = at.duration_since(listener.joined_at);
         eprintln!("joined {pause_ms} ms after a snapshot: full state {waited:?} after joining");
-        assert!(waited <= BOUND, "full state {waited:?} after joining");
+        assert!(
+            waited <= bound,
+            "full state {waited:?} after joining (requirement {REQUIREMENT:?})"
+        );
     }
 
     // Deltas between snapshots list every connected device, `{}` when unchanged.

@@ -52,22 +52,26 @@ impl Listener {
         Listener { socket, joined_at }
     }
 
-    /// The next update, or `None` after `timeout` (or on a datagram that is not one).
+    /// The next update (robot-state datagrams on the same group are skipped), or `None`
+    /// after `timeout` or on a datagram that does not decode.
     pub async fn recv(&self, timeout: Duration) -> Option<Update> {
+        let deadline = tokio::time::Instant::now() + timeout;
         let mut buf = vec![0u8; 65_536];
-        let n = tokio::time::timeout(timeout, self.socket.recv(&mut buf))
-            .await
-            .ok()?
-            .ok()?;
-        let v = to_json(&codec::decode(buf.get(..n)?).ok()?);
-        if v[0] != 2 || v[1] != "update" {
-            return None;
+        loop {
+            let n = tokio::time::timeout_at(deadline, self.socket.recv(&mut buf))
+                .await
+                .ok()?
+                .ok()?;
+            let v = to_json(&codec::decode(buf.get(..n)?).ok()?);
+            // The group also carries the robot state (`[2, "robot_state", ...]`): skipped.
+            if v[0] == 2 && v[1] == "update" {
+                return Some(Update {
+                    devices: v[2][0].as_object()?.clone(),
+                    meta: v[2][1].clone(),
+                    len: n,
+                });
+            }
         }
-        Some(Update {
-            devices: v[2][0].as_object()?.clone(),
-            meta: v[2][1].clone(),
-            len: n,
-        })
     }
 
     /// Receives until a complete full snapshot (every part of one `seq`) satisfies `done`,
