@@ -8,6 +8,12 @@
 //! line on stderr and
 //! `{"bench":"devices_write_latency_us","p50":..,"p99":..}` on stdout.
 //!
+//! `late`, `late_listener_ms`: how long a listener that joins the update multicast at a
+//! random moment waits until it holds the full state of every device (a complete full
+//! snapshot), over 20 joins with 32 emulated devices connected; target: max ≤ 1100 ms (the
+//! snapshot period, 1 s, and margin). Prints
+//! `{"bench":"late_listener_ms","p50":..,"max":..,"n":20}`.
+//!
 //! `cpu`, `devices_cpu_32x1khz`: the broker's CPU (% of one core) with 32 devices of
 //! `pitcrew emulate` streaming over TCP, first at the interval the broker subscribes with
 //! (the catalog's 40 ms default), then at 1 ms (`--stream-interval-ms 1`). Starts a router
@@ -48,7 +54,8 @@ fn main() -> anyhow::Result<()> {
     match std::env::args().nth(1).as_deref() {
         None | Some("latency") => latency(),
         Some("cpu") => cpu(),
-        Some(other) => bail!("unknown benchmark {other:?} (known: latency, cpu)"),
+        Some("late") => late(),
+        Some(other) => bail!("unknown benchmark {other:?} (known: latency, cpu, late)"),
     }
 }
 
@@ -302,4 +309,111 @@ fn cpu() -> anyhow::Result<()> {
     let _ = router.signal_and_wait(libc::SIGTERM, Duration::from_secs(5));
     let _ = pitcrew_buffer::remove_namespace(&ns.name);
     result
+}
+
+/// Joins of the late-listener benchmark.
+const LATE_JOINS: usize = 20;
+/// Its target: the snapshot period (1 s) and margin.
+const LATE_TARGET_MS: f64 = 1100.0;
+
+/// `late_listener_ms`.
+fn late() -> anyhow::Result<()> {
+    let ns = Namespace::new("devlate");
+    let mut router = ns.spawn("pitcrew-router", &[]);
+    let port = free_port(false)?;
+    let addr = format!("tcp://127.0.0.1:{port}");
+    let update_port = free_port(true)?;
+    let update = format!("udp://239.255.77.4:{update_port}");
+    let mut broker = ns.spawn(
+        "pitcrew-devices",
+        &[
+            "--virtual-addr",
+            &addr,
+            "--update-addr",
+            &update,
+            "--update-interface",
+            "127.0.0.1",
+            "--serial-glob",
+            "",
+        ],
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let emulator = Emulator::start(&ns, port, &[])?;
+    let result = runtime.block_on(async {
+        let client = ns.client();
+        wait_for_service(&client, "device-service", PATIENCE)
+            .await
+            .context("device-service did not start")?;
+        wait_valid(&client, CPU_DEVICES).await
+    });
+    let mut samples = Vec::with_capacity(LATE_JOINS);
+    if result.is_ok() {
+        for i in 0..LATE_JOINS {
+            // Joins spread over the snapshot period.
+            std::thread::sleep(Duration::from_millis((i as u64 * 379) % 1000));
+            samples.push(full_state_after_join(update_port)?.as_secs_f64() * 1e3);
+        }
+    }
+    drop(emulator);
+    let _ = broker.signal_and_wait(libc::SIGTERM, Duration::from_secs(5));
+    let _ = router.signal_and_wait(libc::SIGTERM, Duration::from_secs(5));
+    let _ = pitcrew_buffer::remove_namespace(&ns.name);
+    result?;
+    let max = samples.iter().copied().fold(0.0, f64::max);
+    let (p50, _) = pitcrew_e2e::p50_p99(&mut samples);
+    let verdict = if max <= LATE_TARGET_MS {
+        "met"
+    } else {
+        "NOT met"
+    };
+    eprintln!(
+        "late_listener_ms        p50 {p50:>9.1}   max {max:>9.1}   n {}   (target max <= {LATE_TARGET_MS}: {verdict})",
+        samples.len()
+    );
+    println!(
+        "{{\"bench\":\"late_listener_ms\",\"p50\":{p50:.1},\"max\":{max:.1},\"n\":{},\"target_max\":{LATE_TARGET_MS}}}",
+        samples.len()
+    );
+    Ok(())
+}
+
+/// Joins the update group on `port` and returns how long until every part of one full
+/// snapshot, listing all the emulated devices, has arrived.
+fn full_state_after_join(port: u16) -> anyhow::Result<Duration> {
+    let group: std::net::Ipv4Addr = "239.255.77.4".parse()?;
+    let socket = std::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, port))
+        .context("bind the update port")?;
+    socket.join_multicast_v4(&group, &std::net::Ipv4Addr::LOCALHOST)?;
+    socket.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let joined = Instant::now();
+    let mut parts: std::collections::BTreeMap<u64, (usize, usize)> = Default::default();
+    let mut buf = vec![0u8; 65_536];
+    while joined.elapsed() < PATIENCE {
+        let Ok(n) = socket.recv(&mut buf) else {
+            continue;
+        };
+        let Some(v) = buf
+            .get(..n)
+            .and_then(|b| pitcrew::codec::decode(b).ok())
+            .map(|v| to_json(&v))
+        else {
+            continue;
+        };
+        let meta = &v[2][1];
+        if v[1] != "update" || meta["full"] != true {
+            continue;
+        }
+        let seq = meta["seq"].as_u64().unwrap_or(0);
+        let total = usize::try_from(meta["parts"].as_u64().unwrap_or(1)).unwrap_or(1);
+        let devices = v[2][0].as_object().map_or(0, serde_json::Map::len);
+        let got = parts.entry(seq).or_default();
+        got.0 += 1;
+        got.1 += devices;
+        if got.0 == total && got.1 >= CPU_DEVICES {
+            return Ok(joined.elapsed());
+        }
+    }
+    bail!("no full snapshot of {CPU_DEVICES} devices within {PATIENCE:?}")
 }
