@@ -2,16 +2,19 @@
 //!
 //! It runs as a plain poll loop on a thread of its own, like the router: no async runtime
 //! between a record and its forwarding. Records are forwarded as the very bytes received
-//! (never re-encoded); each is checked first ([`LogRecord::decode`]) so that a malformed
-//! message is counted and dropped instead of reaching subscribers. The frontend PUB never
-//! blocks: a subscriber whose pipe is full misses records, the others do not notice.
+//! (never re-encoded, not even copied: an [`Inbox`] hands libzmq's buffers from the
+//! backend to the frontend); each is checked first, in place ([`RecordView::parse`]), so
+//! that a malformed message is counted and dropped instead of reaching subscribers. Once
+//! the warm-up has filled the history, a record costs no allocation here. Each wake-up
+//! drains every waiting message before polling again. The frontend PUB never blocks: a
+//! subscriber whose pipe is full misses records, the others do not notice.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use pitcrew::endpoint::{EndpointError, PubSocket, PubSubOptions, SubSocket};
-use pitcrew::logging::record::{LogRecord, MAX_RECORD_BYTES};
+use pitcrew::endpoint::{EndpointError, Inbox, PubSocket, PubSubOptions, SubSocket};
+use pitcrew::logging::record::{RecordView, MAX_RECORD_BYTES};
 
 use crate::history::History;
 use crate::stats::Stats;
@@ -20,7 +23,7 @@ use crate::stats::Stats;
 /// takes.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// Messages handled per lock of the shared state: amortises the lock at high rates while
-/// keeping `recent_logs` from waiting long.
+/// keeping `recent_logs` from waiting long (a batch takes well under a millisecond).
 const BATCH: usize = 256;
 /// Records a publisher may have in flight to us before libzmq stops reading its
 /// connection (and its own queue takes over).
@@ -109,49 +112,53 @@ impl Forwarder {
     /// # Errors
     /// When polling the backend fails (the context is gone).
     pub fn run(self) -> Result<(), EndpointError> {
-        let mut batch: Vec<LogRecord> = Vec::with_capacity(BATCH);
-        let mut malformed = 0_u64;
-        let mut out = 0_u64;
+        let mut inbox = Inbox::new();
         let mut reporter = MalformedReporter::default();
         while !self.stop.load(Ordering::Relaxed) {
             if !self.backend.wait(POLL_INTERVAL)? {
                 continue;
             }
-            for _ in 0..BATCH {
-                let frames = match self.backend.try_recv() {
-                    Ok(Some(frames)) => frames,
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "receive on the log backend failed");
-                        break;
-                    }
-                };
-                match LogRecord::decode(&frames) {
-                    Ok(record) => {
-                        // A record is exactly [topic, payload] (checked by `decode`).
-                        if let [topic, payload] = frames.as_slice() {
-                            match self.frontend.send(&[topic, payload]) {
-                                Ok(()) => out += 1,
-                                Err(e) => tracing::debug!(error = %e, "cannot forward a record"),
-                            }
+            // Everything waiting, one batch per lock, before the next poll: at high rates
+            // a poll (and the wake-up behind it) per batch is what the loop would cost.
+            let mut drained = false;
+            while !drained && !self.stop.load(Ordering::Relaxed) {
+                let mut state = lock(&self.state);
+                drained = true;
+                for _ in 0..BATCH {
+                    match self.backend.try_recv_into(&mut inbox) {
+                        Ok(true) => self.handle(&mut inbox, &mut state, &mut reporter),
+                        Ok(false) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "receive on the log backend failed");
+                            break;
                         }
-                        batch.push(record);
                     }
-                    Err(e) => {
-                        malformed += 1;
-                        reporter.report(&e.0, frames.len());
-                    }
+                    drained = false;
                 }
-            }
-            let mut state = lock(&self.state);
-            state.stats.malformed += std::mem::take(&mut malformed);
-            state.stats.records_out += std::mem::take(&mut out);
-            for record in batch.drain(..) {
-                state.stats.received(&record);
-                state.history.push(record);
             }
         }
         Ok(())
+    }
+
+    /// Checks one message: a record is counted, kept in the history and forwarded; anything
+    /// else is counted as malformed and dropped.
+    fn handle(&self, inbox: &mut Inbox, state: &mut State, reporter: &mut MalformedReporter) {
+        match RecordView::parse(inbox.frames()) {
+            Ok(record) => {
+                state.stats.received(&record);
+                state.history.push(&record);
+            }
+            Err(e) => {
+                state.stats.malformed += 1;
+                reporter.report(&e.0, inbox.frames().len());
+                return;
+            }
+        }
+        // A record is exactly [topic, payload] (checked above), forwarded as received.
+        match self.frontend.forward(inbox) {
+            Ok(()) => state.stats.records_out += 1,
+            Err(e) => tracing::debug!(error = %e, "cannot forward a record"),
+        }
     }
 }
 

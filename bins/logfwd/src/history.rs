@@ -1,15 +1,27 @@
 //! The ring of recent records that `recent_logs` answers from.
+//!
+//! Records are kept encoded, as received, and decoded only when asked for: a push copies
+//! the bytes into the buffers of the record it forgets, so once the ring is full keeping
+//! a record allocates nothing.
 
 use std::collections::VecDeque;
 
 use pitcrew::codec::Value;
-use pitcrew::logging::record::LogRecord;
+use pitcrew::logging::record::RecordView;
 use pitcrew::options::LogLevel;
+
+/// One kept record: what `recent` filters on, and the record map as received.
+#[derive(Debug)]
+struct Kept {
+    level: LogLevel,
+    app: String,
+    record: Vec<u8>,
+}
 
 /// The last `capacity` records, oldest first.
 #[derive(Debug)]
 pub struct History {
-    records: VecDeque<LogRecord>,
+    records: VecDeque<Kept>,
     capacity: usize,
 }
 
@@ -23,12 +35,24 @@ impl History {
         }
     }
 
-    /// Adds a record, forgetting the oldest when full.
-    pub fn push(&mut self, record: LogRecord) {
-        if self.records.len() == self.capacity {
-            self.records.pop_front();
+    /// Adds a record, forgetting the oldest when full (and reusing its buffers).
+    pub fn push(&mut self, record: &RecordView<'_>) {
+        let mut kept = if self.records.len() == self.capacity {
+            self.records.pop_front()
+        } else {
+            None
         }
-        self.records.push_back(record);
+        .unwrap_or_else(|| Kept {
+            level: record.level,
+            app: String::new(),
+            record: Vec::new(),
+        });
+        kept.level = record.level;
+        kept.app.clear();
+        kept.app.push_str(record.app);
+        kept.record.clear();
+        kept.record.extend_from_slice(record.record.bytes());
+        self.records.push_back(kept);
     }
 
     /// How many records are kept now.
@@ -55,7 +79,9 @@ impl History {
             .rev()
             .filter(|r| r.level >= min_level && app.is_none_or(|a| r.app == a))
             .take(limit)
-            .map(|r| r.record.clone())
+            // Checked when received, so decoding cannot fail; a record that did would be
+            // left out rather than answered wrong.
+            .filter_map(|r| pitcrew::codec::decode(&r.record).ok())
             .collect();
         out.reverse();
         out
@@ -67,7 +93,7 @@ mod tests {
     use super::*;
     use pitcrew::logging::record::{encode, Envelope};
 
-    fn record(app: &str, level: LogLevel, n: u64) -> LogRecord {
+    fn record(app: &str, level: LogLevel, n: u64) -> [Vec<u8>; 2] {
         let (topic, payload) = encode(
             &Envelope {
                 time: std::time::UNIX_EPOCH,
@@ -80,7 +106,7 @@ mod tests {
             },
             vec![("n", Value::from(n))],
         );
-        LogRecord::decode(&[topic.as_bytes().to_vec(), payload]).unwrap()
+        [topic.as_bytes().to_vec(), payload]
     }
 
     fn ns(values: &[Value]) -> Vec<u64> {
@@ -104,7 +130,7 @@ mod tests {
                 LogLevel::Warn
             };
             let app = if n < 4 { "a" } else { "b" };
-            h.push(record(app, level, n));
+            h.push(&RecordView::parse(&record(app, level, n)).unwrap());
         }
         assert_eq!(h.len(), 5);
         assert_eq!(ns(&h.recent(100, LogLevel::Trace, None)), [3, 4, 5, 6, 7]);

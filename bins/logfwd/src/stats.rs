@@ -9,8 +9,9 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use pitcrew::codec::scan::RawValue;
 use pitcrew::codec::Value;
-use pitcrew::logging::record::{LogRecord, DROPPED_FIELD, DROP_NOTICE};
+use pitcrew::logging::record::{RecordView, DROPPED_FIELD, DROP_NOTICE};
 
 /// How many publishers are remembered; past that the one silent the longest is forgotten,
 /// so a stream of short-lived processes (CLI runs) cannot grow the table without bound.
@@ -46,12 +47,12 @@ pub struct Stats {
 
 impl Stats {
     /// Counts a well-formed record received from its publisher.
-    pub fn received(&mut self, record: &LogRecord) {
+    pub fn received(&mut self, record: &RecordView<'_>) {
         self.records_in += 1;
         let pid = record.pid.unwrap_or(0);
         let known = self
             .publishers
-            .get(record.app.as_str())
+            .get(record.app)
             .is_some_and(|pids| pids.contains_key(&pid));
         if !known {
             if self.publisher_count >= MAX_PUBLISHERS {
@@ -59,9 +60,9 @@ impl Stats {
             }
             self.publisher_count += 1;
         }
-        let pids = match self.publishers.get_mut(record.app.as_str()) {
+        let pids = match self.publishers.get_mut(record.app) {
             Some(pids) => pids,
-            None => self.publishers.entry(record.app.clone()).or_default(),
+            None => self.publishers.entry(record.app.to_owned()).or_default(),
         };
         let entry = pids.entry(pid).or_insert(PublisherStats {
             records: 0,
@@ -78,8 +79,8 @@ impl Stats {
             }
             entry.last_seq = Some(seq);
         }
-        if record.get("event").and_then(Value::as_str) == Some(DROP_NOTICE) {
-            if let Some(n) = record.get(DROPPED_FIELD).and_then(Value::as_u64) {
+        if record.event == DROP_NOTICE {
+            if let Some(n) = record.get(DROPPED_FIELD).and_then(RawValue::as_u64) {
                 entry.dropped += n;
             }
         }
@@ -142,7 +143,7 @@ mod tests {
     use pitcrew::logging::record::{encode, record_get, Envelope};
     use pitcrew::options::LogLevel;
 
-    fn record(pid: u32, seq: u64, event: &str, dropped: Option<u64>) -> LogRecord {
+    fn record(pid: u32, seq: u64, event: &str, dropped: Option<u64>) -> [Vec<u8>; 2] {
         let fields: Vec<(&str, Value)> = dropped
             .map(|n| vec![(DROPPED_FIELD, Value::from(n))])
             .unwrap_or_default();
@@ -158,17 +159,21 @@ mod tests {
             },
             fields,
         );
-        LogRecord::decode(&[topic.as_bytes().to_vec(), payload]).unwrap()
+        [topic.as_bytes().to_vec(), payload]
+    }
+
+    fn receive(stats: &mut Stats, frames: &[Vec<u8>; 2]) {
+        stats.received(&RecordView::parse(frames).unwrap());
     }
 
     #[test]
     fn gaps_and_drop_notices_are_counted_per_publisher() {
         let mut stats = Stats::default();
         for seq in [0, 1, 5, 6] {
-            stats.received(&record(7, seq, "x", None));
+            receive(&mut stats, &record(7, seq, "x", None));
         }
-        stats.received(&record(7, 7, DROP_NOTICE, Some(40)));
-        stats.received(&record(8, 100, "x", None));
+        receive(&mut stats, &record(7, 7, DROP_NOTICE, Some(40)));
+        receive(&mut stats, &record(8, 100, "x", None));
         let v = Value::Map(stats.entries());
         assert_eq!(record_get(&v, "records_in"), Some(&Value::from(6)));
         let Some(Value::Array(publishers)) = record_get(&v, "publishers") else {
@@ -187,7 +192,7 @@ mod tests {
     fn the_publisher_table_is_bounded() {
         let mut stats = Stats::default();
         for pid in 0..(MAX_PUBLISHERS as u32 + 10) {
-            stats.received(&record(pid, 0, "x", None));
+            receive(&mut stats, &record(pid, 0, "x", None));
         }
         assert_eq!(stats.publisher_count, MAX_PUBLISHERS);
         let listed: usize = stats.publishers.values().map(HashMap::len).sum();

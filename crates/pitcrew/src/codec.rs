@@ -2,7 +2,10 @@
 //!
 //! Everything on the wire except the Smart Device serial line is one MessagePack value per
 //! ZeroMQ frame or UDP datagram (spec/wire.md). Other modules speak in [`Value`] and call
-//! [`encode`]/[`decode`]; swapping the serializer means touching only this file.
+//! [`encode`]/[`decode`]; swapping the serializer means touching only this file and
+//! [`scan`], which checks and reads encoded bytes in place for hot paths.
+
+pub mod scan;
 
 use thiserror::Error;
 

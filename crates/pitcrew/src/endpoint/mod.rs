@@ -24,7 +24,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 pub use dealer::{Dealer, DealerOptions};
-pub use pubsub::{PubSocket, PubSubOptions, Publisher, Readiness, SubSocket, Subscriber};
+pub use pubsub::{Inbox, PubSocket, PubSubOptions, Publisher, Readiness, SubSocket, Subscriber};
 pub use router::{Frame, Monitor, PeerEvent, Poller, RouterMessage, RouterSocket, SendOutcome};
 pub use socket::Frames;
 

@@ -9,13 +9,20 @@
 //! * [`SubSocket`] and [`PubSocket`]: the log forwarder's bound sockets, for a plain poll
 //!   loop. A [`PubSocket`] never blocks: libzmq drops a message for a subscriber whose pipe
 //!   is full (its high-water mark), so one stuck subscriber costs only its own messages.
+//!   An [`Inbox`] carries a message from one to the other in libzmq's own buffers: no copy
+//!   and no allocation per message on the forwarder's path.
 //! * [`Subscriber`]: an async SUB for tokio code (the CLI's `logs`).
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 
+use super::router::Frame;
 use super::socket::{AsyncSocket, Frames, Want};
 use super::{apply_common_options, context, monitor_socket, EndpointError};
+
+/// Frames an [`Inbox`] keeps between messages: a log record has two, so three tell a
+/// longer message apart; a message of many frames does not leave a long vector behind.
+const INBOX_KEPT_FRAMES: usize = 3;
 
 /// Socket limits of a PUB/SUB endpoint.
 #[derive(Debug, Clone, Copy)]
@@ -85,6 +92,53 @@ fn try_recv(socket: &zmq::Socket) -> Result<Option<Frames>, EndpointError> {
             what: "receive",
             reason: e.to_string(),
         }),
+    }
+}
+
+/// One received message, held in libzmq messages that [`SubSocket::try_recv_into`]
+/// reuses and [`PubSocket::forward`] hands on: receiving, reading and forwarding a message
+/// copies nothing and allocates nothing of ours.
+#[derive(Debug, Default)]
+pub struct Inbox {
+    frames: Vec<Frame>,
+    len: usize,
+}
+
+impl Inbox {
+    /// An empty inbox.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The frames of the message last received (none after [`PubSocket::forward`]).
+    pub fn frames(&self) -> &[Frame] {
+        &self.frames[..self.len]
+    }
+
+    fn recv(&mut self, socket: &zmq::Socket) -> Result<bool, EndpointError> {
+        self.frames.truncate(INBOX_KEPT_FRAMES);
+        self.len = 0;
+        loop {
+            if self.len == self.frames.len() {
+                self.frames.push(Frame(zmq::Message::new()));
+            }
+            let frame = &mut self.frames[self.len].0;
+            match socket.recv(frame, zmq::DONTWAIT) {
+                Ok(()) => self.len += 1,
+                // The parts of a message arrive together: only the first can be missing.
+                Err(zmq::Error::EAGAIN) if self.len == 0 => return Ok(false),
+                Err(e) => {
+                    self.len = 0;
+                    return Err(EndpointError::Socket {
+                        what: "receive",
+                        reason: e.to_string(),
+                    });
+                }
+            }
+            if !frame.get_more() {
+                return Ok(true);
+            }
+        }
     }
 }
 
@@ -311,6 +365,20 @@ impl SubSocket {
         Ok(None)
     }
 
+    /// Receives one whole message into `inbox` if one is waiting (`Ok(false)` if none),
+    /// reusing its buffers.
+    ///
+    /// # Errors
+    /// Only for failures other than "nothing waiting".
+    pub fn try_recv_into(&self, inbox: &mut Inbox) -> Result<bool, EndpointError> {
+        for socket in &self.sockets {
+            if inbox.recv(socket)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Blocks up to `timeout` until a message can be received; `Ok(false)` on timeout.
     ///
     /// # Errors
@@ -365,6 +433,48 @@ impl PubSocket {
                 })?;
         }
         Ok(())
+    }
+}
+
+impl PubSocket {
+    /// Publishes the message in `inbox` as received, like [`PubSocket::send`]: the last
+    /// socket gets libzmq's buffers themselves, any other a copy. The inbox is empty after.
+    ///
+    /// # Errors
+    /// As [`PubSocket::send`].
+    pub fn forward(&self, inbox: &mut Inbox) -> Result<(), EndpointError> {
+        let len = std::mem::take(&mut inbox.len);
+        let frames = &mut inbox.frames[..len];
+        let Some((last_socket, others)) = self.sockets.split_last() else {
+            return Ok(());
+        };
+        for socket in others {
+            for (i, frame) in frames.iter().enumerate() {
+                publish(socket, zmq::Message::from(&frame.0[..]), i + 1 < len)?;
+            }
+        }
+        for (i, frame) in frames.iter_mut().enumerate() {
+            let message = std::mem::replace(&mut frame.0, zmq::Message::new());
+            publish(last_socket, message, i + 1 < len)?;
+        }
+        Ok(())
+    }
+}
+
+/// Sends one frame on a PUB socket without blocking (a full pipe drops it, see
+/// [`PubSocket`]).
+fn publish(socket: &zmq::Socket, frame: zmq::Message, more: bool) -> Result<(), EndpointError> {
+    let flags = if more {
+        zmq::DONTWAIT | zmq::SNDMORE
+    } else {
+        zmq::DONTWAIT
+    };
+    match socket.send(frame, flags) {
+        Ok(()) | Err(zmq::Error::EAGAIN) => Ok(()),
+        Err(e) => Err(EndpointError::Socket {
+            what: "publish",
+            reason: e.to_string(),
+        }),
     }
 }
 
@@ -494,6 +604,64 @@ mod tests {
             }
         }
         assert_eq!(subscribed, 0);
+    }
+
+    #[test]
+    fn an_inbox_forwards_what_it_received_frame_for_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let (inbound, outbound) = (ipc(&dir, "in.sock"), ipc(&dir, "out.sock"));
+        let sub =
+            SubSocket::bind(std::slice::from_ref(&inbound), PubSubOptions::default()).unwrap();
+        let publisher =
+            PubSocket::bind(std::slice::from_ref(&outbound), PubSubOptions::default()).unwrap();
+        let reader = SubSocket::connect(&outbound, &[b""], PubSubOptions::default()).unwrap();
+        let sender = Publisher::connect(&inbound, PubSubOptions::default()).unwrap();
+        let mut subscribed = 0;
+        while subscribed <= 0 {
+            assert!(!sub.wait(Duration::ZERO).unwrap());
+            let _ = sender.wait(None, Duration::from_millis(10)).unwrap();
+            subscribed += sender.subscription_changes().unwrap();
+        }
+        let mut inbox = Inbox::new();
+        assert!(!sub.try_recv_into(&mut inbox).unwrap());
+        let mut pass = |frames: &[&[u8]]| {
+            assert!(sender.try_send_frames(frames).unwrap());
+            assert!(sub.wait(Duration::from_secs(5)).unwrap());
+            assert!(sub.try_recv_into(&mut inbox).unwrap());
+            assert_eq!(inbox.frames().len(), frames.len());
+            publisher.forward(&mut inbox).unwrap();
+            assert!(inbox.frames().is_empty());
+        };
+        // The reader's subscription reaches the PUB in the background: until it has,
+        // forwarded messages are dropped.
+        let mut synced = false;
+        for _ in 0..500 {
+            pass(&[b"sync"]);
+            if reader.wait(Duration::from_millis(10)).unwrap() {
+                synced = true;
+                break;
+            }
+        }
+        assert!(synced);
+        let long = vec![7_u8; 5000];
+        let messages: [&[&[u8]]; 3] = [&[b"info", &long], &[b"a", b"b", b"c", b"d", b"e"], &[b""]];
+        for frames in messages {
+            pass(frames);
+        }
+        let mut got = Vec::new();
+        while got.len() < messages.len() {
+            assert!(reader.wait(Duration::from_secs(5)).unwrap());
+            while let Some(frames) = reader.try_recv().unwrap() {
+                if frames != [b"sync"] {
+                    got.push(frames);
+                }
+            }
+        }
+        let want: Vec<Vec<Vec<u8>>> = messages
+            .iter()
+            .map(|m| m.iter().map(|f| f.to_vec()).collect())
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[tokio::test]

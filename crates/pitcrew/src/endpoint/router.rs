@@ -25,7 +25,13 @@ pub enum SendOutcome {
 }
 
 /// One frame of a message, owned without copying: forwarding it hands libzmq's buffer on.
-pub struct Frame(zmq::Message);
+pub struct Frame(pub(super) zmq::Message);
+
+impl AsRef<[u8]> for Frame {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
 
 impl std::ops::Deref for Frame {
     type Target = [u8];

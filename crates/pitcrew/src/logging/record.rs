@@ -8,13 +8,18 @@
 //! stream without duplicates. Records a publisher had to drop never get a `seq`; it
 //! reports them in a [`DROP_NOTICE`] record instead.
 //!
-//! Both ends live here: the publisher encodes with [`encode`], the forwarder and the CLI
-//! check and read with [`LogRecord::decode`].
+//! Both ends live here: the publisher encodes with [`encode`]; the forwarder checks and
+//! reads in place with [`RecordView::parse`] ([`view`]), the CLI and the dashboard decode
+//! with [`LogRecord::decode`], which makes the same checks.
+
+pub mod view;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::codec::{self, Value};
 use crate::options::LogLevel;
+
+pub use view::RecordView;
 
 /// The keys every record carries; an event field with one of these names is published as
 /// `field.<name>` so that it cannot overwrite them.
@@ -199,67 +204,30 @@ pub struct LogRecord {
 }
 
 impl LogRecord {
-    /// Checks and reads one message `[topic, payload]`.
+    /// Checks and reads one message `[topic, payload]` (the checks of
+    /// [`RecordView::parse`]), then decodes the record map.
     ///
     /// # Errors
     /// [`MalformedRecord`] naming the first thing that is wrong.
     pub fn decode(frames: &[Vec<u8>]) -> Result<Self, MalformedRecord> {
-        let bad = |why: &str| MalformedRecord(why.to_owned());
-        let [topic, payload] = frames else {
-            return Err(MalformedRecord(format!(
-                "{} frames, expected 2 (topic, payload)",
-                frames.len()
-            )));
-        };
-        let topic = std::str::from_utf8(topic)
-            .ok()
-            .and_then(parse_level)
-            .ok_or_else(|| bad("the topic is not a level name"))?;
-        let value = codec::decode(payload).map_err(|e| MalformedRecord(e.to_string()))?;
-        let Value::Array(mut parts) = value else {
-            return Err(bad("the payload is not an array"));
-        };
-        if parts.len() != 3 || parts[0].as_u64() != Some(2) {
-            return Err(bad("the payload is not [2, level, [record]]"));
-        }
-        if parts[1].as_str() != Some(level_name(topic)) {
-            return Err(bad("the payload's level differs from the topic"));
-        }
-        let record = match parts.pop() {
-            Some(Value::Array(mut params)) if params.len() == 1 => params.pop(),
-            _ => None,
-        }
-        .ok_or_else(|| bad("the params are not [record]"))?;
-        let Value::Map(entries) = &record else {
-            return Err(bad("the record is not a map"));
-        };
-        let get = |key: &str| {
-            entries
-                .iter()
-                .find(|(k, _)| k.as_str() == Some(key))
-                .map(|(_, v)| v)
-        };
-        if get("level").and_then(Value::as_str) != Some(level_name(topic)) {
-            return Err(bad("the record's level differs from the topic"));
-        }
-        for key in ["timestamp", "target", "event"] {
-            if get(key).and_then(Value::as_str).is_none() {
-                return Err(MalformedRecord(format!("the record has no string {key:?}")));
-            }
-        }
-        let app = get("app")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad("the record has no string \"app\""))?
-            .to_owned();
-        let pid = get("pid")
-            .and_then(Value::as_u64)
-            .and_then(|p| u32::try_from(p).ok());
-        let seq = get("seq").and_then(Value::as_u64);
+        Self::from_view(&RecordView::parse(frames)?)
+    }
+
+    /// Decodes the record map of a checked view.
+    ///
+    /// # Errors
+    /// Never for a view from [`RecordView::parse`] (its bytes were checked); the error is
+    /// kept so that a bug cannot become a panic on outside input.
+    pub fn from_view(view: &RecordView<'_>) -> Result<Self, MalformedRecord> {
+        let record = view
+            .record
+            .decode()
+            .map_err(|e| MalformedRecord(e.to_string()))?;
         Ok(Self {
-            level: topic,
-            app,
-            pid,
-            seq,
+            level: view.level,
+            app: view.app.to_owned(),
+            pid: view.pid,
+            seq: view.seq,
             record,
         })
     }
@@ -361,6 +329,205 @@ mod tests {
             assert!(LogRecord::decode(&frames).is_err(), "{frames:?}");
         }
         assert!(LogRecord::decode(&[b"info".to_vec(), good]).is_ok());
+    }
+
+    /// The checks `LogRecord::decode` made on a decoded `Value` before the forwarder
+    /// learned to check in place: the view must accept and refuse exactly the same.
+    fn reference(frames: &[Vec<u8>]) -> Result<LogRecord, String> {
+        let [topic, payload] = frames else {
+            return Err("frames".into());
+        };
+        let topic = std::str::from_utf8(topic)
+            .ok()
+            .and_then(parse_level)
+            .ok_or("the topic is not a level name")?;
+        let value = codec::decode(payload).map_err(|e| e.to_string())?;
+        let Value::Array(mut parts) = value else {
+            return Err("the payload is not an array".into());
+        };
+        if parts.len() != 3 || parts[0].as_u64() != Some(2) {
+            return Err("the payload is not [2, level, [record]]".into());
+        }
+        if parts[1].as_str() != Some(level_name(topic)) {
+            return Err("the payload's level differs from the topic".into());
+        }
+        let record = match parts.pop() {
+            Some(Value::Array(mut params)) if params.len() == 1 => params.pop(),
+            _ => None,
+        }
+        .ok_or("the params are not [record]")?;
+        if !matches!(record, Value::Map(_)) {
+            return Err("the record is not a map".into());
+        }
+        let get = |key: &str| record_get(&record, key);
+        if get("level").and_then(Value::as_str) != Some(level_name(topic)) {
+            return Err("the record's level differs from the topic".into());
+        }
+        for key in ["timestamp", "target", "event"] {
+            if get(key).and_then(Value::as_str).is_none() {
+                return Err(format!("the record has no string {key:?}"));
+            }
+        }
+        let app = get("app")
+            .and_then(Value::as_str)
+            .ok_or("the record has no string \"app\"")?
+            .to_owned();
+        let pid = get("pid")
+            .and_then(Value::as_u64)
+            .and_then(|p| u32::try_from(p).ok());
+        let seq = get("seq").and_then(Value::as_u64);
+        Ok(LogRecord {
+            level: topic,
+            app,
+            pid,
+            seq,
+            record,
+        })
+    }
+
+    fn assert_judged_alike(frames: &[Vec<u8>]) {
+        let got = LogRecord::decode(frames);
+        match (reference(frames), got) {
+            (Ok(want), Ok(got)) => {
+                assert_eq!(got, want);
+                let view = RecordView::parse(frames).unwrap();
+                assert_eq!(Some(view.event), want.get("event").and_then(Value::as_str));
+            }
+            (Err(want), Err(got)) => {
+                // Not-MessagePack reasons are worded by the scanner, the others alike.
+                if codec::decode(&frames[1]).is_ok() && frames.len() == 2 {
+                    assert_eq!(got.0, want, "{frames:02x?}");
+                }
+            }
+            (want, got) => panic!("{frames:02x?}: reference {want:?}, view {got:?}"),
+        }
+    }
+
+    fn message(record: Vec<(Value, Value)>) -> Vec<Vec<u8>> {
+        let payload = Value::Array(vec![
+            2.into(),
+            "info".into(),
+            Value::Array(vec![Value::Map(record)]),
+        ]);
+        vec![b"info".to_vec(), codec::encode(&payload)]
+    }
+
+    #[test]
+    fn the_view_is_exactly_as_strict_as_decoding() {
+        let base: Vec<(Value, Value)> = [
+            ("timestamp", Value::from("t")),
+            ("level", "info".into()),
+            ("app", "a".into()),
+            ("target", "x".into()),
+            ("event", "e".into()),
+            ("pid", 7.into()),
+            ("seq", 9.into()),
+            (
+                "k",
+                Value::Array(vec![Value::Map(vec![(1.into(), Value::Nil)])]),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (Value::from(k), v))
+        .collect();
+        let with = |key: &str, v: Value| {
+            let mut r = base.clone();
+            for entry in &mut r {
+                if entry.0.as_str() == Some(key) {
+                    entry.1 = v.clone();
+                }
+            }
+            message(r)
+        };
+        let mut cases = vec![
+            message(base.clone()),
+            with("pid", Value::from(u64::from(u32::MAX) + 1)),
+            with("pid", Value::from(-1)),
+            with("pid", Value::F64(7.0)),
+            with("seq", Value::from(-3)),
+            with("seq", Value::from(u64::MAX)),
+            with("app", Value::Binary(b"a".to_vec())),
+            with("app", Value::Nil),
+            with("event", 1.into()),
+            with("timestamp", Value::Array(Vec::new())),
+            with("target", Value::Map(Vec::new())),
+            with("level", "warn".into()),
+            // A duplicate key: the first occurrence counts, as in a decoded map.
+            message([base.clone(), vec![("app".into(), 5.into())]].concat()),
+            message([vec![("app".into(), 5.into())], base.clone()].concat()),
+            message([vec![("pid".into(), "x".into())], base.clone()].concat()),
+            message(
+                [
+                    vec![(Value::Binary(b"app".to_vec()), 5.into())],
+                    base.clone(),
+                ]
+                .concat(),
+            ),
+            message(base[1..].to_vec()),
+            message(Vec::new()),
+        ];
+        // Integers in every width and signedness where the envelope reads them.
+        let mut signed = message(base.clone());
+        let at = signed[1].iter().rposition(|&b| b == 9).unwrap();
+        signed[1].splice(at..=at, [0xd1, 0x00, 0x09]);
+        cases.push(signed);
+        // Invalid UTF-8 in a field nobody reads is kept, as decoding keeps it; in `app` it
+        // is not a string.
+        for key in ["k", "app"] {
+            let mut m = with(key, "\u{1}\u{1}".into());
+            let at = m[1].windows(2).position(|w| w == [1, 1]).unwrap();
+            m[1][at] = 0xff;
+            cases.push(m);
+        }
+        // Every payload shape around the record.
+        for payload in [
+            Value::Array(vec![
+                Value::F64(2.0),
+                "info".into(),
+                Value::Array(vec![Value::Map(base.clone())]),
+            ]),
+            Value::Array(vec![
+                2.into(),
+                Value::Binary(b"info".to_vec()),
+                Value::Array(vec![Value::Map(base.clone())]),
+            ]),
+            Value::Array(vec![
+                2.into(),
+                "info".into(),
+                Value::Array(vec![Value::Map(base.clone()), Value::Nil]),
+            ]),
+            Value::Array(vec![2.into(), "info".into(), Value::Map(Vec::new())]),
+            Value::Array(vec![
+                2.into(),
+                "info".into(),
+                Value::Array(vec![Value::Nil]),
+            ]),
+            Value::Array(vec![2.into(), "info".into()]),
+            Value::Map(Vec::new()),
+        ] {
+            cases.push(vec![b"info".to_vec(), codec::encode(&payload)]);
+        }
+        // Random corruptions of a real record, under every topic.
+        let (_, good) = encode(&envelope(LogLevel::Info, 5), vec![("n", Value::from(1))]);
+        let mut state = 1_u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            usize::try_from(state >> 33).unwrap()
+        };
+        for _ in 0..50_000 {
+            let mut payload = good.clone();
+            for _ in 0..=next() % 2 {
+                let at = next() % payload.len();
+                payload[at] = u8::try_from(next() % 256).unwrap();
+            }
+            let topic = ["info", "warn", "inf"][next() % 3];
+            cases.push(vec![topic.as_bytes().to_vec(), payload]);
+        }
+        for frames in &cases {
+            assert_judged_alike(frames);
+        }
     }
 
     #[test]
