@@ -7,6 +7,7 @@
 pub mod device;
 pub mod floor;
 pub mod process;
+pub mod recording;
 pub mod station;
 pub mod supervised;
 pub mod supervisor;

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pitcrew::robot::{monotonic_ns, Mode};
+use pitcrew_e2e::recording::{export_tables, Tables};
 use pitcrew_e2e::supervisor::{
     enable_robot, kill, wait_state, ControlSender, Events, Instance, Supervisor,
 };
@@ -133,59 +134,8 @@ fn stop(mut recorder: Child) {
 }
 
 /// The CSV files of `pitcrew recording export FILE --csv DIR`, as rows of named fields.
-fn export(inst: &Instance, file: &Path) -> BTreeMap<String, Vec<BTreeMap<String, String>>> {
-    let dir = file.with_extension("csv");
-    let out = inst
-        .cli(&[
-            "recording",
-            "export",
-            file.to_str().unwrap(),
-            "--csv",
-            dir.to_str().unwrap(),
-        ])
-        .output()
-        .expect("the CLI runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut tables = BTreeMap::new();
-    for entry in std::fs::read_dir(&dir)
-        .expect("the CSV directory")
-        .flatten()
-    {
-        let text = std::fs::read_to_string(entry.path()).expect("a CSV file");
-        let mut lines = text.lines();
-        let header: Vec<String> = lines
-            .next()
-            .unwrap_or("")
-            .split(',')
-            .map(str::to_owned)
-            .collect();
-        // Only simple fields are compared here: a quoted one would shift columns, so any
-        // line with a quote is kept whole under "line".
-        let rows = lines
-            .map(|l| {
-                if l.contains('"') {
-                    BTreeMap::from([("line".to_owned(), l.to_owned())])
-                } else {
-                    header
-                        .iter()
-                        .cloned()
-                        .zip(l.split(',').map(str::to_owned))
-                        .collect()
-                }
-            })
-            .collect();
-        let name = entry
-            .file_name()
-            .to_string_lossy()
-            .trim_end_matches(".csv")
-            .to_owned();
-        tables.insert(name, rows);
-    }
-    tables
+fn export(inst: &Instance, file: &Path) -> Tables {
+    export_tables(inst.cli(&[]), file, &file.with_extension("csv"))
 }
 
 fn info(inst: &Instance, file: &Path) -> (bool, serde_json::Value, String) {

@@ -274,14 +274,18 @@ async fn cpu_round(
     wait_valid(client, 0).await
 }
 
-/// `devices_cpu_32x1khz`.
-fn cpu() -> anyhow::Result<()> {
-    let ns = Namespace::new("devcpu");
-    let mut router = ns.spawn("pitcrew-router", &[]);
+/// A router and a broker for virtual devices only, publishing updates to `group` on
+/// 127.0.0.1: the processes, the broker's TCP port for devices and its update port.
+fn router_and_broker(
+    ns: &Namespace,
+    group: &str,
+) -> anyhow::Result<(pitcrew_e2e::Proc, pitcrew_e2e::Proc, u16, u16)> {
+    let router = ns.spawn("pitcrew-router", &[]);
     let port = free_port(false)?;
     let addr = format!("tcp://127.0.0.1:{port}");
-    let update = format!("udp://239.255.77.1:{}", free_port(true)?);
-    let mut broker = ns.spawn(
+    let update_port = free_port(true)?;
+    let update = format!("udp://{group}:{update_port}");
+    let broker = ns.spawn(
         "pitcrew-devices",
         &[
             "--virtual-addr",
@@ -294,6 +298,13 @@ fn cpu() -> anyhow::Result<()> {
             "",
         ],
     );
+    Ok((router, broker, port, update_port))
+}
+
+/// `devices_cpu_32x1khz`.
+fn cpu() -> anyhow::Result<()> {
+    let ns = Namespace::new("devcpu");
+    let (mut router, mut broker, port, _) = router_and_broker(&ns, "239.255.77.1")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -319,24 +330,7 @@ const LATE_TARGET_MS: f64 = 1100.0;
 /// `late_listener_ms`.
 fn late() -> anyhow::Result<()> {
     let ns = Namespace::new("devlate");
-    let mut router = ns.spawn("pitcrew-router", &[]);
-    let port = free_port(false)?;
-    let addr = format!("tcp://127.0.0.1:{port}");
-    let update_port = free_port(true)?;
-    let update = format!("udp://239.255.77.4:{update_port}");
-    let mut broker = ns.spawn(
-        "pitcrew-devices",
-        &[
-            "--virtual-addr",
-            &addr,
-            "--update-addr",
-            &update,
-            "--update-interface",
-            "127.0.0.1",
-            "--serial-glob",
-            "",
-        ],
-    );
+    let (mut router, mut broker, port, update_port) = router_and_broker(&ns, "239.255.77.4")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

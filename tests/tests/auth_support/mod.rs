@@ -200,33 +200,12 @@ impl Recorder {
             "pitcrew record: {status:?}"
         );
         let file = self.dir.path().join("session.mcap");
-        let csv = self.dir.path().join("csv");
-        let out = ns
-            .cli(&[
-                "recording",
-                "export",
-                file.to_str().expect("a UTF-8 path"),
-                "--csv",
-                csv.to_str().expect("a UTF-8 path"),
-            ])
-            .output()
-            .expect("the CLI runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = std::fs::read_to_string(csv.join("control_refused.csv")).unwrap_or_default();
-        let mut lines = text.lines();
-        let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
-        let kind = header
-            .iter()
-            .position(|h| *h == "kind")
-            .expect("a kind column");
+        let tables =
+            pitcrew_e2e::recording::export_tables(ns.cli(&[]), &file, &self.dir.path().join("csv"));
         let mut counts = std::collections::BTreeMap::new();
-        for line in lines {
-            let field = line.split(',').nth(kind).unwrap_or("?").to_owned();
-            *counts.entry(field).or_default() += 1;
+        for row in tables.get("control_refused").into_iter().flatten() {
+            let kind = row.get("kind").cloned().unwrap_or_else(|| "?".into());
+            *counts.entry(kind).or_default() += 1;
         }
         counts
     }
