@@ -31,6 +31,9 @@ pub struct ControlSender {
     thread: Option<JoinHandle<()>>,
 }
 
+/// The SCHED_FIFO priority of a station's thread (the suite runs at 10).
+const STATION_PRIORITY: u8 = 20;
+
 impl ControlSender {
     /// Starts sending neutral input to `to`, as station `source`, not asking for enable.
     pub fn start(to: SocketAddr) -> ControlSender {
@@ -39,33 +42,21 @@ impl ControlSender {
 
     /// As [`ControlSender::start`] with a given source name.
     pub fn named(to: SocketAddr, source: &str) -> ControlSender {
-        ControlSender::spawn(to, source, None, None)
+        ControlSender::spawn(to, source, None)
     }
 
     /// As [`ControlSender::named`], sealing every datagram with `key` (a new session) and
     /// taking the robot's challenges from its answers, as `pitcrew-gamepad send --key-file`
     /// does.
     pub fn sealed(to: SocketAddr, source: &str, key: &pitcrew::key::Key) -> ControlSender {
-        ControlSender::spawn(to, source, Some(key.clone()), None)
+        ControlSender::spawn(to, source, Some(key.clone()))
     }
 
-    /// As [`ControlSender::sealed`], sending from a SCHED_FIFO thread of `priority`: a
-    /// driver's laptop is another machine, which a test's own load must not slow down.
-    pub fn sealed_realtime(
-        to: SocketAddr,
-        source: &str,
-        key: &pitcrew::key::Key,
-        priority: u8,
-    ) -> ControlSender {
-        ControlSender::spawn(to, source, Some(key.clone()), Some(priority))
-    }
-
-    fn spawn(
-        to: SocketAddr,
-        source: &str,
-        key: Option<pitcrew::key::Key>,
-        realtime: Option<u8>,
-    ) -> ControlSender {
+    /// Every station sends from a SCHED_FIFO thread above the suite's own real-time threads
+    /// (best effort: without CAP_SYS_NICE it warns and sends as a normal thread). A driver's
+    /// laptop is another machine, which the test machine's load must not slow down: a
+    /// 100 ms stall of this thread would be a link loss the test did not ask for.
+    fn spawn(to: SocketAddr, source: &str, key: Option<pitcrew::key::Key>) -> ControlSender {
         let sending = Arc::new(Mutex::new(Sending {
             to,
             sticks: (0.0, 0.0, 0),
@@ -91,9 +82,7 @@ impl ControlSender {
         );
         let source = source.to_owned();
         let thread = std::thread::spawn(move || {
-            if let Some(priority) = realtime {
-                pitcrew::realtime::raise_priority("test-station", priority);
-            }
+            pitcrew::realtime::raise_priority("test-station", STATION_PRIORITY);
             let started = Instant::now();
             let mut seq = 0u64;
             let mut sent: Option<(Sending, Instant)> = None;

@@ -20,7 +20,7 @@ async fn a_flood_of_junk_at_the_control_port_costs_the_driver_at_most_one_percen
     // As deployed: scripts/supervise runs the receive thread at SCHED_FIFO 10 (without
     // CAP_SYS_NICE it warns and runs normally).
     let rig = Rig::start_with("authflood", &["--realtime", "10"]).await;
-    let driver = ControlSender::sealed_realtime(rig.control, "driver", &rig.key.key, 10);
+    let driver = ControlSender::sealed(rig.control, "driver", &rig.key.key);
     driver.set(0.5, 0.0, 0);
     enable_robot(&rig.broker.client, &driver, Mode::Teleop, PATIENCE).await;
     let before = rig.counters().await;
