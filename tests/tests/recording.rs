@@ -281,6 +281,13 @@ async fn a_session_is_recorded_read_by_a_third_party_reader_and_replayed() {
             "{event} frames: recorded vs received by the devices"
         );
     }
+    // The estop's DEV_DISABLE went to every device, and the recording has each.
+    let disabled: std::collections::BTreeSet<String> = after("devices_disable")
+        .iter()
+        .filter(|r| r["log_time_ns"].parse::<u64>().unwrap() >= estop_ns)
+        .map(|r| r["uid"].clone())
+        .collect();
+    assert_eq!(disabled.len(), EMULATED_TYPES, "{disabled:?}");
     let recorded_koala: Vec<(f64, f64)> = after("devices_write")
         .iter()
         .filter(|r| r["uid"] == suite.koala)
