@@ -224,10 +224,10 @@ impl Broker {
     ///
     /// Each turn waits on the sockets' mailbox descriptors ([`Poller`]), then drains every
     /// socket that was signalled or is not known to be idle, up to [`BATCH`] messages
-    /// each. A socket is known to be idle once a receive said "nothing waiting" and nothing
-    /// was routed since: routing sends, and a send may consume the signal of a message
-    /// that arrived meanwhile, so after any routing every socket is tried once more
-    /// before the loop sleeps (see `endpoint::poll`).
+    /// each. A socket is known to be idle once a receive on it said "nothing waiting" and
+    /// nothing was sent on it since: a send may consume the signal of a message that
+    /// arrived meanwhile, so a socket sent on is tried again before the loop sleeps (see
+    /// `endpoint::poll`).
     ///
     /// # Errors
     /// When polling or receiving fails for a reason other than a transient one.
@@ -395,10 +395,13 @@ impl Broker {
     /// Forwards one message received on `side`: `[sender, destination, payload]`, taken
     /// out of `frames` (left empty).
     fn route(&mut self, side: Side, frames: &mut Vec<Frame>, arrival: Arrival) {
-        let Arrival { peer_fd: fd, user } = arrival;
-        if frames.len() != 3 {
+        let Arrival {
+            peer_fd: fd,
+            user,
+            frames: count,
+        } = arrival;
+        if count != 3 || frames.len() != 3 {
             let sender = frames.first().map(|f| f.to_vec()).unwrap_or_default();
-            let count = frames.len();
             frames.clear();
             self.peers.seen(side, &sender, fd);
             self.malformed(side, &sender, format!("{count} frames, expected 3"));

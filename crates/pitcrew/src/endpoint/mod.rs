@@ -27,7 +27,9 @@ use thiserror::Error;
 pub use dealer::{Dealer, DealerOptions};
 pub use poll::Poller;
 pub use pubsub::{PubSocket, PubSubOptions, Publisher, Readiness, SubSocket, Subscriber};
-pub use router::{Arrival, Frame, Monitor, PeerEvent, RouterMessage, RouterSocket, SendOutcome};
+pub use router::{
+    Arrival, Frame, Monitor, PeerEvent, RouterMessage, RouterSocket, SendOutcome, MAX_FRAMES_KEPT,
+};
 pub use socket::Frames;
 
 /// How often a connected socket sends a ZMTP heartbeat (PING). With

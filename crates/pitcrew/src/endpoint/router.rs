@@ -66,7 +66,15 @@ pub struct Arrival {
     pub peer_fd: Option<i32>,
     /// Whose key the sender's connection was admitted with (CURVE sockets only).
     pub user: Option<KeyKind>,
+    /// How many frames the message had, identity included; only the first
+    /// [`MAX_FRAMES_KEPT`] are kept.
+    pub frames: usize,
 }
+
+/// Frames [`RouterSocket::try_recv_into`] keeps of one message: the router's messages have
+/// three, and a peer sending thousands of empty frames must not make the receive vector
+/// grow with them (the rest are received and dropped, and counted in [`Arrival::frames`]).
+pub const MAX_FRAMES_KEPT: usize = 8;
 
 /// A bound ROUTER socket.
 pub struct RouterSocket {
@@ -144,12 +152,17 @@ impl RouterSocket {
         let mut arrival = Arrival {
             peer_fd: None,
             user: None,
+            frames: 0,
         };
         loop {
-            let flags = if frames.is_empty() { zmq::DONTWAIT } else { 0 };
+            let flags = if arrival.frames == 0 {
+                zmq::DONTWAIT
+            } else {
+                0
+            };
             let mut msg = match self.socket.recv_msg(flags) {
                 Ok(msg) => msg,
-                Err(zmq::Error::EAGAIN) if frames.is_empty() => return Ok(None),
+                Err(zmq::Error::EAGAIN) if arrival.frames == 0 => return Ok(None),
                 Err(e) => {
                     frames.clear();
                     return Err(EndpointError::Socket {
@@ -160,14 +173,17 @@ impl RouterSocket {
             };
             // The identity frame is made by the ROUTER itself; the frames after it come
             // from the connection and carry its metadata, including the descriptor.
-            if frames.len() == 1 && arrival.peer_fd.is_none() {
+            if arrival.frames == 1 {
                 arrival.peer_fd = msg.gets("__fd").and_then(|s| s.parse().ok());
                 if self.mechanism == Mechanism::CurveServer {
                     arrival.user = curve::user_of(&mut msg);
                 }
             }
             let more = msg.get_more();
-            frames.push(Frame(msg));
+            arrival.frames += 1;
+            if frames.len() < MAX_FRAMES_KEPT {
+                frames.push(Frame(msg));
+            }
             if !more {
                 return Ok(Some(arrival));
             }
