@@ -199,6 +199,10 @@ async fn malformed_input_everywhere_leaves_every_process_working() {
         vec![b"router".to_vec(), not_rpc.clone()],
         vec![b"router".to_vec(), huge.clone()],
         vec![b"router".to_vec(), vec![0xc1]],
+        // More frames than the router keeps of a message (endpoint::MAX_FRAMES_KEPT).
+        std::iter::once(b"m-service".to_vec())
+            .chain(std::iter::repeat_n(Vec::new(), 40))
+            .collect(),
     ];
     for _ in 0..300 {
         let n = rng.random_range(0..4);

@@ -8,6 +8,7 @@
 
 pub mod broker;
 pub mod control;
+mod in_flight;
 pub mod peers;
 
 use anyhow::Context;

@@ -14,6 +14,7 @@
 pub mod curve;
 mod dealer;
 mod driver;
+mod poll;
 mod pubsub;
 mod router;
 mod socket;
@@ -24,8 +25,11 @@ use std::time::Duration;
 use thiserror::Error;
 
 pub use dealer::{Dealer, DealerOptions};
+pub use poll::Poller;
 pub use pubsub::{Inbox, PubSocket, PubSubOptions, Publisher, Readiness, SubSocket, Subscriber};
-pub use router::{Frame, Monitor, PeerEvent, Poller, RouterMessage, RouterSocket, SendOutcome};
+pub use router::{
+    Arrival, Frame, Monitor, PeerEvent, RouterMessage, RouterSocket, SendOutcome, MAX_FRAMES_KEPT,
+};
 pub use socket::Frames;
 
 /// How often a connected socket sends a ZMTP heartbeat (PING). With

@@ -7,6 +7,8 @@
 //! carries the descriptor of the connection it came from, which is how the router maps
 //! a disconnect to an identity without libzmq's draft `ROUTER_NOTIFY`.
 
+use std::os::fd::RawFd;
+
 use super::curve::{self, Mechanism};
 use super::{apply_common_options, context, monitor_socket, EndpointError};
 use crate::key::KeyKind;
@@ -62,6 +64,23 @@ pub struct RouterMessage {
     /// Whose key the sender's connection was admitted with (CURVE sockets only).
     pub user: Option<KeyKind>,
 }
+
+/// Where a message received by [`RouterSocket::try_recv_into`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    /// The file descriptor of the sender's connection, when libzmq reported one.
+    pub peer_fd: Option<i32>,
+    /// Whose key the sender's connection was admitted with (CURVE sockets only).
+    pub user: Option<KeyKind>,
+    /// How many frames the message had, identity included; only the first
+    /// [`MAX_FRAMES_KEPT`] are kept.
+    pub frames: usize,
+}
+
+/// Frames [`RouterSocket::try_recv_into`] keeps of one message: the router's messages have
+/// three, and a peer sending thousands of empty frames must not make the receive vector
+/// grow with them (the rest are received and dropped, and counted in [`Arrival::frames`]).
+pub const MAX_FRAMES_KEPT: usize = 8;
 
 /// A bound ROUTER socket.
 pub struct RouterSocket {
@@ -119,38 +138,70 @@ impl RouterSocket {
     /// Only for failures other than "nothing waiting".
     pub fn try_recv(&self) -> Result<Option<RouterMessage>, EndpointError> {
         let mut frames = Vec::with_capacity(3);
-        let mut peer_fd = None;
-        let mut user = None;
+        Ok(self
+            .try_recv_into(&mut frames)?
+            .map(|arrival| RouterMessage {
+                frames,
+                peer_fd: arrival.peer_fd,
+                user: arrival.user,
+            }))
+    }
+
+    /// As [`RouterSocket::try_recv`], into `frames` (cleared first), so that a loop
+    /// receiving many messages reuses one vector instead of allocating one per message.
+    /// On `Ok(None)` and on error `frames` is left empty.
+    ///
+    /// # Errors
+    /// Only for failures other than "nothing waiting".
+    pub fn try_recv_into(&self, frames: &mut Vec<Frame>) -> Result<Option<Arrival>, EndpointError> {
+        frames.clear();
+        let mut arrival = Arrival {
+            peer_fd: None,
+            user: None,
+            frames: 0,
+        };
         loop {
-            let flags = if frames.is_empty() { zmq::DONTWAIT } else { 0 };
+            let flags = if arrival.frames == 0 {
+                zmq::DONTWAIT
+            } else {
+                0
+            };
             let mut msg = match self.socket.recv_msg(flags) {
                 Ok(msg) => msg,
-                Err(zmq::Error::EAGAIN) if frames.is_empty() => return Ok(None),
+                Err(zmq::Error::EAGAIN) if arrival.frames == 0 => return Ok(None),
                 Err(e) => {
+                    frames.clear();
                     return Err(EndpointError::Socket {
                         what: "receive on a ROUTER",
                         reason: e.to_string(),
-                    })
+                    });
                 }
             };
             // The identity frame is made by the ROUTER itself; the frames after it come
             // from the connection and carry its metadata, including the descriptor.
-            if frames.len() == 1 && peer_fd.is_none() {
-                peer_fd = msg.gets("__fd").and_then(|s| s.parse().ok());
+            if arrival.frames == 1 {
+                arrival.peer_fd = msg.gets("__fd").and_then(|s| s.parse().ok());
                 if self.mechanism == Mechanism::CurveServer {
-                    user = curve::user_of(&mut msg);
+                    arrival.user = curve::user_of(&mut msg);
                 }
             }
             let more = msg.get_more();
-            frames.push(Frame(msg));
+            arrival.frames += 1;
+            if frames.len() < MAX_FRAMES_KEPT {
+                frames.push(Frame(msg));
+            }
             if !more {
-                return Ok(Some(RouterMessage {
-                    frames,
-                    peer_fd,
-                    user,
-                }));
+                return Ok(Some(arrival));
             }
         }
+    }
+
+    /// libzmq's mailbox descriptor of this socket, for [`super::Poller`]: readable when
+    /// the socket has commands to process, which may or may not mean a message waits.
+    pub(crate) fn signal_fd(&self) -> Result<RawFd, EndpointError> {
+        self.socket
+            .get_fd()
+            .map_err(EndpointError::zmq("read ZMQ_FD of a ROUTER"))
     }
 
     /// Sends `head` (identity first; copied, which for short identities costs no
@@ -194,54 +245,75 @@ pub enum PeerEvent {
     Disconnected(i32),
 }
 
+/// What one receive on a monitor gave.
+enum Next {
+    Event(PeerEvent),
+    /// A message that is not an event of interest.
+    Other,
+    /// Nothing was waiting.
+    Nothing,
+}
+
 /// Connection events of one [`RouterSocket`].
 pub struct Monitor {
     socket: zmq::Socket,
 }
 
 impl Monitor {
-    /// Returns the next event if one is waiting.
+    /// libzmq's mailbox descriptor of the monitor socket, for [`super::Poller`].
+    pub(crate) fn signal_fd(&self) -> Result<RawFd, EndpointError> {
+        self.socket
+            .get_fd()
+            .map_err(EndpointError::zmq("read ZMQ_FD of a monitor"))
+    }
+
+    /// Returns the next event if one is waiting (an event of another kind, or one libzmq
+    /// garbled, is skipped).
     pub fn try_recv(&self) -> Option<PeerEvent> {
-        let frames = self.socket.recv_multipart(zmq::DONTWAIT).ok()?;
-        // Frame 1: u16 event id then u32 value (native endian), frame 2: the endpoint.
-        let head = frames.first()?;
-        let id = u16::from_ne_bytes(head.get(0..2)?.try_into().ok()?);
-        let value = i32::from_ne_bytes(head.get(2..6)?.try_into().ok()?);
-        if id == zmq::SocketEvent::ACCEPTED as u16 {
-            Some(PeerEvent::Accepted(value))
-        } else if id == zmq::SocketEvent::DISCONNECTED as u16 {
-            Some(PeerEvent::Disconnected(value))
-        } else {
-            None
+        loop {
+            match self.next() {
+                Next::Event(event) => return Some(event),
+                Next::Other => continue,
+                Next::Nothing => return None,
+            }
         }
     }
-}
 
-/// Waits for any of several router sockets and monitors to have input.
-pub struct Poller;
-
-impl Poller {
-    /// Blocks up to `timeout_ms` until one of `sockets` or `monitors` is readable and
-    /// returns which ones (in the same order).
+    /// Appends up to `max` waiting events to `events`; returns whether more may wait.
     ///
-    /// # Errors
-    /// When `zmq_poll` itself fails (other than an interrupted call).
-    pub fn wait(
-        sockets: &[&RouterSocket],
-        monitors: &[&Monitor],
-        timeout_ms: i64,
-    ) -> Result<Vec<bool>, EndpointError> {
-        let mut items: Vec<zmq::PollItem<'_>> = sockets
-            .iter()
-            .map(|s| s.socket.as_poll_item(zmq::POLLIN))
-            .chain(monitors.iter().map(|m| m.socket.as_poll_item(zmq::POLLIN)))
-            .collect();
-        match zmq::poll(&mut items, timeout_ms) {
-            Ok(_) | Err(zmq::Error::EINTR) => Ok(items.iter().map(|i| i.is_readable()).collect()),
-            Err(e) => Err(EndpointError::Socket {
-                what: "poll the router sockets",
-                reason: e.to_string(),
-            }),
+    /// Unlike [`Monitor::try_recv`] until `None`, this reads until libzmq says nothing is
+    /// waiting, which is what [`super::Poller`] needs before it may sleep on this monitor.
+    pub fn drain_into(&self, events: &mut Vec<PeerEvent>, max: usize) -> bool {
+        for _ in 0..max {
+            match self.next() {
+                Next::Event(event) => events.push(event),
+                Next::Other => {}
+                Next::Nothing => return false,
+            }
+        }
+        true
+    }
+
+    fn next(&self) -> Next {
+        let frames = match self.socket.recv_multipart(zmq::DONTWAIT) {
+            Ok(frames) => frames,
+            // EAGAIN, or the context is going away: either way nothing more comes.
+            Err(_) => return Next::Nothing,
+        };
+        // Frame 1: u16 event id then u32 value (native endian), frame 2: the endpoint.
+        let Some((id, value)) = frames.first().and_then(|head| {
+            let id = u16::from_ne_bytes(head.get(0..2)?.try_into().ok()?);
+            let value = i32::from_ne_bytes(head.get(2..6)?.try_into().ok()?);
+            Some((id, value))
+        }) else {
+            return Next::Other;
+        };
+        if id == zmq::SocketEvent::ACCEPTED as u16 {
+            Next::Event(PeerEvent::Accepted(value))
+        } else if id == zmq::SocketEvent::DISCONNECTED as u16 {
+            Next::Event(PeerEvent::Disconnected(value))
+        } else {
+            Next::Other
         }
     }
 }
