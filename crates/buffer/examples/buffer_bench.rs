@@ -118,18 +118,23 @@ impl FloorWords {
         }
     }
 
-    /// FUTEX_WAITs until the sequence moves past `seen`; (sequence, stamp).
-    fn wait(&self, seen: u32) -> (u32, u64) {
+    /// FUTEX_WAITs until the sequence moves past `seen`; (sequence, stamp), or `None`
+    /// when nothing came for 5 s (the child is gone).
+    fn wait(&self, seen: u32) -> Option<(u32, u64)> {
         let ts = libc::timespec {
-            tv_sec: 5,
+            tv_sec: 1,
             tv_nsec: 0,
         };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {
             let now = self.word(0).load(Ordering::Acquire);
             if now != seen {
                 let stamp = u64::from(self.word(1).load(Ordering::Relaxed))
                     | u64::from(self.word(2).load(Ordering::Relaxed)) << 32;
-                return (now, stamp);
+                return Some((now, stamp));
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
             }
             // SAFETY: as in `post`; a spurious return is re-checked.
             unsafe {
@@ -197,7 +202,10 @@ fn wakes(owner: &Owner, ns: &str, priority: i32) {
                 lat.push(now.saturating_sub(stamp) as f64 / 1000.0);
             }
         }
-        let (next, stamp) = words.wait(seen);
+        let Some((next, stamp)) = words.wait(seen) else {
+            eprintln!("buffer_bench: the child stopped posting; {} samples", lat.len());
+            break;
+        };
         bare.push(mono_ns().saturating_sub(stamp) as f64 / 1000.0);
         seen = next;
     }
