@@ -203,7 +203,10 @@ fn wakes(owner: &Owner, ns: &str, priority: i32) {
             }
         }
         let Some((next, stamp)) = words.wait(seen) else {
-            eprintln!("buffer_bench: the child stopped posting; {} samples", lat.len());
+            eprintln!(
+                "buffer_bench: the child stopped posting; {} samples",
+                lat.len()
+            );
             break;
         };
         bare.push(mono_ns().saturating_sub(stamp) as f64 / 1000.0);
