@@ -282,6 +282,21 @@ impl Proc {
     }
 }
 
+/// Where a test writes a picture the README shows (`docs/NAME`: the dashboard's screenshot,
+/// `pitcrew watch`'s screen). A test run leaves the source tree as it was, so the picture
+/// goes to the target dir unless `PITCREW_UPDATE_SCREENSHOT=1` asks to refresh the README's.
+pub fn doc_picture(name: &str) -> PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = if std::env::var_os("PITCREW_UPDATE_SCREENSHOT").is_some() {
+        root.join("docs")
+    } else {
+        root.join("target")
+    };
+    // Made if missing (a CARGO_TARGET_DIR elsewhere leaves no `target` here).
+    let _ = std::fs::create_dir_all(&dir);
+    dir.join(name)
+}
+
 /// The pass/fail bound a test puts on a timing requirement: five times the requirement. A
 /// test proves the behaviour (the estop disables, the path comes back) and fails when the
 /// bound is missed by a wide margin, but a 2-core CI machine loaded by parallel tests does

@@ -16,18 +16,6 @@ use pitcrew_e2e::supervisor::{
 
 const TOKEN: &str = "test-token-0123456789";
 
-/// Where the README's picture comes from.
-fn screenshot_path() -> std::path::PathBuf {
-    // A test run leaves the source tree as it was: the README's picture is refreshed only
-    // when asked (`PITCREW_UPDATE_SCREENSHOT=1`), otherwise the shot goes to the target dir.
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    if std::env::var_os("PITCREW_UPDATE_SCREENSHOT").is_some() {
-        root.join("../docs/dashboard.png")
-    } else {
-        root.join("../target/dashboard.png")
-    }
-}
-
 /// The devices as the broker lists them: (type, uid).
 async fn devices(inst: &Instance) -> Vec<(String, String)> {
     let list = inst
@@ -234,8 +222,7 @@ async fn the_page_shows_the_robot_drives_it_and_a_closed_tab_disables_it() {
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let png = b.client.screenshot().await.expect("a screenshot");
-    let path = screenshot_path();
-    std::fs::create_dir_all(path.parent().expect("docs/")).expect("docs/ exists");
+    let path = pitcrew_e2e::doc_picture("dashboard.png");
     std::fs::write(&path, png).expect("the screenshot is saved");
 
     pad_stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -121,8 +121,8 @@ fn the_terminal_view_shows_live_devices_follows_keys_and_quits_cleanly() {
     // Two panels side by side: the list and the picked device's values.
     let screen = tmux.wait_screen("a device's details", |s| s.contains("┐┌"));
     // The README's picture of the view.
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/watch.txt");
-    std::fs::write(&path, screen.trim_end()).expect("docs/watch.txt is written");
+    let path = pitcrew_e2e::doc_picture("watch.txt");
+    std::fs::write(&path, screen.trim_end()).expect("the picture is written");
 
     // q quits and the shell's screen is back (the alternate screen is left).
     tmux.keys(&["q"]);
