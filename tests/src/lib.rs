@@ -11,6 +11,7 @@ pub mod recording;
 pub mod station;
 pub mod supervised;
 pub mod supervisor;
+pub mod tmux;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -39,14 +39,15 @@ async fn devices(inst: &Instance) -> Vec<(String, String)> {
 
 // Multi-threaded: the harness's event waits block their thread while a controller task
 // writes.
-/// Presses the page's "enable teleop" until the robot is enabled (a press right after the
-/// page connected may come before the broker saw its link: rule 4 wants a live one).
-async fn enable_from_the_page(b: &Browser, client: &pitcrew::rpc::Client) {
+/// Presses the page's enable button for `mode` (`teleop`, `auto`) until the robot is in
+/// `state` (a press right after the page connected may come before the broker saw its
+/// link: rule 4 wants a live one).
+async fn enable_from_the_page(b: &Browser, client: &pitcrew::rpc::Client, mode: &str, state: &str) {
     let deadline = Instant::now() + PAGE_PATIENCE;
     loop {
-        b.click("enable-teleop").await;
+        b.click(&format!("enable-{mode}")).await;
         tokio::time::sleep(Duration::from_millis(700)).await;
-        if robot_state(client).await["state"] == "teleop" {
+        if robot_state(client).await["state"] == state {
             return;
         }
         assert!(
@@ -77,19 +78,14 @@ async fn the_page_shows_the_robot_drives_it_and_a_closed_tab_disables_it() {
     let b = &browser;
 
     // Without the token: the login page, not the dashboard (and no feed).
-    b.client
-        .goto(&format!("{base}/"))
-        .await
-        .expect("the page loads");
+    b.open(&format!("{base}/")).await;
     b.wait_until(
         "the login page",
         "return !!document.getElementById('login') && !document.getElementById('devices')",
     )
     .await;
-    b.client
-        .goto(&format!("{base}/?token=wrong-token-0123456789"))
-        .await
-        .expect("loads");
+    b.open(&format!("{base}/?token=wrong-token-0123456789"))
+        .await;
     b.wait_until(
         "the login page for a wrong token",
         "return !!document.getElementById('login')",
@@ -97,10 +93,7 @@ async fn the_page_shows_the_robot_drives_it_and_a_closed_tab_disables_it() {
     .await;
 
     // With it: every device, live.
-    b.client
-        .goto(&format!("{base}/?token={TOKEN}"))
-        .await
-        .expect("the page loads");
+    b.open(&format!("{base}/?token={TOKEN}")).await;
     b.wait_until(
         "11 devices",
         "return document.querySelectorAll('#devices tbody tr').length === 11",
@@ -160,16 +153,13 @@ async fn the_page_shows_the_robot_drives_it_and_a_closed_tab_disables_it() {
     let first = b.client.window().await.expect("a window");
     let tab = b.client.new_window(true).await.expect("a new tab");
     b.client.switch_to_window(tab.handle).await.expect("switch");
-    b.client
-        .goto(&format!("{base}/?token={TOKEN}"))
-        .await
-        .expect("the page loads");
+    b.open(&format!("{base}/?token={TOKEN}")).await;
     b.wait_until(
         "the feed",
         "return document.getElementById('feed').textContent === 'live'",
     )
     .await;
-    enable_from_the_page(b, &client).await;
+    enable_from_the_page(b, &client, "teleop", "teleop").await;
     let state = robot_state(&client).await;
     assert!(
         state["link"]
@@ -230,7 +220,7 @@ async fn the_page_shows_the_robot_drives_it_and_a_closed_tab_disables_it() {
     // A screenshot can freeze the page's renderer past `control_timeout` on a loaded
     // machine: a frozen browser disables the robot (rule 3), and the driver enables again.
     if robot_state(&client).await["state"] != "teleop" {
-        enable_from_the_page(b, &client).await;
+        enable_from_the_page(b, &client, "teleop", "teleop").await;
     }
 
     // A controller drives the koala-bear while the page holds the robot enabled.
@@ -412,38 +402,20 @@ async fn with_a_team_key_the_page_needs_its_token_and_drives_with_sealed_datagra
     let base = format!("http://{}", inst.dashboard_addr());
     let browser = Browser::start(inst.name()).await;
     let b = &browser;
-    b.client
-        .goto(&format!("{base}/"))
-        .await
-        .expect("the page loads");
+    b.open(&format!("{base}/")).await;
     b.wait_until(
         "the login page",
         "return !!document.getElementById('login')",
     )
     .await;
-    b.client
-        .goto(&format!("{base}/?token={token}"))
-        .await
-        .expect("the page loads");
+    b.open(&format!("{base}/?token={token}")).await;
     b.wait_until(
         "11 devices",
         "return document.querySelectorAll('#devices tbody tr').length === 11",
     )
     .await;
     let client = inst.client();
-    let deadline = Instant::now() + PAGE_PATIENCE;
-    loop {
-        b.click("enable-auto").await;
-        tokio::time::sleep(Duration::from_millis(700)).await;
-        if robot_state(&client).await["state"] == "autonomous" {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the page never enabled the keyed robot: {}",
-            robot_state(&client).await
-        );
-    }
+    enable_from_the_page(b, &client, "auto", "autonomous").await;
     b.click("disable").await;
     wait_state(&client, "disabled", PAGE_PATIENCE).await;
 }

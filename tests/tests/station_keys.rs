@@ -4,59 +4,12 @@
 
 mod devices_support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use devices_support::{free_udp_port, uid, Broker, Emu, PATIENCE};
 use pitcrew_e2e::supervisor::wait_state;
+use pitcrew_e2e::tmux::Tmux;
 use pitcrew_e2e::{bin, Namespace};
-
-/// A tmux server of its own (`-L`), so tests run side by side; killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .expect("tmux runs (scripts/setup installs it)")
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "station"]).stdout)
-            .into_owned()
-    }
-
-    fn wait_screen(&self, what: &str) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let screen = self.screen();
-            if screen.contains(what) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the screen never showed {what:?}:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "station"];
-        args.extend_from_slice(keys);
-        assert!(self.run(&args).status.success());
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill-server"]);
-    }
-}
 
 #[tokio::test]
 async fn the_driver_station_keys_drive_the_robot_state_and_the_status_line_shows_it() {
@@ -75,9 +28,6 @@ async fn the_driver_station_keys_drive_the_robot_state_and_the_status_line_shows
     let emu = Emu::start(&ns, broker.port, &[&format!("koala-bear:{koala}")], &[]);
     broker.wait_valid(&koala, true).await;
 
-    let tmux = Tmux {
-        socket: ns.name.clone(),
-    };
     let mut sender = format!(
         "{} send --to 127.0.0.1:{control_port} --neutral --mode autonomous",
         bin("pitcrew-gamepad").display()
@@ -86,23 +36,14 @@ async fn the_driver_station_keys_drive_the_robot_state_and_the_status_line_shows
         sender.push(' ');
         sender.push_str(&a);
     }
-    let started = tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "station",
-        "-x",
-        "220",
-        "-y",
-        "10",
-        &sender,
-    ]);
-    assert!(started.status.success(), "{started:?}");
-    tmux.wait_screen("robot: disabled");
+    let tmux = Tmux::start(&ns.name, "station", (220, 10), &sender);
+    tmux.wait_screen("robot: disabled", |s| s.contains("robot: disabled"));
 
     tmux.keys(&["e"]);
     wait_state(&broker.client, "autonomous", PATIENCE).await;
-    tmux.wait_screen("robot: autonomous via");
+    tmux.wait_screen("robot: autonomous via", |s| {
+        s.contains("robot: autonomous via")
+    });
 
     tmux.keys(&["Enter"]);
     let state = wait_state(&broker.client, "disabled", PATIENCE).await;
@@ -113,7 +54,7 @@ async fn the_driver_station_keys_drive_the_robot_state_and_the_status_line_shows
             .contains("driver station"),
         "{state}"
     );
-    tmux.wait_screen("robot: disabled");
+    tmux.wait_screen("robot: disabled", |s| s.contains("robot: disabled"));
 
     tmux.keys(&["t", "e"]);
     wait_state(&broker.client, "teleop", PATIENCE).await;
@@ -121,12 +62,12 @@ async fn the_driver_station_keys_drive_the_robot_state_and_the_status_line_shows
     tmux.keys(&["Space"]);
     wait_state(&broker.client, "estopped", PATIENCE).await;
     emu.wait_event(&koala, "disable").await;
-    tmux.wait_screen("E-STOP SENT");
+    tmux.wait_screen("E-STOP SENT", |s| s.contains("E-STOP SENT"));
 
     // q ends the sender, and its terminal is restored (the session ends with it).
     tmux.keys(&["q"]);
     let deadline = Instant::now() + PATIENCE;
-    while tmux.run(&["has-session", "-t", "station"]).status.success() {
+    while tmux.running() {
         assert!(
             Instant::now() < deadline,
             "the sender did not quit on q:\n{}",

@@ -3,82 +3,15 @@
 //! the keys pick a device and show its values, and `q` quits, restoring the terminal.
 //! Piped, it prints plain lines instead.
 
-use std::process::Command;
-use std::time::{Duration, Instant};
-
 use pitcrew_e2e::bin;
 use pitcrew_e2e::supervisor::{Instance, Supervisor};
-
-const PATIENCE: Duration = Duration::from_secs(30);
-
-/// A tmux server of its own (`-L`), so tests run side by side; killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .expect("tmux runs (scripts/setup installs it)")
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "watch"]).stdout)
-            .into_owned()
-    }
-
-    fn wait_screen(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let screen = self.screen();
-            if pred(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the screen never showed {what}:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "watch"];
-        args.extend_from_slice(keys);
-        assert!(self.run(&args).status.success());
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill-server"]);
-    }
-}
+use pitcrew_e2e::tmux::Tmux;
 
 #[test]
 fn the_terminal_view_shows_live_devices_follows_keys_and_quits_cleanly() {
     let inst = Instance::new("watchtui");
     let _sup = Supervisor::start(&inst, &["--emulate"]);
-    let tmux = Tmux {
-        socket: inst.name().to_owned(),
-    };
-    assert!(tmux
-        .run(&[
-            "new-session",
-            "-d",
-            "-s",
-            "watch",
-            "-x",
-            "170",
-            "-y",
-            "30",
-            "bash --norc --noprofile"
-        ])
-        .status
-        .success());
+    let tmux = Tmux::start(inst.name(), "watch", (170, 30), "bash --norc --noprofile");
     let mut line = format!(
         "{} {} watch --interface 127.0.0.1",
         bin("pitcrew").display(),

@@ -100,6 +100,13 @@ impl Browser {
             .unwrap_or(serde_json::Value::Null)
     }
 
+    /// Loads `url` in the tab.
+    pub async fn open(&self, url: &str) {
+        if let Err(e) = self.client.goto(url).await {
+            panic!("the page {url} does not load: {e}");
+        }
+    }
+
     /// Waits until `script` returns true; panics naming `what` with the page's header.
     pub async fn wait_until(&self, what: &str, script: &str) {
         let deadline = Instant::now() + PAGE_PATIENCE;
