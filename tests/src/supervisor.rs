@@ -97,6 +97,21 @@ impl Instance {
         format!("tcp://127.0.0.1:{}", self.virtual_port)
     }
 
+    /// The broker's own options for this instance, as `supervise_args` gives them: its
+    /// virtual-device address, updates on loopback, no serial ports.
+    pub fn broker_args(&self) -> Vec<String> {
+        [
+            "--virtual-addr",
+            &self.virtual_addr(),
+            "--update-interface",
+            "127.0.0.1",
+            "--serial-glob",
+            "",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+
     /// Where control datagrams go.
     pub fn control_addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.control_port))
@@ -141,19 +156,8 @@ impl Instance {
     /// address.
     pub fn supervise_args(&self) -> Vec<String> {
         let mut args = self.shared_args();
-        args.extend(
-            [
-                "--virtual-addr",
-                &self.virtual_addr(),
-                "--update-interface",
-                "127.0.0.1",
-                "--serial-glob",
-                "",
-                "--dashboard-addr",
-                &self.dashboard_addr(),
-            ]
-            .map(str::to_owned),
-        );
+        args.extend(self.broker_args());
+        args.extend(["--dashboard-addr".to_owned(), self.dashboard_addr()]);
         args
     }
 

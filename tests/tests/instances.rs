@@ -40,20 +40,6 @@ fn run(mut cmd: Command, timeout: Duration) -> (Output, Duration) {
     (output, started.elapsed())
 }
 
-/// The broker's own options for an instance (as `supervise_args` adds them).
-fn broker_args(inst: &Instance) -> Vec<String> {
-    [
-        "--virtual-addr",
-        &inst.virtual_addr(),
-        "--update-interface",
-        "127.0.0.1",
-        "--serial-glob",
-        "",
-    ]
-    .map(str::to_owned)
-    .to_vec()
-}
-
 /// A suite with one emulated koala-bear, checked to serve it.
 struct Live {
     sup: Supervisor,
@@ -137,7 +123,7 @@ fn a_second_daemon_or_supervisor_in_a_live_namespace_is_refused_naming_the_holde
     for (name, binary, extra) in [
         ("router", "pitcrew-router", &[][..]),
         ("logfwd", "pitcrew-logfwd", &[][..]),
-        ("devices", "pitcrew-devices", &broker_args(inst)[..]),
+        ("devices", "pitcrew-devices", &inst.broker_args()[..]),
         ("gamepad", "pitcrew-gamepad", &receive[..]),
     ] {
         let pid = live.sup.pid_of(name).expect("the supervisor started it");
@@ -226,7 +212,7 @@ fn a_broker_reaching_the_router_from_another_namespace_is_refused_its_identity()
     let mut cmd = Command::new(bin("pitcrew-devices"));
     cmd.args(other.shared_args())
         .args(["--router-backend", &backend])
-        .args(broker_args(&other));
+        .args(other.broker_args());
     let (out, took) = run(cmd, REFUSAL_BOUND * 2);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{stderr}");

@@ -49,24 +49,10 @@ fn shared_args_in(inst: &Instance, dir: &Path) -> Vec<String> {
     args
 }
 
-/// The broker's own options for an instance.
-fn broker_args(inst: &Instance) -> Vec<String> {
-    [
-        "--virtual-addr",
-        &inst.virtual_addr(),
-        "--update-interface",
-        "127.0.0.1",
-        "--serial-glob",
-        "",
-    ]
-    .map(str::to_owned)
-    .to_vec()
-}
-
 #[test]
 fn every_duration_option_at_zero_or_negative_is_a_one_line_usage_error() {
     let inst = Instance::new("durations");
-    let broker = broker_args(&inst);
+    let broker = inst.broker_args();
     let none: &[&str] = &[];
     // (binary, arguments before the option, the option, whether 0 is refused too).
     let mut cases: Vec<(&str, Vec<String>, &str, bool)> = Vec::new();
@@ -205,7 +191,7 @@ fn an_unusable_ipc_dir_is_a_one_line_usage_error_before_anything_binds() {
         let daemons: [(&str, Vec<String>); 4] = [
             ("pitcrew-router", vec![]),
             ("pitcrew-logfwd", vec![]),
-            ("pitcrew-devices", broker_args(&inst)),
+            ("pitcrew-devices", inst.broker_args()),
             ("pitcrew-gamepad", vec!["receive".to_owned()]),
         ];
         for (binary, before) in daemons {
@@ -219,7 +205,7 @@ fn an_unusable_ipc_dir_is_a_one_line_usage_error_before_anything_binds() {
             .arg(Supervisor::script())
             .arg("--")
             .args(&shared)
-            .args(broker_args(&inst))
+            .args(inst.broker_args())
             .env("PITCREW_BIN_DIR", pitcrew_e2e::bin_dir());
         let out = run(supervise);
         assert_usage_error(&format!("supervise with {case}"), &out, "--ipc-dir");
@@ -244,7 +230,7 @@ fn an_unreadable_catalog_is_a_one_line_usage_error() {
     let missing = inst.ipc_dir.join("missing.yaml");
     for file in [&bad, &missing] {
         for (binary, before) in [
-            ("pitcrew-devices", broker_args(&inst)),
+            ("pitcrew-devices", inst.broker_args()),
             ("pitcrew-gamepad", vec!["receive".to_owned()]),
             ("pitcrew", vec!["devices".to_owned()]),
         ] {
