@@ -10,6 +10,7 @@
 use serde_json::{json, Value};
 
 use super::{ControlMessage, Meta, PadInput, StationRequest, MAX_GAMEPADS};
+use crate::gamepad::BUTTON_COUNT;
 use crate::robot::Mode;
 
 /// Why a JSON object is not a control datagram.
@@ -96,10 +97,16 @@ pub fn from_json(json: &Value) -> Result<ControlMessage, JsonError> {
             .and_then(|i| u32::try_from(i).ok())
             .filter(|i| *i < MAX_GAMEPADS)
             .ok_or_else(|| bad(format!("a gamepad index must be below {MAX_GAMEPADS}")))?;
+        // As strict as the wire decoder: no bit past the catalog's last button.
         let btn = p["btn"]
             .as_u64()
+            .filter(|b| b >> BUTTON_COUNT == 0)
             .and_then(|b| u32::try_from(b).ok())
-            .ok_or_else(|| bad("btn must be a u32"))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "btn must be an unsigned integer below 2^{BUTTON_COUNT}"
+                ))
+            })?;
         let input = PadInput {
             lx: axis(p, "lx")?,
             ly: axis(p, "ly")?,
@@ -164,5 +171,8 @@ mod tests {
             msg
         );
         assert!(from_json(&json!({"gamepads": [{"index": 0, "lx": 2.0, "btn": 0}]})).is_err());
+        let past_the_buttons = json!({"gamepads": [{"index": 0, "btn": 1u64 << BUTTON_COUNT}]});
+        let err = from_json(&past_the_buttons).unwrap_err();
+        assert!(err.to_string().contains("btn"), "{err}");
     }
 }
