@@ -89,19 +89,20 @@ impl Outbound {
 
     /// Takes the buffer's pending subscription change, writes and read requests and sends
     /// them (SUB_REQ, DEV_WRITE split as needed, DEV_READ), as the robot state allows.
-    /// Called by the waker thread when the buffer changed; a failure to write is kept for
-    /// the session, which ends on it.
-    pub fn forward_pending(&self) {
-        let mut out = Vec::new();
+    /// Called by the waker thread when the buffer changed, with a buffer of its own that it
+    /// reuses (no allocation per write); a failure to write is kept for the session, which
+    /// ends on it.
+    pub fn forward_pending(&self, out: &mut Vec<u8>) {
+        out.clear();
         let mut line = self.line.lock();
-        let (count, look) = self.pending_frames(&mut out);
+        let (count, look) = self.pending_frames(out);
         if out.is_empty() {
             return;
         }
-        let result = line.write_all(&out);
+        let result = line.write_all(out);
         drop(line);
         self.owner.count_to_device(count);
-        self.offer_sent(&out);
+        self.offer_sent(out);
         match result {
             Ok(()) if look => self.news.notify_one(),
             Ok(()) => {}

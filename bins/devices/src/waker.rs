@@ -83,9 +83,10 @@ impl Drop for Waker {
 }
 
 fn watch(outbound: &Outbound, stop: &AtomicBool) {
+    let mut frames = Vec::with_capacity(pitcrew_sdp::frame::MAX_FRAME_LEN + 1);
     while !stop.load(Ordering::Acquire) {
         match outbound.owner().wait_for_change(WAIT_SLICE) {
-            Ok(true) => outbound.forward_pending(),
+            Ok(true) => outbound.forward_pending(&mut frames),
             Ok(false) => {}
             Err(_) => std::thread::sleep(INVALID_PAUSE),
         }
