@@ -69,7 +69,8 @@ fn per_op(mut f: impl FnMut()) -> Vec<f64> {
         .collect()
 }
 
-/// The floor's shared words: [sequence (the futex word), stamp low, stamp high].
+/// The floor's shared words: [sequence (the futex word), stamp low, stamp high, the
+/// parent's acknowledgements].
 struct FloorWords(*mut AtomicU32);
 
 impl FloorWords {
@@ -98,49 +99,67 @@ impl FloorWords {
     }
 
     fn word(&self, i: usize) -> &AtomicU32 {
-        // SAFETY: i < 3, inside the mapping; AtomicU32 has u32's layout.
+        // SAFETY: i < 4, inside the 64-byte mapping; AtomicU32 has u32's layout.
         unsafe { &*self.0.add(i) }
     }
 
-    /// Stores the stamp, bumps the sequence and FUTEX_WAKEs it.
+    /// Stores the stamp, then bumps the sequence (word 0) and wakes its waiter.
     fn post(&self, stamp: u64) {
         self.word(1).store(stamp as u32, Ordering::Relaxed);
         self.word(2).store((stamp >> 32) as u32, Ordering::Relaxed);
-        self.word(0).fetch_add(1, Ordering::Release);
+        self.bump(0);
+    }
+
+    /// Waits until the sequence moves past `seen`; (sequence, stamp), or `None` when
+    /// nothing came for 5 s (the child is gone).
+    fn wait(&self, seen: u32) -> Option<(u32, u64)> {
+        let now = self.wait_word(0, seen)?;
+        let stamp = u64::from(self.word(1).load(Ordering::Relaxed))
+            | u64::from(self.word(2).load(Ordering::Relaxed)) << 32;
+        Some((now, stamp))
+    }
+
+    /// The parent took a sample (word 3): the child may post the next one. Without this
+    /// hand-back, a parent late by one post would pair each wake-up with the other
+    /// path's stamp for the rest of the run.
+    fn ack(&self) {
+        self.bump(3);
+    }
+
+    /// Increments word `i` and FUTEX_WAKEs it.
+    fn bump(&self, i: usize) {
+        self.word(i).fetch_add(1, Ordering::Release);
         // SAFETY: a live u32 of the shared mapping.
         unsafe {
             libc::syscall(
                 libc::SYS_futex,
-                self.word(0).as_ptr(),
+                self.word(i).as_ptr(),
                 libc::FUTEX_WAKE,
                 i32::MAX,
             );
         }
     }
 
-    /// FUTEX_WAITs until the sequence moves past `seen`; (sequence, stamp), or `None`
-    /// when nothing came for 5 s (the child is gone).
-    fn wait(&self, seen: u32) -> Option<(u32, u64)> {
+    /// FUTEX_WAITs until word `i` moves past `seen`; its new value, or `None` after 5 s.
+    fn wait_word(&self, i: usize, seen: u32) -> Option<u32> {
         let ts = libc::timespec {
             tv_sec: 1,
             tv_nsec: 0,
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {
-            let now = self.word(0).load(Ordering::Acquire);
+            let now = self.word(i).load(Ordering::Acquire);
             if now != seen {
-                let stamp = u64::from(self.word(1).load(Ordering::Relaxed))
-                    | u64::from(self.word(2).load(Ordering::Relaxed)) << 32;
-                return Some((now, stamp));
+                return Some(now);
             }
             if std::time::Instant::now() >= deadline {
                 return None;
             }
-            // SAFETY: as in `post`; a spurious return is re-checked.
+            // SAFETY: as in `bump`; a spurious return is re-checked.
             unsafe {
                 libc::syscall(
                     libc::SYS_futex,
-                    self.word(0).as_ptr(),
+                    self.word(i).as_ptr(),
                     libc::FUTEX_WAIT,
                     seen,
                     &ts as *const libc::timespec,
@@ -164,17 +183,26 @@ fn realtime(priority: i32) {
     }
 }
 
-/// Posts `WAKES` pairs: a buffer write (the real path), then the bare futex (the floor).
+/// Posts `WAKES` pairs: a buffer write (the real path), then the bare futex (the floor),
+/// each after the parent took the one before.
 fn child(ns: &str, floor: &str, priority: i32) {
     realtime(priority);
     let buf = Buffer::open(ns, ty(), key()).expect("child open");
     let words = FloorWords::open(floor);
+    let mut acked = words.word(3).load(Ordering::Acquire);
     for _ in 0..WAKES {
         std::thread::sleep(Duration::from_micros(500));
         buf.write_value("stamp", Value::U64(mono_ns()))
             .expect("child write");
+        let Some(n) = words.wait_word(3, acked) else {
+            return;
+        };
         std::thread::sleep(Duration::from_micros(500));
         words.post(mono_ns());
+        let Some(m) = words.wait_word(3, n) else {
+            return;
+        };
+        acked = m;
     }
 }
 
@@ -202,6 +230,7 @@ fn wakes(owner: &Owner, ns: &str, priority: i32) {
                 lat.push(now.saturating_sub(stamp) as f64 / 1000.0);
             }
         }
+        words.ack();
         let Some((next, stamp)) = words.wait(seen) else {
             eprintln!(
                 "buffer_bench: the child stopped posting; {} samples",
@@ -211,6 +240,7 @@ fn wakes(owner: &Owner, ns: &str, priority: i32) {
         };
         bare.push(mono_ns().saturating_sub(stamp) as f64 / 1000.0);
         seen = next;
+        words.ack();
     }
     let _ = kid.wait();
     realtime_off();
