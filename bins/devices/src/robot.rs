@@ -109,10 +109,16 @@ impl Gate {
         self.lock().status().clone()
     }
 
-    /// The state in wire form (RPC, multicast, driver-station replies).
+    /// The state in wire form, as JSON (RPC, `status`).
     pub fn status_json(&self) -> serde_json::Value {
         let m = self.lock();
         m.status().to_json(monotonic_ns(), m.link_seen())
+    }
+
+    /// The state as a robot-state datagram (multicast beside the device updates).
+    pub fn status_datagram(&self) -> Vec<u8> {
+        let m = self.lock();
+        m.status().datagram(monotonic_ns(), m.link_seen())
     }
 
     /// The machine's counters as JSON (for `status`).

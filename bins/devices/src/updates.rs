@@ -177,7 +177,7 @@ pub async fn publish(
             };
             entries.push((Value::from(uid.to_string()), values(&owner, bits)));
         }
-        let state = pitcrew::robot::status::datagram(&gate.status_json());
+        let state = gate.status_datagram();
         for datagram in datagrams(entries, seq, full).into_iter().chain([state]) {
             if let Err(e) = socket
                 .send_to(&datagram, SocketAddr::V4(config.group))

@@ -27,7 +27,7 @@ use pitcrew::control::auth::{self, AuthRejection, Opened, Verifier};
 use pitcrew::control::{self, Rejection};
 use pitcrew::key::{KeyKind, Keys};
 use pitcrew::robot::segment::{LinkSlot, LinksOwner};
-use pitcrew::robot::{monotonic_ns, status as robot_status, Robot};
+use pitcrew::robot::{monotonic_ns, Robot};
 
 use crate::batch::Batch;
 use crate::pads::Pads;
@@ -562,7 +562,7 @@ impl State {
     fn reply(&mut self, link: &LinkSlot) -> Vec<u8> {
         let status = self.robot.status();
         let seen = (status.link == link.source).then_some(link.seen_ns);
-        robot_status::datagram(&status.to_json(monotonic_ns(), seen))
+        status.datagram(monotonic_ns(), seen)
     }
 
     fn reject(
@@ -660,7 +660,7 @@ mod tests {
     use pitcrew::control::{ControlMessage, Meta, PadInput, StationRequest};
     use pitcrew::gamepad::PadState;
     use pitcrew::robot::segment::{open_links, read_links};
-    use pitcrew::robot::Mode;
+    use pitcrew::robot::{status as robot_status, Mode};
 
     fn state(namespace: &str) -> State {
         let catalog = Catalog::embedded().clone();

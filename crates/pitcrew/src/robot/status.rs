@@ -6,8 +6,6 @@
 
 use std::time::Duration;
 
-use serde_json::json;
-
 use super::{monotonic_ns, MatchPhase, Mode, State};
 
 /// The notification method of a robot-state datagram (multicast and driver-station reply).
@@ -92,32 +90,97 @@ impl RobotStatus {
             .map(|_| Duration::from_nanos(self.match_end_ns.saturating_sub(now_ns)))
     }
 
-    /// The wire form at `now_ns`; `link_seen_ns` is when the enabling link was last heard.
+    /// The wire form at `now_ns` as JSON (the `state` RPC's answer); `link_seen_ns` is when
+    /// the enabling link was last heard. It is the decoded [`RobotStatus::write_map`], so
+    /// the two forms cannot drift apart.
     pub fn to_json(&self, now_ns: u64, link_seen_ns: Option<u64>) -> serde_json::Value {
+        let mut w = Writer(Vec::with_capacity(256));
+        self.write_map(&mut w, now_ns, link_seen_ns);
+        crate::codec::decode(&w.0).map_or(serde_json::Value::Null, |v| crate::codec::to_json(&v))
+    }
+
+    /// The robot-state datagram `[2, "robot_state", [status]]` at `now_ns`: what the broker
+    /// multicasts and the gamepad receiver answers each driver station with. Written
+    /// straight to MessagePack, with no value tree: the receiver builds one per datagram.
+    pub fn datagram(&self, now_ns: u64, link_seen_ns: Option<u64>) -> Vec<u8> {
+        let mut w = Writer(Vec::with_capacity(256));
+        w.array(3);
+        w.uint(2);
+        w.str(STATE_METHOD);
+        w.array(1);
+        self.write_map(&mut w, now_ns, link_seen_ns);
+        w.0
+    }
+
+    /// The status map, the one definition of its fields. Times are ages and time left in
+    /// milliseconds; `link` and `link_age_ms` are nil without an enabling link, `match`
+    /// nil without a match.
+    fn write_map(&self, w: &mut Writer, now_ns: u64, link_seen_ns: Option<u64>) {
         let ms = |d: Duration| d.as_millis() as u64;
         let age_ms = |t: u64| ms(Duration::from_nanos(now_ns.saturating_sub(t)));
-        let matched = self.phase.map(|p| {
-            json!({
-                "phase": p.name(),
-                "phase_left_ms": self.phase_left(now_ns).map(ms),
-                "left_ms": self.match_left(now_ns).map(ms),
-            })
-        });
-        json!({
-            "state": self.state.name(),
-            "mode": self.mode.name(),
-            "enabled": self.enabled(),
-            "estopped": self.estopped(),
-            "since_ms": age_ms(self.since_ns),
-            "since_unix_ms": self.since_unix_ms,
-            "transitions": self.transitions,
-            "link": (!self.link.is_empty()).then_some(self.link.as_str()),
-            "link_age_ms": link_seen_ns.filter(|_| !self.link.is_empty()).map(age_ms),
-            "reason": self.reason,
-            "match": matched,
-            "control_timeout_ms": ms(self.control_timeout),
-            "output_lease_ms": ms(self.output_lease),
-        })
+        let link = (!self.link.is_empty()).then_some(self.link.as_str());
+        w.map(13);
+        w.key("state").str(self.state.name());
+        w.key("mode").str(self.mode.name());
+        w.key("enabled").bool(self.enabled());
+        w.key("estopped").bool(self.estopped());
+        w.key("since_ms").uint(age_ms(self.since_ns));
+        w.key("since_unix_ms").uint(self.since_unix_ms);
+        w.key("transitions").uint(u64::from(self.transitions));
+        w.key("link");
+        match link {
+            Some(l) => w.str(l),
+            None => w.nil(),
+        }
+        w.key("link_age_ms");
+        match link_seen_ns.filter(|_| link.is_some()) {
+            Some(t) => w.uint(age_ms(t)),
+            None => w.nil(),
+        }
+        w.key("reason").str(&self.reason);
+        w.key("match");
+        match self.phase {
+            Some(p) => {
+                w.map(3);
+                w.key("phase").str(p.name());
+                w.key("phase_left_ms");
+                w.uint(self.phase_left(now_ns).map_or(0, ms));
+                w.key("left_ms");
+                w.uint(self.match_left(now_ns).map_or(0, ms));
+            }
+            None => w.nil(),
+        }
+        w.key("control_timeout_ms").uint(ms(self.control_timeout));
+        w.key("output_lease_ms").uint(ms(self.output_lease));
+    }
+}
+
+/// A MessagePack writer into memory. Writing to a `Vec` cannot fail, so the `rmp` results
+/// (which carry only I/O errors of the sink) are dropped here, in one place.
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn key(&mut self, k: &str) -> &mut Self {
+        self.str(k);
+        self
+    }
+    fn str(&mut self, s: &str) {
+        let _ = rmp::encode::write_str(&mut self.0, s);
+    }
+    fn uint(&mut self, n: u64) {
+        let _ = rmp::encode::write_uint(&mut self.0, n);
+    }
+    fn bool(&mut self, b: bool) {
+        let _ = rmp::encode::write_bool(&mut self.0, b);
+    }
+    fn nil(&mut self) {
+        let _ = rmp::encode::write_nil(&mut self.0);
+    }
+    fn map(&mut self, len: u32) {
+        let _ = rmp::encode::write_map_len(&mut self.0, len);
+    }
+    fn array(&mut self, len: u32) {
+        let _ = rmp::encode::write_array_len(&mut self.0, len);
     }
 }
 
@@ -126,12 +189,6 @@ pub fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// A robot-state datagram `[2, "robot_state", [status]]` with `status` in wire form.
-pub fn datagram(status: &serde_json::Value) -> Vec<u8> {
-    let v = json!([2, STATE_METHOD, [status]]);
-    crate::codec::encode(&crate::codec::from_json(&v))
 }
 
 /// The status map of a robot-state datagram, or `None` for anything else (a listener of
@@ -194,6 +251,7 @@ pub fn one_line(status: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn the_wire_form_carries_ages_and_time_left() {
@@ -205,14 +263,33 @@ mod tests {
         s.phase_end_ns = 3_000_000_000;
         s.match_end_ns = 3_000_000_000;
         let j = s.to_json(2_000_000_000, Some(1_990_000_000));
-        assert_eq!(j["state"], "teleop");
-        assert_eq!(j["enabled"], true);
-        assert_eq!(j["since_ms"], 1000);
-        assert_eq!(j["link_age_ms"], 10);
-        assert_eq!(j["match"]["phase_left_ms"], 1000);
-        assert_eq!(j["control_timeout_ms"], 100);
-        let back = parse_datagram(&datagram(&j)).unwrap();
-        assert_eq!(back, j);
+        assert_eq!(
+            j,
+            json!({
+                "state": "teleop",
+                "mode": "teleop",
+                "enabled": true,
+                "estopped": false,
+                "since_ms": 1000,
+                "since_unix_ms": s.since_unix_ms,
+                "transitions": 0,
+                "link": "laptop",
+                "link_age_ms": 10,
+                "reason": "start",
+                "match": {"phase": "teleop", "phase_left_ms": 1000, "left_ms": 1000},
+                "control_timeout_ms": 100,
+                "output_lease_ms": 0,
+            })
+        );
+        let back = parse_datagram(&s.datagram(2_000_000_000, Some(1_990_000_000))).unwrap();
+        assert_eq!(back, j, "the datagram carries the same map");
+        let idle = RobotStatus::initial("boot", Duration::ZERO, Duration::ZERO);
+        let j = idle.to_json(monotonic_ns(), Some(1));
+        assert_eq!(
+            (&j["link"], &j["link_age_ms"], &j["match"]),
+            (&json!(null), &json!(null), &json!(null)),
+            "no link, no age, no match"
+        );
         assert!(
             one_line(&back).starts_with("teleop via laptop (link 10 ms) · match teleop 1.0 s left")
         );
