@@ -31,14 +31,13 @@ impl Robot {
     /// The current state; [`RobotStatus::no_broker`] (disabled) when no live broker
     /// publishes one.
     pub fn status(&mut self) -> RobotStatus {
-        self.attach();
-        let Some(buf) = &self.buf else {
-            return RobotStatus::no_broker();
-        };
-        if !buf.owner_alive() {
+        if !self.attach() {
             return RobotStatus::no_broker();
         }
-        read_status(buf).unwrap_or_else(|_| RobotStatus::no_broker())
+        match &self.buf {
+            Some(buf) => read_status(buf).unwrap_or_else(|_| RobotStatus::no_broker()),
+            None => RobotStatus::no_broker(),
+        }
     }
 
     /// The mode the robot is enabled in now, or `None` while it is disabled or stopped.
@@ -75,16 +74,24 @@ impl Robot {
         }
     }
 
-    /// Opens the segment if not open, or re-opens it if its broker replaced it.
-    fn attach(&mut self) {
-        let stale = self
+    /// Opens the segment if not open, or re-opens it if its broker replaced it or died;
+    /// true when the segment held now has a live broker (one liveness check per call:
+    /// the gamepad receiver asks at every driver-station datagram).
+    fn attach(&mut self) -> bool {
+        if self
             .buf
             .as_ref()
-            .is_none_or(|b| b.is_superseded() || !b.owner_alive());
-        if stale {
-            if let Ok(buf) = open_state(&self.namespace) {
+            .is_some_and(|b| !b.is_superseded() && b.owner_alive())
+        {
+            return true;
+        }
+        match open_state(&self.namespace) {
+            Ok(buf) => {
+                let live = buf.owner_alive();
                 self.buf = Some(buf);
+                live
             }
+            Err(_) => false,
         }
     }
 }
