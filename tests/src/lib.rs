@@ -13,7 +13,7 @@ pub mod supervised;
 pub mod supervisor;
 pub mod tmux;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -237,9 +237,18 @@ impl Namespace {
     /// Like [`Namespace::spawn`], with extra environment variables for the process (e.g.
     /// `GILRS_DISABLE_UDEV` to take the input subsystem away from the gamepad sender).
     pub fn spawn_with_env(&self, name: &str, extra: &[&str], env: &[(&str, &str)]) -> Proc {
+        self.spawn_exe(&bin(name), extra, env)
+    }
+
+    /// Like [`Namespace::spawn_with_env`], for the executable at `exe` (a benchmark
+    /// comparing two builds in one run starts the other build's binaries).
+    pub fn spawn_exe(&self, exe: &Path, extra: &[&str], env: &[(&str, &str)]) -> Proc {
+        let name = exe
+            .file_name()
+            .map_or_else(|| "process".into(), |n| n.to_string_lossy());
         let log = std::fs::File::create(format!("/tmp/{}-{name}.log", self.name))
             .expect("can create a log file in /tmp");
-        let child = Command::new(bin(name))
+        let child = Command::new(exe)
             .args(self.args())
             .args(extra)
             .envs(env.iter().copied())
@@ -250,7 +259,7 @@ impl Namespace {
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         Proc {
             child,
-            name: name.to_owned(),
+            name: name.into_owned(),
         }
     }
 }

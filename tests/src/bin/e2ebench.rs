@@ -20,6 +20,10 @@
 //! stages, and `pitcrew-teleop`) run at SCHED_FIFO priority 10 (`--realtime 10`); `pitcrew
 //! run` runs as the supervisor runs a `--run` command, at normal priority. `--normal` runs
 //! everything as normal threads. Prints a table on stderr and JSON lines on stdout.
+//!
+//! `--compare DIR` adds the teleop path once more with the binaries in DIR (another build's
+//! `target/release`, with its `pitcrew-teleop`), taking turns with the others: an A/B of two
+//! builds on the same machine minute, which separate runs on this VM cannot give.
 
 use std::io::Read;
 use std::net::UdpSocket;
@@ -34,7 +38,7 @@ use pitcrew::key::{Key, KeyKind};
 use pitcrew::robot::{Mode, Robot};
 use pitcrew_catalog::Uid;
 use pitcrew_e2e::device::{pty, serve};
-use pitcrew_e2e::{bin, floor, Namespace, Proc};
+use pitcrew_e2e::{bin, bin_dir, floor, Namespace, Proc};
 use pitcrew_sdp::{FrameDecoder, Message};
 
 /// Stick changes measured per path (the 10 000).
@@ -119,6 +123,9 @@ enum Input {
     Floor,
 }
 
+/// The name of the `--compare` path.
+const COMPARED: &str = "e2e_control_us --compare";
+
 /// How often the driver station repeats itself when idle (a real one sends at 50 Hz; this
 /// one twice as often, so that a loaded machine does not trip the 100 ms link watchdog).
 const KEEPALIVE: Duration = Duration::from_millis(10);
@@ -193,17 +200,18 @@ impl Path {
         realtime: &[&str],
         devices: usize,
     ) -> anyhow::Result<Path> {
-        Path::suite_keyed(name, controller, realtime, devices, false)
+        Path::suite_keyed(name, controller, realtime, devices, false, &bin_dir())
     }
 
-    /// As [`Path::suite`]; with `sealed`, the receiver holds a team key and the station
-    /// seals its datagrams with it, as on an event network.
+    /// As [`Path::suite`] with the binaries in `bins`; with `sealed`, the receiver holds a
+    /// team key and the station seals its datagrams with it, as on an event network.
     fn suite_keyed(
         name: &'static str,
         controller: (&str, &[&str]),
         realtime: &[&str],
         devices: usize,
         sealed: bool,
+        bins: &std::path::Path,
     ) -> anyhow::Result<Path> {
         let ns = Namespace::new(name);
         let dir = std::env::temp_dir().join(format!("{}-ptys", ns.name));
@@ -233,7 +241,8 @@ impl Path {
             &update_addr,
         ];
         broker_args.extend_from_slice(realtime);
-        let mut procs = vec![ns.spawn("pitcrew-devices", &broker_args)];
+        let spawn = |exe: &str, args: &[&str]| ns.spawn_exe(&bins.join(exe), args, &[]);
+        let mut procs = vec![spawn("pitcrew-devices", &broker_args)];
         // Device 0 is timed; the others (`--devices N`) are written every cycle too.
         let (tx, writes) = mpsc::sync_channel(4096);
         let mut slaves = Vec::new();
@@ -258,8 +267,8 @@ impl Path {
         if sealed {
             receiver_args.extend_from_slice(&["--key-file", &key_file]);
         }
-        procs.push(ns.spawn("pitcrew-gamepad", &receiver_args));
-        procs.push(ns.spawn(controller.0, controller.1));
+        procs.push(spawn("pitcrew-gamepad", &receiver_args));
+        procs.push(spawn(controller.0, controller.1));
         let station = Arc::new(Mutex::new(Station {
             request: StationRequest {
                 mode: Mode::Teleop,
@@ -533,6 +542,19 @@ fn main() -> anyhow::Result<()> {
             realtime,
             1,
             true,
+            &bin_dir(),
+        )?);
+    }
+    // `--compare DIR`: the same path again with the binaries built in DIR (e.g. another
+    // commit's target/release), measured in the same run, block by block.
+    if let Some(other) = option::<std::path::PathBuf>(&args, "--compare") {
+        paths.push(Path::suite_keyed(
+            COMPARED,
+            ("pitcrew-teleop", realtime),
+            realtime,
+            1,
+            false,
+            &other,
         )?);
     }
     if !args.iter().any(|a| a == "--no-python") {
@@ -571,6 +593,7 @@ fn main() -> anyhow::Result<()> {
                 continue;
             }
             ("e2e_control_auth_us", _) => ("sealed/plain p50", "e2e_auth_over_plain_p50", ""),
+            (COMPARED, _) => ("compared/this p50", "e2e_compared_over_this_p50", ""),
             _ => (
                 "python/teleop p50",
                 "e2e_python_over_teleop_p50",
