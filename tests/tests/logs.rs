@@ -275,6 +275,87 @@ fn three_apps_at_once_reach_a_follower_intact_in_order_and_filters_work() {
     }
 }
 
+/// Voluntary context switches of `pid`'s log-publisher thread so far: one per wake-up.
+fn publisher_wakeups(pid: u32) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the process runs");
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "log-publisher" {
+            let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+            return status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|n| n.trim().parse().ok())
+                .expect("the thread's status has its switches");
+        }
+    }
+    panic!("process {pid} has no log-publisher thread");
+}
+
+/// How long ago (s) a record's `timestamp` (`…THH:MM:SS.ffffffZ`, UTC) was, by this clock.
+fn age_s(record: &Json) -> f64 {
+    let t = field(record, "timestamp").as_str().unwrap_or_default();
+    let of_day = |h: &str, m: &str, s: &str| -> Option<f64> {
+        Some(
+            h.parse::<f64>().ok()? * 3600.0
+                + m.parse::<f64>().ok()? * 60.0
+                + s.parse::<f64>().ok()?,
+        )
+    };
+    let logged = of_day(
+        t.get(11..13).unwrap_or(""),
+        t.get(14..16).unwrap_or(""),
+        t.get(17..26).unwrap_or(""),
+    )
+    .unwrap_or_else(|| panic!("not a timestamp: {record}"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs_f64()
+        % 86_400.0;
+    (now - logged).rem_euclid(86_400.0)
+}
+
+#[test]
+fn an_idle_process_does_not_wake_to_publish_and_a_record_after_a_quiet_spell_goes_out_at_once() {
+    let ns = Namespace::new("logidle");
+    let _fwd = forwarder(&ns, &[]);
+    let router = ns.spawn("pitcrew-router", &[]);
+    let follower = logs_cli(&ns, &["--json", "--follow"]);
+    sync_followers(&ns, "probe", &[&follower]);
+    // The router has logged its start and is idle now: its log thread sleeps. (It used
+    // to look at its queue every 5 ms: 400 wake-ups in these 2 s.)
+    let before = publisher_wakeups(router.pid());
+    std::thread::sleep(Duration::from_secs(2));
+    let woke = publisher_wakeups(router.pid()) - before;
+    assert!(woke <= 40, "an idle log thread woke {woke} times in 2 s");
+
+    // Records 500 ms apart: the publisher falls asleep between any two, and the record
+    // itself must wake it (a missed wake-up would hold it for up to a second).
+    let mut quiet = logspam(&ns, &["--app", "quiet", "--count", "6", "--rate", "2"]);
+    let deadline = Instant::now() + PATIENCE;
+    let mut got = Vec::new();
+    while got.len() < 6 {
+        assert!(Instant::now() < deadline, "got {} quiet records", got.len());
+        if let Some(r) = follower.next_json(Duration::from_millis(200)) {
+            if app_of(&r) == "quiet" {
+                got.push((n_of(&r), age_s(&r)));
+            }
+        }
+    }
+    assert_eq!(
+        got.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        (0..6).map(Some).collect::<Vec<_>>()
+    );
+    for (n, age) in got {
+        assert!(
+            age < 0.4,
+            "record {n:?} reached the follower {age:.3} s after it was logged"
+        );
+    }
+    assert!(quiet.wait().success());
+}
+
 #[tokio::test]
 async fn a_forwarder_outage_neither_stalls_the_app_nor_loses_what_follows() {
     let ns = Namespace::new("logout");

@@ -4,7 +4,9 @@
 //! when the queue is full the *oldest* record is dropped and counted, so a caller never
 //! waits for the network. The thread wakes every [`TICK`], or at once when the queue
 //! passes a quarter of its capacity (one write to a socketpair, once per burst), takes the
-//! whole queue in one swap, encodes and sends. While the forwarder is away (no
+//! whole queue in one swap, encodes and sends. After [`IDLE_TICKS`] ticks with nothing to
+//! send it goes to sleep, and the first record pushed then wakes it (the same write, once
+//! per quiet spell): an idle process has no thread waking 200 times a second. While the forwarder is away (no
 //! subscription) nothing is taken, so the queue keeps the newest records; when a send is
 //! refused (the forwarder's pipe is full) the thread holds that one record and retries.
 //! When delivery resumes after drops, the thread first publishes one [`DROP_NOTICE`]
@@ -27,10 +29,15 @@ use crate::codec::Value;
 use crate::endpoint::{EndpointError, Publisher};
 use crate::options::LogLevel;
 
-/// How often the thread looks at the queue when nobody woke it: the longest a record
-/// waits before it is sent at low rates. Short enough for a person following logs, long
-/// enough that an idle process wakes only 200 times a second.
+/// How often the thread looks at the queue while records come: the longest a record
+/// waits before it is sent. Short enough for a person following logs; batching within it
+/// spares the callers a system call per record.
 pub const TICK: Duration = Duration::from_millis(5);
+/// Ticks with nothing to send before the thread sleeps until a record comes.
+const IDLE_TICKS: u32 = 20;
+/// The longest sleep with nothing to send (subscriptions and close also wake the thread:
+/// this only bounds a missed wake-up).
+const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// How often the thread retries a record the forwarder's full pipe refused.
 const RETRY: Duration = Duration::from_millis(1);
 /// At most one drop notice per this period, so a forwarder that is constantly too slow
@@ -72,6 +79,8 @@ struct Inner {
     records: VecDeque<Pending>,
     dropped: u64,
     closing: bool,
+    /// The thread sleeps until woken: the next push writes to the waker.
+    asleep: bool,
 }
 
 /// The queue shared by the layer (producers) and the publisher thread (consumer).
@@ -96,7 +105,7 @@ impl Queue {
 
     /// Adds a record, dropping the oldest when full. Never blocks beyond the mutex.
     pub(crate) fn push(&self, record: Pending) {
-        let (len, evicted) = {
+        let (wake, evicted) = {
             let mut inner = self.lock();
             let evicted = if inner.records.len() >= self.capacity {
                 inner.dropped += 1;
@@ -106,10 +115,11 @@ impl Queue {
                 None
             };
             inner.records.push_back(record);
-            (inner.records.len(), evicted)
+            let wake = std::mem::take(&mut inner.asleep) || inner.records.len() == self.wake_at;
+            (wake, evicted)
         };
         drop(evicted); // outside the lock
-        if len == self.wake_at {
+        if wake {
             // Non-blocking; a full socketpair means the thread is already being woken.
             let _ = (&self.waker).write(&[1]);
         }
@@ -141,6 +151,18 @@ impl Queue {
 
     fn is_empty(&self) -> bool {
         self.lock().records.is_empty()
+    }
+
+    /// Marks the thread asleep if nothing is queued; false when a record came first.
+    fn fall_asleep(&self) -> bool {
+        let mut inner = self.lock();
+        inner.asleep = inner.records.is_empty() && !inner.closing;
+        inner.asleep
+    }
+
+    /// The thread is awake (woken, or its sleep timed out).
+    fn wake_up(&self) {
+        self.lock().asleep = false;
     }
 }
 
@@ -206,6 +228,7 @@ pub(crate) fn start(
             records: VecDeque::with_capacity(capacity.min(1024)),
             dropped: 0,
             closing: false,
+            asleep: false,
         }),
         capacity,
         wake_at: (capacity / 4).max(1),
@@ -276,12 +299,26 @@ impl Thread {
 
     fn run(mut self) {
         let mut close_deadline: Option<(Instant, Instant)> = None;
+        let mut idle_ticks = 0u32;
         loop {
-            let timeout = if self.held.is_some() { RETRY } else { TICK };
+            let timeout = if self.held.is_some() {
+                RETRY
+            } else if self.subscriptions == 0 && close_deadline.is_none() {
+                // Nothing can go out before the forwarder subscribes, and its subscription
+                // wakes the poll (as does a close); records wait in the queue meanwhile.
+                IDLE_WAIT
+            } else if idle_ticks >= IDLE_TICKS && self.queue.fall_asleep() {
+                IDLE_WAIT
+            } else {
+                TICK
+            };
             let ready = self
                 .socket
                 .wait(Some(self.wakee.as_fd()), timeout)
                 .unwrap_or_default();
+            if timeout == IDLE_WAIT {
+                self.queue.wake_up();
+            }
             if ready.extra {
                 let mut sink = [0u8; 64];
                 while matches!((&self.wakee).read(&mut sink), Ok(n) if n > 0) {}
@@ -291,9 +328,16 @@ impl Thread {
                 Ok(delta) => self.subscriptions = (self.subscriptions + delta).max(0),
                 Err(_) => return,
             }
+            let sent = self.queue.sent.load(Ordering::Relaxed);
             if self.subscriptions > 0 {
                 self.deliver();
             }
+            let busy = self.held.is_some() || self.queue.sent.load(Ordering::Relaxed) != sent;
+            idle_ticks = if busy {
+                0
+            } else {
+                idle_ticks.saturating_add(1)
+            };
             if close_deadline.is_none() && self.queue.is_closing() {
                 let now = Instant::now();
                 close_deadline = Some((now + CLOSE_DEADLINE, now + CLOSE_CONNECT_WAIT));
