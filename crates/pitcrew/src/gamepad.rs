@@ -85,6 +85,66 @@ impl Button {
 #[derive(Debug)]
 pub struct Gamepad {
     buf: Buffer,
+    /// The buffer's gamepad params, resolved once: what [`Gamepad::state`] reads.
+    plan: StatePlan,
+}
+
+/// Where each gamepad param sits in a raw read of all of them (ascending param id), so
+/// that a controller's read each cycle does no lookup by name.
+#[derive(Debug)]
+struct StatePlan {
+    /// The params' bits.
+    mask: u64,
+    /// In ascending id: what the value is, its type and its width.
+    fields: Vec<(Field, pitcrew_catalog::ScalarType, usize)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Field {
+    /// Bit `i` of [`GamepadState::buttons`].
+    Button(usize),
+    /// `GamepadState::axes[i]`.
+    Axis(usize),
+}
+
+impl StatePlan {
+    /// The plan for `buf`'s type.
+    ///
+    /// # Errors
+    /// [`BufferError::UnknownParam`] when the type lacks a button or axis, or has one that
+    /// is not a readable scalar with an id below 64.
+    fn of(buf: &Buffer) -> Result<StatePlan, BufferError> {
+        let ty = buf.device_type();
+        let mut fields = Vec::with_capacity(GAMEPAD_PARAMS);
+        let mut mask = 0u64;
+        let named = Button::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.param(), Field::Button(i)))
+            .chain(AXES.iter().enumerate().map(|(i, a)| (*a, Field::Axis(i))));
+        for (name, field) in named {
+            let param = ty
+                .params()
+                .iter()
+                .find(|p| p.name() == name)
+                .filter(|p| p.readable() && p.id() < 64)
+                .and_then(|p| p.scalar().map(|st| (p, st)));
+            let Some((p, st)) = param else {
+                return Err(BufferError::UnknownParam {
+                    name: buf.name().to_owned(),
+                    type_name: ty.name().to_owned(),
+                    param: name.to_owned(),
+                });
+            };
+            mask |= 1 << p.id();
+            fields.push((p.id(), field, st, p.storage_width()));
+        }
+        fields.sort_by_key(|(id, ..)| *id);
+        Ok(StatePlan {
+            mask,
+            fields: fields.into_iter().map(|(_, f, st, w)| (f, st, w)).collect(),
+        })
+    }
 }
 
 impl Gamepad {
@@ -106,9 +166,9 @@ impl Gamepad {
         index: u32,
     ) -> Result<Gamepad, BufferError> {
         let ty = type_named(catalog, "gamepad")?;
-        Ok(Gamepad {
-            buf: Buffer::open(namespace, ty, SegmentKey::Index(index))?,
-        })
+        let buf = Buffer::open(namespace, ty, SegmentKey::Index(index))?;
+        let plan = StatePlan::of(&buf)?;
+        Ok(Gamepad { buf, plan })
     }
 
     /// Whether `b` is pressed.
@@ -160,16 +220,11 @@ impl Gamepad {
     /// # Errors
     /// [`BufferError::Superseded`] when a new receiver replaced the segment (open it again).
     pub fn state(&self) -> Result<GamepadState, BufferError> {
-        let mut names = [""; GAMEPAD_PARAMS];
-        for (slot, b) in names.iter_mut().zip(Button::ALL) {
-            *slot = b.param();
-        }
-        names[Button::ALL.len()..].copy_from_slice(&AXES);
         if !self.buf.owner_alive() {
             return Ok(GamepadState::NEUTRAL);
         }
-        let values = match self.buf.read_values(&names) {
-            Ok(values) => values,
+        let raw = match self.buf.sensed_raw(self.plan.mask) {
+            Ok(raw) => raw,
             Err(BufferError::Invalid { .. }) => return Ok(GamepadState::NEUTRAL),
             Err(e) => return Err(e),
         };
@@ -177,12 +232,15 @@ impl Gamepad {
             connected: true,
             ..GamepadState::NEUTRAL
         };
-        for (i, v) in values.iter().enumerate() {
-            match (i, v) {
-                (i, Value::Bool(true)) if i < Button::ALL.len() => state.buttons |= 1 << i,
-                (i, Value::F32(x)) if i >= Button::ALL.len() => {
-                    state.axes[i - Button::ALL.len()] = *x;
-                }
+        let mut rest = raw.as_slice();
+        for (field, st, width) in &self.plan.fields {
+            let Some((bytes, tail)) = rest.split_at_checked(*width) else {
+                break;
+            };
+            rest = tail;
+            match (field, Value::from_le_bytes(*st, bytes)) {
+                (Field::Button(i), Ok(Value::Bool(true))) => state.buttons |= 1 << i,
+                (Field::Axis(i), Ok(Value::F32(x))) => state.axes[*i] = x,
                 _ => {}
             }
         }
@@ -358,6 +416,34 @@ mod tests {
         let ours: Vec<&str> = PadState::NEUTRAL.values().iter().map(|(n, _)| *n).collect();
         assert_eq!(names, ours);
         assert_eq!(BUTTON_COUNT, 17);
+    }
+
+    #[test]
+    fn a_stored_pad_state_reads_back_from_the_buffer_and_neutral_once_invalid() {
+        let ns = format!("u{}-gamepad", std::process::id());
+        let ty = type_named(Catalog::embedded(), "gamepad").unwrap();
+        let owner = pitcrew_buffer::Owner::create(&ns, ty, SegmentKey::Index(0)).unwrap();
+        let p = PadState {
+            lx: 0.25,
+            ly: -1.0,
+            rx: 0.5,
+            ry: 0.0,
+            btn: (1 << Button::A as u32) | (1 << Button::Xbox as u32),
+        };
+        owner.set_values(&p.values()).unwrap();
+        owner.set_valid(true).unwrap();
+        let g = Gamepad::open(&ns, 0).unwrap();
+        assert_eq!(
+            g.state().unwrap(),
+            GamepadState {
+                connected: true,
+                ..GamepadState::from(p)
+            }
+        );
+        owner.set_valid(false).unwrap();
+        assert_eq!(g.state().unwrap(), GamepadState::NEUTRAL);
+        drop((g, owner));
+        let _ = pitcrew_buffer::remove_namespace(&ns);
     }
 
     #[test]

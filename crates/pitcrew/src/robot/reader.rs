@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use pitcrew_buffer::{Buffer, BufferError};
 
-use super::segment::{open_state, read_status};
+use super::segment::{open_state, read_state, read_status};
 use super::{Mode, RobotStatus};
 
 /// A controller's view of the robot state of one namespace.
@@ -42,7 +42,11 @@ impl Robot {
 
     /// The mode the robot is enabled in now, or `None` while it is disabled or stopped.
     pub fn enabled_mode(&mut self) -> Option<Mode> {
-        self.status().state.mode()
+        if !self.attach() {
+            return None;
+        }
+        let buf = self.buf.as_ref()?;
+        read_state(buf).ok()?.mode()
     }
 
     /// The state segment's change counter, for [`Robot::wait_for_change`].

@@ -346,6 +346,16 @@ pub fn read_status(buf: &Buffer) -> Result<RobotStatus, BufferError> {
         .map(|b| decode_status(&b))
 }
 
+/// Reads only the state of an open state segment (param 0, one byte): what a controller
+/// asks every cycle, without decoding the texts of the whole record.
+///
+/// # Errors
+/// As [`Buffer::sensed_raw`].
+pub fn read_state(buf: &Buffer) -> Result<State, BufferError> {
+    buf.sensed_raw(1)
+        .map(|b| State::from_code(b.first().copied().unwrap_or(0)))
+}
+
 /// Opens the link segment of `namespace` as a consumer.
 ///
 /// # Errors
@@ -376,6 +386,21 @@ mod tests {
         assert_eq!(links, SLOT_LEN * LINK_SLOTS);
         assert_eq!(links_type().params().len(), SLOT_PARAMS.len() * LINK_SLOTS);
         assert_eq!(links_type().params()[7].name(), "l1_source");
+    }
+
+    #[test]
+    fn the_state_alone_reads_as_in_the_whole_record() {
+        let ns = format!("u{}-stateonly", std::process::id());
+        let mut s = RobotStatus::initial("boot", Duration::ZERO, Duration::ZERO);
+        let owner = StateOwner::create(&ns, &s).unwrap();
+        let buf = open_state(&ns).unwrap();
+        assert_eq!(read_state(&buf).unwrap(), State::Disabled);
+        s.state = State::Autonomous;
+        owner.publish(&s).unwrap();
+        assert_eq!(read_state(&buf).unwrap(), State::Autonomous);
+        assert_eq!(read_status(&buf).unwrap().state, State::Autonomous);
+        drop((buf, owner));
+        let _ = pitcrew_buffer::remove_namespace(&ns);
     }
 
     #[test]
