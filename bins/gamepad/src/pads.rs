@@ -9,12 +9,14 @@ use pitcrew_buffer::{BufferError, Owner, SegmentKey};
 use pitcrew_catalog::DeviceType;
 
 use pitcrew::control::{PadInput, MAX_GAMEPADS};
-use pitcrew::gamepad::{Button, PadState};
+use pitcrew::gamepad::{Button, GamepadLayout, PadState};
 
 /// One gamepad buffer and what the receiver last wrote to it.
 #[derive(Debug)]
 pub struct Pad {
     owner: Owner,
+    /// Where each value goes in the record stored per datagram.
+    layout: GamepadLayout,
     /// The values last written.
     pub state: PadState,
     /// Whether the gamepad is marked connected.
@@ -94,6 +96,7 @@ impl Pads {
             if self.pads.get(i).is_some_and(Option::is_none) {
                 let owner =
                     Owner::create(&self.namespace, self.ty.clone(), SegmentKey::Index(*index))?;
+                let layout = GamepadLayout::of(owner.name(), &self.ty)?;
                 tracing::info!(
                     gamepad = index,
                     buffer = owner.name(),
@@ -101,6 +104,7 @@ impl Pads {
                 );
                 self.pads[i] = Some(Pad {
                     owner,
+                    layout,
                     state: PadState::NEUTRAL,
                     connected: true,
                     last_seen: now,
@@ -143,9 +147,10 @@ impl Pads {
     }
 }
 
-/// Writes a complete state as one version.
+/// Writes a complete state as one version (a raw record: no lookup by name per datagram).
 fn write(pad: &mut Pad, state: PadState) -> Result<(), BufferError> {
-    pad.owner.set_values(&state.values())?;
+    pad.owner
+        .set_raw(pad.layout.mask(), &pad.layout.record(&state))?;
     pad.state = state;
     Ok(())
 }

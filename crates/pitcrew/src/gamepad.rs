@@ -86,35 +86,38 @@ impl Button {
 pub struct Gamepad {
     buf: Buffer,
     /// The buffer's gamepad params, resolved once: what [`Gamepad::state`] reads.
-    plan: StatePlan,
+    layout: GamepadLayout,
 }
 
-/// Where each gamepad param sits in a raw read of all of them (ascending param id), so
-/// that a controller's read each cycle does no lookup by name.
-#[derive(Debug)]
-struct StatePlan {
+/// Where each button and axis sits in a raw record of them all (ascending param id, at
+/// storage width), resolved once from the gamepad type: the receiver stores a
+/// [`PadState`] and a controller reads a [`GamepadState`] each cycle with no lookup by
+/// name ([`pitcrew_buffer::Owner::set_raw`], [`Buffer::sensed_raw`]).
+#[derive(Debug, Clone)]
+pub struct GamepadLayout {
     /// The params' bits.
     mask: u64,
-    /// In ascending id: what the value is, its type and its width.
-    fields: Vec<(Field, pitcrew_catalog::ScalarType, usize)>,
+    /// In ascending id: what each value is.
+    fields: Vec<Field>,
 }
 
 #[derive(Debug, Clone, Copy)]
 enum Field {
-    /// Bit `i` of [`GamepadState::buttons`].
+    /// Button `Button::ALL[i]`.
     Button(usize),
-    /// `GamepadState::axes[i]`.
+    /// Axis `AXES[i]`.
     Axis(usize),
 }
 
-impl StatePlan {
-    /// The plan for `buf`'s type.
+impl GamepadLayout {
+    /// The layout of `ty`, the type of buffer `buffer`.
     ///
     /// # Errors
-    /// [`BufferError::UnknownParam`] when the type lacks a button or axis, or has one that
-    /// is not a readable scalar with an id below 64.
-    fn of(buf: &Buffer) -> Result<StatePlan, BufferError> {
-        let ty = buf.device_type();
+    /// [`BufferError::UnknownParam`] when the type lacks a button or axis;
+    /// [`BufferError::Unsupported`] when one is not readable, not a `bool` button or a
+    /// `float` axis, or has an id past 63.
+    pub fn of(buffer: &str, ty: &pitcrew_catalog::DeviceType) -> Result<Self, BufferError> {
+        use pitcrew_catalog::ScalarType;
         let mut fields = Vec::with_capacity(GAMEPAD_PARAMS);
         let mut mask = 0u64;
         let named = Button::ALL
@@ -123,27 +126,76 @@ impl StatePlan {
             .map(|(i, b)| (b.param(), Field::Button(i)))
             .chain(AXES.iter().enumerate().map(|(i, a)| (*a, Field::Axis(i))));
         for (name, field) in named {
-            let param = ty
-                .params()
-                .iter()
-                .find(|p| p.name() == name)
-                .filter(|p| p.readable() && p.id() < 64)
-                .and_then(|p| p.scalar().map(|st| (p, st)));
-            let Some((p, st)) = param else {
+            let Some(p) = ty.params().iter().find(|p| p.name() == name) else {
                 return Err(BufferError::UnknownParam {
-                    name: buf.name().to_owned(),
+                    name: buffer.to_owned(),
                     type_name: ty.name().to_owned(),
                     param: name.to_owned(),
                 });
             };
+            let want = match field {
+                Field::Button(_) => ScalarType::Bool,
+                Field::Axis(_) => ScalarType::Float,
+            };
+            if !p.readable() || p.id() >= 64 || p.scalar() != Some(want) {
+                return Err(BufferError::Unsupported {
+                    type_name: ty.name().to_owned(),
+                    reason: format!(
+                        "gamepad param `{name}` must be a readable {want} with an id below 64"
+                    ),
+                });
+            }
             mask |= 1 << p.id();
-            fields.push((p.id(), field, st, p.storage_width()));
+            fields.push((p.id(), field));
         }
-        fields.sort_by_key(|(id, ..)| *id);
-        Ok(StatePlan {
+        fields.sort_by_key(|(id, _)| *id);
+        Ok(GamepadLayout {
             mask,
-            fields: fields.into_iter().map(|(_, f, st, w)| (f, st, w)).collect(),
+            fields: fields.into_iter().map(|(_, f)| f).collect(),
         })
+    }
+
+    /// The bits of every button and axis.
+    pub fn mask(&self) -> u64 {
+        self.mask
+    }
+
+    /// The raw record of `state`, for `set_raw(self.mask(), ..)`.
+    pub fn record(&self, state: &PadState) -> Vec<u8> {
+        let axes = state.axes();
+        let mut out = Vec::with_capacity(GAMEPAD_PARAMS * 4);
+        for field in &self.fields {
+            match field {
+                Field::Button(i) => out.push(u8::from(state.btn & (1 << i) != 0)),
+                Field::Axis(i) => out.extend_from_slice(&axes[*i].to_le_bytes()),
+            }
+        }
+        out
+    }
+
+    /// The connected state a raw record holds (a short record leaves the rest neutral).
+    pub fn state(&self, raw: &[u8]) -> GamepadState {
+        let mut state = GamepadState {
+            connected: true,
+            ..GamepadState::NEUTRAL
+        };
+        let mut rest = raw;
+        for field in &self.fields {
+            match (field, rest) {
+                (Field::Button(i), [b, tail @ ..]) => {
+                    if *b != 0 {
+                        state.buttons |= 1 << i;
+                    }
+                    rest = tail;
+                }
+                (Field::Axis(i), [a, b, c, d, tail @ ..]) => {
+                    state.axes[*i] = f32::from_le_bytes([*a, *b, *c, *d]);
+                    rest = tail;
+                }
+                _ => break,
+            }
+        }
+        state
     }
 }
 
@@ -167,8 +219,8 @@ impl Gamepad {
     ) -> Result<Gamepad, BufferError> {
         let ty = type_named(catalog, "gamepad")?;
         let buf = Buffer::open(namespace, ty, SegmentKey::Index(index))?;
-        let plan = StatePlan::of(&buf)?;
-        Ok(Gamepad { buf, plan })
+        let layout = GamepadLayout::of(buf.name(), buf.device_type())?;
+        Ok(Gamepad { buf, layout })
     }
 
     /// Whether `b` is pressed.
@@ -223,28 +275,11 @@ impl Gamepad {
         if !self.buf.owner_alive() {
             return Ok(GamepadState::NEUTRAL);
         }
-        let raw = match self.buf.sensed_raw(self.plan.mask) {
-            Ok(raw) => raw,
-            Err(BufferError::Invalid { .. }) => return Ok(GamepadState::NEUTRAL),
-            Err(e) => return Err(e),
-        };
-        let mut state = GamepadState {
-            connected: true,
-            ..GamepadState::NEUTRAL
-        };
-        let mut rest = raw.as_slice();
-        for (field, st, width) in &self.plan.fields {
-            let Some((bytes, tail)) = rest.split_at_checked(*width) else {
-                break;
-            };
-            rest = tail;
-            match (field, Value::from_le_bytes(*st, bytes)) {
-                (Field::Button(i), Ok(Value::Bool(true))) => state.buttons |= 1 << i,
-                (Field::Axis(i), Ok(Value::F32(x))) => state.axes[*i] = x,
-                _ => {}
-            }
+        match self.buf.sensed_raw(self.layout.mask) {
+            Ok(raw) => Ok(self.layout.state(&raw)),
+            Err(BufferError::Invalid { .. }) => Ok(GamepadState::NEUTRAL),
+            Err(e) => Err(e),
         }
-        Ok(state)
     }
 
     /// The counter to pass to [`Gamepad::wait_for_change`].
@@ -439,6 +474,21 @@ mod tests {
                 connected: true,
                 ..GamepadState::from(p)
             }
+        );
+        let layout = GamepadLayout::of(owner.name(), owner.device_type()).unwrap();
+        let q = PadState {
+            rx: -0.75,
+            btn: 1 << Button::DpadLeft as u32,
+            ..p
+        };
+        owner.set_raw(layout.mask(), &layout.record(&q)).unwrap();
+        assert_eq!(
+            g.state().unwrap(),
+            GamepadState {
+                connected: true,
+                ..GamepadState::from(q)
+            },
+            "a raw record reads as the values stored by name"
         );
         owner.set_valid(false).unwrap();
         assert_eq!(g.state().unwrap(), GamepadState::NEUTRAL);
