@@ -6,8 +6,9 @@
 //! passes a quarter of its capacity (one write to a socketpair, once per burst), takes the
 //! whole queue in one swap, encodes and sends. After [`IDLE_TICKS`] ticks with nothing to
 //! send it goes to sleep, and the first record pushed then wakes it (the same write, once
-//! per quiet spell): an idle process has no thread waking 200 times a second. While the forwarder is away (no
-//! subscription) nothing is taken, so the queue keeps the newest records; when a send is
+//! per quiet spell): an idle process has no thread waking 200 times a second. While the
+//! forwarder is away (no subscription) the thread sleeps too and nothing is taken, so the
+//! queue keeps the newest records (its subscription wakes the thread); when a send is
 //! refused (the forwarder's pipe is full) the thread holds that one record and retries.
 //! When delivery resumes after drops, the thread first publishes one [`DROP_NOTICE`]
 //! record with the count.
