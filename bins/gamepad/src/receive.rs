@@ -185,6 +185,10 @@ impl Receiver {
             .get("gamepad")
             .cloned()
             .context("the catalog has no `gamepad` type")?;
+        // Checked once here, not refused at every datagram: each button a bool, each axis
+        // a float, as the datagrams carry them.
+        pitcrew::gamepad::GamepadLayout::of("gamepad", &ty)
+            .context("the catalog's `gamepad` type cannot hold the control datagrams")?;
         let socket = UdpSocket::bind(config.bind)
             .with_context(|| format!("cannot bind the control address {}", config.bind))?;
         let bound = socket

@@ -497,6 +497,39 @@ mod tests {
     }
 
     #[test]
+    fn a_gamepad_type_that_cannot_hold_the_datagrams_is_refused() {
+        let yaml = |button_a: &str| {
+            let mut y =
+                format!("gamepad:\n  params:\n    - {{name: button_a, type: {button_a}}}\n");
+            for p in PadState::NEUTRAL.values().iter().skip(1) {
+                let ty = if matches!(p.1, Value::Bool(_)) {
+                    "bool"
+                } else {
+                    "float"
+                };
+                y.push_str(&format!("    - {{name: {}, type: {ty}}}\n", p.0));
+            }
+            Catalog::from_yaml_str(&y, "test").unwrap()
+        };
+        let fits = yaml("bool");
+        assert!(GamepadLayout::of("g", fits.get("gamepad").unwrap()).is_ok());
+        let wrong = yaml("int32");
+        let err = GamepadLayout::of("g", wrong.get("gamepad").unwrap()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`button_a` must be a readable bool"),
+            "{err}"
+        );
+        let short = Catalog::from_yaml_str(
+            "gamepad:\n  params:\n    - {name: button_a, type: bool}\n",
+            "t",
+        )
+        .unwrap();
+        let err = GamepadLayout::of("g", short.get("gamepad").unwrap()).unwrap_err();
+        assert!(matches!(err, BufferError::UnknownParam { .. }), "{err}");
+    }
+
+    #[test]
     fn a_pad_state_reads_back_as_the_same_gamepad_state() {
         let p = PadState {
             lx: 0.5,
