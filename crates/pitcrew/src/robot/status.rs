@@ -91,8 +91,8 @@ impl RobotStatus {
     }
 
     /// The wire form at `now_ns` as JSON (the `state` RPC's answer); `link_seen_ns` is when
-    /// the enabling link was last heard. It is the decoded [`RobotStatus::write_map`], so
-    /// the two forms cannot drift apart.
+    /// the enabling link was last heard. It is the decoding of the map the datagram
+    /// carries (one writer for both), so the two forms cannot drift apart.
     pub fn to_json(&self, now_ns: u64, link_seen_ns: Option<u64>) -> serde_json::Value {
         let mut w = Writer(Vec::with_capacity(256));
         self.write_map(&mut w, now_ns, link_seen_ns);
