@@ -264,6 +264,21 @@ impl Namespace {
     }
 }
 
+/// Runs `cmd` (a `Command`, or a `&mut` to one being built) to its end and returns its
+/// output; fails the test with the command's stderr when it exits unsuccessfully.
+pub fn run_ok(mut cmd: impl std::borrow::BorrowMut<Command>) -> std::process::Output {
+    let cmd = cmd.borrow_mut();
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`. Unlike
 /// wall-clock figures, this does not depend on what else the machine is doing.
 pub fn cpu_seconds(pid: u32) -> f64 {

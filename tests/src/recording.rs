@@ -14,17 +14,12 @@ pub type Tables = BTreeMap<String, Vec<BTreeMap<String, String>>>;
 /// # Panics
 /// When the export fails or its directory cannot be read.
 pub fn export_tables(mut pitcrew: Command, file: &Path, dir: &Path) -> Tables {
-    let out = pitcrew
-        .args(["recording", "export"])
-        .arg(file)
-        .arg("--csv")
-        .arg(dir)
-        .output()
-        .expect("the CLI runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    crate::run_ok(
+        pitcrew
+            .args(["recording", "export"])
+            .arg(file)
+            .arg("--csv")
+            .arg(dir),
     );
     let mut tables = BTreeMap::new();
     for entry in std::fs::read_dir(dir).expect("the CSV directory").flatten() {

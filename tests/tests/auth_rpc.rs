@@ -26,12 +26,7 @@ fn key_file(dir: &Path, name: &str, kind: KeyKind, team: Option<&Path>) -> PathB
     if kind == KeyKind::Field {
         cmd.arg("--field");
     }
-    let out = cmd.output().expect("pitcrew runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pitcrew_e2e::run_ok(cmd);
     path
 }
 

@@ -111,15 +111,7 @@ async fn the_page_shows_the_robot_drives_it_and_a_closed_tab_disables_it() {
         .find(|(t, _)| t == "team-flag")
         .expect("a team-flag")
         .clone();
-    let out = inst
-        .cli(&["write", &flag, "led1=true"])
-        .output()
-        .expect("pitcrew write runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pitcrew_e2e::run_ok(inst.cli(&["write", &flag, "led1=true"]));
     b.wait_until(
         "the written value",
         &format!("const r = document.querySelector('#devices tr[data-uid=\"{flag}\"]'); return !!r && r.textContent.includes('led1=true')"),
@@ -382,15 +374,10 @@ async fn with_a_team_key_the_page_needs_its_token_and_drives_with_sealed_datagra
     use pitcrew::key::{Key, KeyKind};
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("team.key");
-    let out = std::process::Command::new(pitcrew_e2e::bin("pitcrew"))
-        .args(["key", "new"])
-        .arg(&path)
-        .output()
-        .expect("pitcrew key new runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    pitcrew_e2e::run_ok(
+        std::process::Command::new(pitcrew_e2e::bin("pitcrew"))
+            .args(["key", "new"])
+            .arg(&path),
     );
     let token = Key::load(&path, KeyKind::Team)
         .expect("the key loads")

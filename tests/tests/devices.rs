@@ -95,15 +95,7 @@ async fn writes_through_shm_cli_and_rpc_reach_the_emulated_device() {
         .unwrap();
     emu.wait_write(&u, "duty_cycle", json!(0.5)).await;
 
-    let out = ns
-        .cli(&["write", &u, "duty_cycle=-0.25", "deadband=0.125"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pitcrew_e2e::run_ok(ns.cli(&["write", &u, "duty_cycle=-0.25", "deadband=0.125"]));
     emu.wait_write(&u, "duty_cycle", json!(-0.25)).await;
 
     let values = from_json(&json!({ "duty_cycle": 0.75 }));
@@ -298,12 +290,7 @@ async fn estop_disables_and_writes_safe_values_at_once() {
         .call("write", vec![Value::from(u.as_str()), values])
         .await;
     emu.wait_write(&u, "duty_cycle", json!(0.5)).await;
-    let out = ns.cli(&["estop"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pitcrew_e2e::run_ok(ns.cli(&["estop"]));
     emu.wait_event(&u, "disable").await;
     emu.wait_write(&u, "duty_cycle", json!(0.0)).await;
     let rtt = broker

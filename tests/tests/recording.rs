@@ -203,12 +203,7 @@ async fn a_session_is_recorded_read_by_a_third_party_reader_and_replayed() {
     // with it may not report the last frames it got (the recording has them; the estop
     // itself is checked in the recording's summary).
     let (estop_ns, estop_at) = (monotonic_ns(), Instant::now());
-    let estop = suite.inst.cli(&["estop"]).output().expect("the CLI runs");
-    assert!(
-        estop.status.success(),
-        "{}",
-        String::from_utf8_lossy(&estop.stderr)
-    );
+    pitcrew_e2e::run_ok(suite.inst.cli(&["estop"]));
     let mut sup = suite.sup;
     let status = tokio::task::spawn_blocking(move || {
         let s = sup.wait_exit(PATIENCE);
@@ -549,23 +544,15 @@ fn the_disk_budget_removes_the_oldest_recordings_first() {
     }
     // 3 MiB of old recordings and a budget of 2.5 MiB: the oldest one goes (the new file,
     // a few KiB, counts too). No suite: the recorder still writes its file (the sources connect when they come).
-    let out = inst
-        .cli(&[
-            "record",
-            "--dir",
-            dir.to_str().unwrap(),
-            "--budget",
-            "2.5M",
-            "--duration",
-            "500ms",
-        ])
-        .output()
-        .expect("the CLI runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pitcrew_e2e::run_ok(inst.cli(&[
+        "record",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--budget",
+        "2.5M",
+        "--duration",
+        "500ms",
+    ]));
     let left: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .flatten()

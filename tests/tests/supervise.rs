@@ -475,12 +475,7 @@ fn clean_refuses_while_the_owner_lives_then_removes_exactly_its_namespace() {
     assert!(!inst.segments().is_empty());
 
     drop(mine);
-    let out = inst.cli(&["clean", "--json"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = pitcrew_e2e::run_ok(inst.cli(&["clean", "--json"]));
     let removed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut removed_segments: Vec<String> = removed["segments"]
         .as_array()

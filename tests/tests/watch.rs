@@ -34,15 +34,7 @@ fn the_terminal_view_shows_live_devices_follows_keys_and_quits_cleanly() {
         })
         .expect("the team-flag's uid on screen")
         .to_owned();
-    let out = inst
-        .cli(&["write", &flag, "led2=true"])
-        .output()
-        .expect("pitcrew write runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pitcrew_e2e::run_ok(inst.cli(&["write", &flag, "led2=true"]));
     tmux.wait_screen("the written value", |s| {
         s.lines()
             .any(|l| l.contains(&flag) && l.contains("led2=true"))
@@ -70,15 +62,8 @@ fn the_terminal_view_shows_live_devices_follows_keys_and_quits_cleanly() {
 fn piped_it_prints_plain_lines() {
     let inst = Instance::new("watchplain");
     let _sup = Supervisor::start(&inst, &["--emulate"]);
-    let out = inst
-        .cli(&["watch", "--interface", "127.0.0.1", "--count", "60"])
-        .output()
-        .expect("pitcrew watch runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out =
+        pitcrew_e2e::run_ok(inst.cli(&["watch", "--interface", "127.0.0.1", "--count", "60"]));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("--- seq "), "{text}");
     assert!(

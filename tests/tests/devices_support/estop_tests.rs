@@ -117,12 +117,7 @@ async fn without_exit_on_estop_the_latch_discards_writes_until_restart() {
     emu.wait_write(&u, "duty_cycle", json!(0.5)).await;
     assert_eq!(broker.status().await["estop"]["latched"], false);
 
-    let out = ns.cli(&["estop"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = pitcrew_e2e::run_ok(ns.cli(&["estop"]));
     assert!(String::from_utf8_lossy(&out.stderr).contains("latched"));
     emu.wait_event(&u, "disable").await;
     emu.wait_write(&u, "duty_cycle", json!(0.0)).await;

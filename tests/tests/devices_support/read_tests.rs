@@ -60,15 +60,7 @@ async fn read_asks_the_device_and_returns_what_it_answered() {
                 .await;
             assert_eq!(read, json!({ "duty_cycle": 0.0 }));
         } else {
-            let out = ns
-                .cli(&["read", &u, "duty_cycle", "--json"])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let out = pitcrew_e2e::run_ok(ns.cli(&["read", &u, "duty_cycle", "--json"]));
             let read: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
             assert_eq!(read, json!({ "duty_cycle": 0.0 }));
         }
