@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use pitcrew::codec::Value;
-use pitcrew::logging::record::{encode, Envelope, DROPPED_FIELD, DROP_NOTICE};
+use pitcrew::logging::record::{encode, rfc3339, Envelope, DROPPED_FIELD, DROP_NOTICE};
 use pitcrew::options::LogLevel;
 use pitcrew::rpc::Client;
 use pitcrew_e2e::{bin, wait_for_service, Namespace, Proc};
@@ -292,30 +292,6 @@ fn publisher_wakeups(pid: u32) -> u64 {
     panic!("process {pid} has no log-publisher thread");
 }
 
-/// How long ago (s) a record's `timestamp` (`…THH:MM:SS.ffffffZ`, UTC) was, by this clock.
-fn age_s(record: &Json) -> f64 {
-    let t = field(record, "timestamp").as_str().unwrap_or_default();
-    let of_day = |h: &str, m: &str, s: &str| -> Option<f64> {
-        Some(
-            h.parse::<f64>().ok()? * 3600.0
-                + m.parse::<f64>().ok()? * 60.0
-                + s.parse::<f64>().ok()?,
-        )
-    };
-    let logged = of_day(
-        t.get(11..13).unwrap_or(""),
-        t.get(14..16).unwrap_or(""),
-        t.get(17..26).unwrap_or(""),
-    )
-    .unwrap_or_else(|| panic!("not a timestamp: {record}"));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_secs_f64()
-        % 86_400.0;
-    (now - logged).rem_euclid(86_400.0)
-}
-
 #[test]
 fn an_idle_process_does_not_wake_to_publish_and_a_record_after_a_quiet_spell_goes_out_at_once() {
     let ns = Namespace::new("logidle");
@@ -339,18 +315,24 @@ fn an_idle_process_does_not_wake_to_publish_and_a_record_after_a_quiet_spell_goe
         assert!(Instant::now() < deadline, "got {} quiet records", got.len());
         if let Some(r) = follower.next_json(Duration::from_millis(200)) {
             if app_of(&r) == "quiet" {
-                got.push((n_of(&r), age_s(&r)));
+                // Fixed-width UTC stamps order as the times they name.
+                let by = rfc3339(SystemTime::now() - Duration::from_millis(400));
+                let stamp = field(&r, "timestamp")
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                got.push((n_of(&r), stamp, by));
             }
         }
     }
     assert_eq!(
-        got.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        got.iter().map(|(n, ..)| *n).collect::<Vec<_>>(),
         (0..6).map(Some).collect::<Vec<_>>()
     );
-    for (n, age) in got {
+    for (n, stamp, by) in got {
         assert!(
-            age < 0.4,
-            "record {n:?} reached the follower {age:.3} s after it was logged"
+            stamp >= by,
+            "record {n:?}, logged at {stamp}, reached the follower over 0.4 s later (after {by})"
         );
     }
     assert!(quiet.wait().success());
