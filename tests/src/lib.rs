@@ -106,6 +106,12 @@ impl Namespace {
         cmd
     }
 
+    /// The path of a file of this namespace in the ipc directory (`/tmp`), e.g.
+    /// `ns.ipc_file("tap-gamepad.sock")`: what a process that stopped cleanly must not leave.
+    pub fn ipc_file(&self, suffix: &str) -> PathBuf {
+        PathBuf::from(format!("/tmp/{}-{suffix}", self.name))
+    }
+
     /// An RPC client connected to this namespace's router.
     pub fn client(&self) -> Client {
         Client::connect(&self.frontend(), "test", Duration::from_secs(5))

@@ -276,6 +276,8 @@ async fn sigterm_disables_every_device_before_the_broker_exits() {
     }
     let left = devices_support::broker_segments_left(&ns.name);
     assert!(left.is_empty(), "segments left: {left:?}");
+    let tap = ns.ipc_file("tap-devices.sock");
+    assert!(!tap.exists(), "left behind: {}", tap.display());
 }
 
 #[tokio::test]

@@ -47,7 +47,7 @@ async fn robot(ns: &Namespace, extra: &[&str]) -> Robot {
 }
 
 /// Stops the receiver with SIGINT, as the supervisor does, and checks that it exited 0 and
-/// left no gamepad buffer behind.
+/// left no gamepad buffer and no endpoint file behind.
 fn shut_down(mut robot: Robot, ns: &Namespace) {
     let status = robot
         .receiver
@@ -60,6 +60,8 @@ fn shut_down(mut robot: Robot, ns: &Namespace) {
         .filter(|s| s.type_name == "gamepad")
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+    let tap = ns.ipc_file("tap-gamepad.sock");
+    assert!(!tap.exists(), "left behind: {}", tap.display());
 }
 
 async fn status(client: &Client) -> serde_json::Value {

@@ -19,6 +19,7 @@ mod pubsub;
 mod router;
 mod socket;
 
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -90,6 +91,56 @@ impl EndpointError {
 pub(crate) fn context() -> &'static zmq::Context {
     static CONTEXT: OnceLock<zmq::Context> = OnceLock::new();
     CONTEXT.get_or_init(zmq::Context::new)
+}
+
+/// Binds `socket` to every address in `addresses` and returns the files of the `ipc://`
+/// ones, which the caller keeps beside the socket (declared after it) until it closes.
+pub(crate) fn bind_all(
+    socket: &zmq::Socket,
+    addresses: &[String],
+) -> Result<IpcFiles, EndpointError> {
+    let mut files = IpcFiles::default();
+    for address in addresses {
+        socket.bind(address).map_err(|e| EndpointError::Address {
+            what: "bind",
+            address: address.clone(),
+            reason: e.to_string(),
+        })?;
+        // Abstract-namespace endpoints (`ipc://@name`) have no file.
+        if let Some(path) = address
+            .strip_prefix("ipc://")
+            .filter(|p| !p.starts_with('@'))
+        {
+            files.0.push(PathBuf::from(path));
+        }
+    }
+    Ok(files)
+}
+
+/// The files of the `ipc://` endpoints a socket bound, removed when dropped.
+///
+/// libzmq removes an endpoint's file itself, but on its I/O thread some time after the
+/// socket is closed, and the [`context`] is never terminated: a process that closes a
+/// socket and exits at once (a tap at shutdown) left its file behind, a dead endpoint in
+/// the ipc directory. Kept as the last field of the socket's owner, so the file goes right
+/// after the socket is closed.
+#[derive(Debug, Default)]
+pub(crate) struct IpcFiles(Vec<PathBuf>);
+
+impl IpcFiles {
+    /// Takes `other`'s files over (a bound endpoint made of several sockets).
+    fn extend(&mut self, mut other: IpcFiles) {
+        self.0.append(&mut other.0);
+    }
+}
+
+impl Drop for IpcFiles {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            // Already gone when libzmq's I/O thread was first; nothing else to do then.
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// Starts a libzmq monitor of `socket` for `events` and returns the PAIR socket that

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use super::router::Frame;
 use super::socket::{AsyncSocket, Frames, Want};
-use super::{apply_common_options, context, monitor_socket, EndpointError};
+use super::{apply_common_options, bind_all, context, monitor_socket, EndpointError, IpcFiles};
 
 /// Frames an [`Inbox`] keeps between messages: a log record has two, so three tell a
 /// longer message apart; a message of many frames does not leave a long vector behind.
@@ -58,17 +58,6 @@ fn socket(kind: zmq::SocketType, options: PubSubOptions) -> Result<zmq::Socket, 
         .set_rcvhwm(options.hwm)
         .map_err(EndpointError::zmq("set ZMQ_RCVHWM"))?;
     Ok(socket)
-}
-
-fn bind_all(socket: &zmq::Socket, addresses: &[String]) -> Result<(), EndpointError> {
-    for address in addresses {
-        socket.bind(address).map_err(|e| EndpointError::Address {
-            what: "bind",
-            address: address.clone(),
-            reason: e.to_string(),
-        })?;
-    }
-    Ok(())
 }
 
 fn connect(socket: &zmq::Socket, address: &str) -> Result<(), EndpointError> {
@@ -154,6 +143,8 @@ pub struct Readiness {
 /// A connecting publisher that reports subscriptions and full pipes (see the module doc).
 pub struct Publisher {
     socket: zmq::Socket,
+    /// After the socket: removed once it is closed (bound publishers only).
+    _files: IpcFiles,
 }
 
 impl Publisher {
@@ -171,7 +162,10 @@ impl Publisher {
             .map_err(EndpointError::zmq("set ZMQ_IMMEDIATE"))?;
         set_xpub_nodrop(&mut socket)?;
         connect(&socket, address)?;
-        Ok(Self { socket })
+        Ok(Self {
+            socket,
+            _files: IpcFiles::default(),
+        })
     }
 
     /// Creates the socket and binds every address in `addresses`: a process's event tap
@@ -182,8 +176,11 @@ impl Publisher {
     pub fn bind(addresses: &[String], options: PubSubOptions) -> Result<Self, EndpointError> {
         let mut socket = socket(zmq::XPUB, options)?;
         set_xpub_nodrop(&mut socket)?;
-        bind_all(&socket, addresses)?;
-        Ok(Self { socket })
+        let files = bind_all(&socket, addresses)?;
+        Ok(Self {
+            socket,
+            _files: files,
+        })
     }
 
     /// Sends a message of several frames if every subscriber's pipe has room; `Ok(false)`
@@ -294,7 +291,7 @@ fn bind_by_mechanism(
     addresses: &[String],
     options: PubSubOptions,
     setup: impl Fn(&zmq::Socket) -> Result<(), EndpointError>,
-) -> Result<Vec<zmq::Socket>, EndpointError> {
+) -> Result<(Vec<zmq::Socket>, IpcFiles), EndpointError> {
     let mut groups: Vec<_> = super::curve::partition_binds(addresses)?
         .into_iter()
         .filter(|(_, group)| !group.is_empty())
@@ -303,22 +300,25 @@ fn bind_by_mechanism(
         groups.push((super::curve::Mechanism::Plain, Vec::new()));
     }
     let mut sockets = Vec::new();
+    let mut files = IpcFiles::default();
     for (mechanism, group) in groups {
         let socket = socket(kind, options)?;
         setup(&socket)?;
         if mechanism == super::curve::Mechanism::CurveServer {
             super::curve::make_server(&socket)?;
         }
-        bind_all(&socket, &group)?;
+        files.extend(bind_all(&socket, &group)?);
         sockets.push(socket);
     }
-    Ok(sockets)
+    Ok((sockets, files))
 }
 
 /// A SUB socket for a poll loop on a thread of its own (bound, it may be two sockets: one
 /// plain, one CURVE; see [`super::curve`]).
 pub struct SubSocket {
     sockets: Vec<zmq::Socket>,
+    /// After the sockets: removed once they are closed (bound ones only).
+    _files: IpcFiles,
 }
 
 impl SubSocket {
@@ -327,12 +327,15 @@ impl SubSocket {
     /// # Errors
     /// When an address cannot be bound (in use, bad syntax, missing directory).
     pub fn bind(addresses: &[String], options: PubSubOptions) -> Result<Self, EndpointError> {
-        let sockets = bind_by_mechanism(zmq::SUB, addresses, options, |socket| {
+        let (sockets, files) = bind_by_mechanism(zmq::SUB, addresses, options, |socket| {
             socket
                 .set_subscribe(b"")
                 .map_err(EndpointError::zmq("subscribe"))
         })?;
-        Ok(Self { sockets })
+        Ok(Self {
+            sockets,
+            _files: files,
+        })
     }
 
     /// Creates a SUB subscribed to `topics` (prefixes; an empty one means everything) and
@@ -349,6 +352,7 @@ impl SubSocket {
         connect(&socket, address)?;
         Ok(Self {
             sockets: vec![socket],
+            _files: IpcFiles::default(),
         })
     }
 
@@ -403,6 +407,8 @@ impl SubSocket {
 /// ipc, two sockets (plain and CURVE) that each get every message.
 pub struct PubSocket {
     sockets: Vec<zmq::Socket>,
+    /// After the sockets: removed once they are closed.
+    _files: IpcFiles,
 }
 
 impl PubSocket {
@@ -411,8 +417,11 @@ impl PubSocket {
     /// # Errors
     /// When an address cannot be bound (in use, bad syntax, missing directory).
     pub fn bind(addresses: &[String], options: PubSubOptions) -> Result<Self, EndpointError> {
-        let sockets = bind_by_mechanism(zmq::PUB, addresses, options, |_| Ok(()))?;
-        Ok(Self { sockets })
+        let (sockets, files) = bind_by_mechanism(zmq::PUB, addresses, options, |_| Ok(()))?;
+        Ok(Self {
+            sockets,
+            _files: files,
+        })
     }
 
     /// Publishes one message made of `frames` (topic first). Subscribers whose pipe is
@@ -569,6 +578,26 @@ mod tests {
 
     fn ipc(dir: &tempfile::TempDir, name: &str) -> String {
         format!("ipc://{}/{name}", dir.path().display())
+    }
+
+    #[test]
+    fn a_bound_socket_takes_its_ipc_file_with_it_when_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tap.sock");
+        let address = ipc(&dir, "tap.sock");
+        let publisher =
+            Publisher::bind(std::slice::from_ref(&address), PubSubOptions::default()).unwrap();
+        assert!(path.exists(), "bound: {}", path.display());
+        drop(publisher);
+        // At once, not whenever libzmq's I/O thread gets to it.
+        assert!(!path.exists(), "left behind: {}", path.display());
+        let sub =
+            SubSocket::bind(std::slice::from_ref(&address), PubSubOptions::default()).unwrap();
+        drop(sub);
+        assert!(!path.exists(), "left behind: {}", path.display());
+        let publisher = PubSocket::bind(&[address], PubSubOptions::default()).unwrap();
+        drop(publisher);
+        assert!(!path.exists(), "left behind: {}", path.display());
     }
 
     #[test]

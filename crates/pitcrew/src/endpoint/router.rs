@@ -10,7 +10,7 @@
 use std::os::fd::RawFd;
 
 use super::curve::{self, Mechanism};
-use super::{apply_common_options, context, monitor_socket, EndpointError};
+use super::{apply_common_options, bind_all, context, monitor_socket, EndpointError, IpcFiles};
 use crate::key::KeyKind;
 
 /// What happened to one send.
@@ -86,6 +86,8 @@ pub const MAX_FRAMES_KEPT: usize = 8;
 pub struct RouterSocket {
     socket: zmq::Socket,
     mechanism: Mechanism,
+    /// After the socket: removed once it is closed.
+    _files: IpcFiles,
 }
 
 impl RouterSocket {
@@ -122,14 +124,12 @@ impl RouterSocket {
         if mechanism == Mechanism::CurveServer {
             curve::make_server(&socket)?;
         }
-        for address in addresses {
-            socket.bind(address).map_err(|e| EndpointError::Address {
-                what: "bind",
-                address: address.clone(),
-                reason: e.to_string(),
-            })?;
-        }
-        Ok(Self { socket, mechanism })
+        let files = bind_all(&socket, addresses)?;
+        Ok(Self {
+            socket,
+            mechanism,
+            _files: files,
+        })
     }
 
     /// Receives one whole message if one is waiting.
