@@ -192,9 +192,104 @@ pub fn zmq_echo_server(addr: &str) -> anyhow::Result<()> {
     }
 }
 
-/// Messages per second echoed by [`zmq_echo_server`] at `addr` to `clients` DEALERs (one
-/// thread each) keeping `depth` 48-byte messages in flight for `seconds`, as the router's
-/// throughput figure loads the router.
+/// A bare libzmq forwarder, the least any router built on libzmq does, as `BENCH
+/// zmq-forward FRONT BACK`: clients' DEALERs connect to the ROUTER at `front`, one echo
+/// service ([`zmq_echo_service`]) to the ROUTER at `back`; a message `[client, payload]`
+/// goes out as `[service, client, payload]`, and back the other way. Blocking
+/// `zmq::poll`, no checks, no bookkeeping. Runs until killed.
+///
+/// # Errors
+/// When a socket cannot bind or fails.
+pub fn zmq_forward_server(front: &str, back: &str) -> anyhow::Result<()> {
+    let ctx = zmq::Context::new();
+    let clients = ctx.socket(zmq::ROUTER)?;
+    clients.bind(front)?;
+    let services = ctx.socket(zmq::ROUTER)?;
+    services.bind(back)?;
+    loop {
+        let (to_service, to_client) = {
+            let mut items = [
+                clients.as_poll_item(zmq::POLLIN),
+                services.as_poll_item(zmq::POLLIN),
+            ];
+            zmq::poll(&mut items, -1)?;
+            (items[0].is_readable(), items[1].is_readable())
+        };
+        if to_service {
+            while let Ok(mut parts) = clients.recv_multipart(zmq::DONTWAIT) {
+                parts.insert(0, ECHO_SERVICE.to_vec());
+                services.send_multipart(parts, 0)?;
+            }
+        }
+        if to_client {
+            while let Ok(parts) = services.recv_multipart(zmq::DONTWAIT) {
+                clients.send_multipart(parts.into_iter().skip(1), 0)?;
+            }
+        }
+    }
+}
+
+/// The identity [`zmq_echo_service`] connects to [`zmq_forward_server`] with.
+const ECHO_SERVICE: &[u8] = b"echo";
+
+/// The service behind [`zmq_forward_server`], as `BENCH zmq-echo-service BACK`: a DEALER
+/// that sends every message back as it came. Runs until killed.
+///
+/// # Errors
+/// When the socket cannot connect or fails.
+pub fn zmq_echo_service(back: &str) -> anyhow::Result<()> {
+    let ctx = zmq::Context::new();
+    let socket = ctx.socket(zmq::DEALER)?;
+    socket.set_identity(ECHO_SERVICE)?;
+    socket.connect(back)?;
+    loop {
+        let parts = socket.recv_multipart(0)?;
+        socket.send_multipart(parts, 0)?;
+    }
+}
+
+/// Round trips of a 48-byte message from one DEALER, alternating between the echoes at
+/// `direct` ([`zmq_echo_server`]) and `routed` ([`zmq_forward_server`]), `calls` of each
+/// after as many unmeasured: the latency floors of a direct call and of a routed one, in
+/// microseconds.
+///
+/// # Errors
+/// When a socket cannot connect or an echo does not answer within 2 s.
+pub fn zmq_rtt_pair(
+    direct: &str,
+    routed: &str,
+    calls: usize,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let ctx = zmq::Context::new();
+    let connect = |addr: &str| -> anyhow::Result<zmq::Socket> {
+        let socket = ctx.socket(zmq::DEALER)?;
+        socket.set_rcvtimeo(2000)?;
+        socket.connect(addr)?;
+        Ok(socket)
+    };
+    let (direct, routed) = (connect(direct)?, connect(routed)?);
+    let payload = [0x5au8; 48];
+    let trip = |socket: &zmq::Socket| -> anyhow::Result<f64> {
+        let started = std::time::Instant::now();
+        socket.send(&payload[..], 0)?;
+        socket.recv_bytes(0)?;
+        Ok(started.elapsed().as_secs_f64() * 1e6)
+    };
+    for _ in 0..calls {
+        trip(&direct)?;
+        trip(&routed)?;
+    }
+    let (mut straight, mut via) = (Vec::with_capacity(calls), Vec::with_capacity(calls));
+    for _ in 0..calls {
+        via.push(trip(&routed)?);
+        straight.push(trip(&direct)?);
+    }
+    Ok((straight, via))
+}
+
+/// Messages per second echoed by [`zmq_echo_server`] (or through [`zmq_forward_server`])
+/// at `addr` to `clients` DEALERs (one thread each) keeping `depth` 48-byte messages in
+/// flight for `seconds`, as the router's throughput figure loads the router.
 ///
 /// # Errors
 /// When a socket cannot connect or fails.

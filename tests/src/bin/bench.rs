@@ -4,6 +4,13 @@
 //!
 //!     pitcrew-bench rpc          # router_rtt_us, direct_rtt_us, router_throughput
 //!     pitcrew-bench scale        # scale_rpc: latency and throughput over 1, 8, 64 clients
+//!
+//! `rpc` ends with the router's floors (`pitcrew_e2e::floor`), loaded as the router was:
+//! `zmq_echo_throughput` (a bare ROUTER echoing), and `zmq_routed_throughput` with
+//! `zmq_direct_rtt_us` / `zmq_routed_rtt_us`: the same echo, directly and through a bare
+//! libzmq forwarder in front of a bare echo service. The last pair is what a hop through
+//! any router built on libzmq costs on this machine, the yardstick for the router's own
+//! ratios.
 
 use std::time::{Duration, Instant};
 
@@ -25,10 +32,16 @@ const SCALE_SECONDS: u64 = 3;
 
 fn main() -> anyhow::Result<()> {
     let which: Vec<String> = std::env::args().skip(1).collect();
-    if let [stage, addr] = which.as_slice() {
-        if stage == "zmq-echo" {
-            return pitcrew_e2e::floor::zmq_echo_server(addr);
-        }
+    match which
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["zmq-echo", addr] => return pitcrew_e2e::floor::zmq_echo_server(addr),
+        ["zmq-forward", front, back] => return pitcrew_e2e::floor::zmq_forward_server(front, back),
+        ["zmq-echo-service", back] => return pitcrew_e2e::floor::zmq_echo_service(back),
+        _ => {}
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -170,31 +183,88 @@ async fn rpc() -> anyhow::Result<()> {
         );
         println!("{{\"bench\":\"{name}_cpu_us_per_call\",\"value\":{us_per_call:.2}}}");
     }
-    // The floor: a bare libzmq ROUTER echoing, loaded the same way, right after.
-    let echo_addr = format!("ipc:///tmp/{}-echo.sock", ns.name);
-    let echo = std::process::Command::new(std::env::current_exe()?)
-        .args(["zmq-echo", &echo_addr])
-        .spawn()
-        .context("start the zmq echo")?;
-    let _echo = pitcrew_e2e::Proc::from_child(echo, "zmq-echo");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let echo_per_s = tokio::task::spawn_blocking(move || {
-        pitcrew_e2e::floor::zmq_echo_throughput(
-            &echo_addr,
-            THROUGHPUT_CLIENTS,
-            THROUGHPUT_DEPTH,
-            THROUGHPUT_SECONDS as f64,
-        )
-    })
-    .await??;
+    // The floors, right after and loaded the same way: a bare libzmq ROUTER echoing, and
+    // a bare forwarder in front of a bare echo service (what any libzmq router costs).
+    let floors = ZmqFloors::start(&ns.name)?;
+    let (echo_per_s, routed_per_s, forward_cpu_us, (zmq_direct_us, zmq_routed_us)) =
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let throughput = |addr: &str| {
+                pitcrew_e2e::floor::zmq_echo_throughput(
+                    addr,
+                    THROUGHPUT_CLIENTS,
+                    THROUGHPUT_DEPTH,
+                    THROUGHPUT_SECONDS as f64,
+                )
+            };
+            let echo = throughput(&floors.echo)?;
+            let forwarder = floors.forwarder_pid();
+            let cpu_before = cpu_seconds(forwarder);
+            let routed = throughput(&floors.front)?;
+            let forward_cpu_us = (cpu_seconds(forwarder) - cpu_before) * 1e6
+                / (routed * THROUGHPUT_SECONDS as f64).max(1.0);
+            let rtt = pitcrew_e2e::floor::zmq_rtt_pair(&floors.echo, &floors.front, RTT_CALLS)?;
+            Ok((echo, routed, forward_cpu_us, rtt))
+        })
+        .await??;
     let ratio = per_s / echo_per_s;
+    let routed_ratio = per_s / routed_per_s;
     eprintln!(
         "{:<24} {per_s:>9.0} calls/s   lost {lost}   floor (zmq echo) {echo_per_s:.0} msgs/s   ×floor {ratio:.2} (target ≥ 0.5, ≥ 100 000 calls/s)",
         "router_throughput"
     );
-    println!("{{\"bench\":\"router_throughput\",\"calls_per_s\":{per_s:.0},\"lost\":{lost},\"clients\":{THROUGHPUT_CLIENTS},\"depth\":{THROUGHPUT_DEPTH},\"floor_ratio\":{ratio:.2}}}");
+    eprintln!(
+        "{:<24} {routed_per_s:>9.0} calls/s   ×zmq echo {:.2}   router ×this {routed_ratio:.2}   forwarder {forward_cpu_us:.2} µs CPU per call",
+        "zmq_routed_throughput",
+        routed_per_s / echo_per_s
+    );
+    println!("{{\"bench\":\"router_throughput\",\"calls_per_s\":{per_s:.0},\"lost\":{lost},\"clients\":{THROUGHPUT_CLIENTS},\"depth\":{THROUGHPUT_DEPTH},\"floor_ratio\":{ratio:.2},\"routed_floor_ratio\":{routed_ratio:.2}}}");
     println!("{{\"bench\":\"zmq_echo_throughput\",\"msgs_per_s\":{echo_per_s:.0},\"clients\":{THROUGHPUT_CLIENTS},\"depth\":{THROUGHPUT_DEPTH}}}");
+    println!("{{\"bench\":\"zmq_routed_throughput\",\"calls_per_s\":{routed_per_s:.0},\"clients\":{THROUGHPUT_CLIENTS},\"depth\":{THROUGHPUT_DEPTH},\"echo_ratio\":{:.2},\"forwarder_cpu_us_per_call\":{forward_cpu_us:.2}}}", routed_per_s / echo_per_s);
+    let zmq_direct_p50 = report_latency("zmq_direct_rtt_us", zmq_direct_us);
+    let zmq_routed_p50 = report_latency("zmq_routed_rtt_us", zmq_routed_us);
+    let ratio = zmq_routed_p50 / zmq_direct_p50;
+    eprintln!(
+        "{:<24} {ratio:.2} (what a hop through libzmq alone costs)",
+        "zmq routed/direct p50"
+    );
+    println!("{{\"bench\":\"zmq_routed_over_direct_p50\",\"ratio\":{ratio:.2}}}");
     Ok(())
+}
+
+/// The router's floors as processes of their own ([`pitcrew_e2e::floor`]): a bare echo at
+/// `echo`, and a bare forwarder at `front` with a bare echo service behind it.
+struct ZmqFloors {
+    echo: String,
+    front: String,
+    /// Echo, forwarder, echo service.
+    procs: [pitcrew_e2e::Proc; 3],
+}
+
+impl ZmqFloors {
+    fn forwarder_pid(&self) -> u32 {
+        self.procs[1].pid()
+    }
+
+    fn start(namespace: &str) -> anyhow::Result<ZmqFloors> {
+        let echo = format!("ipc:///tmp/{namespace}-echo.sock");
+        let front = format!("ipc:///tmp/{namespace}-fwd-front.sock");
+        let back = format!("ipc:///tmp/{namespace}-fwd-back.sock");
+        let stage = |args: &[&str]| -> anyhow::Result<pitcrew_e2e::Proc> {
+            let child = std::process::Command::new(std::env::current_exe()?)
+                .args(args)
+                .spawn()
+                .with_context(|| format!("start the floor stage {}", args[0]))?;
+            Ok(pitcrew_e2e::Proc::from_child(child, args[0]))
+        };
+        let procs = [
+            stage(&["zmq-echo", &echo])?,
+            stage(&["zmq-forward", &front, &back])?,
+            stage(&["zmq-echo-service", &back])?,
+        ];
+        // Binding and the service's connection take a few milliseconds.
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(ZmqFloors { echo, front, procs })
+    }
 }
 
 /// How RPC cost grows with concurrent clients: 1, 8 and 64 clients, each making sequential
