@@ -17,6 +17,7 @@ pub mod codec;
 pub mod config;
 pub mod control;
 pub mod device;
+mod doorbell;
 pub mod endpoint;
 pub mod gamepad;
 pub mod instance;

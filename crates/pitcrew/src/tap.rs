@@ -11,13 +11,17 @@
 //! `ZMQ_XPUB_NODROP` and non-blocking sends, so a recorder too slow to keep up costs only
 //! counted drops, never a stall. The counters ([`TapStats`]) are in the process's `status`.
 //!
-//! The tap thread never waits on the channel: it wakes every [`BATCH_PERIOD`] and drains
-//! what came, at normal priority whatever the thread that started it runs at. A waiting
-//! receiver would turn every offer into a futex wake-up and a thread (then a recorder
-//! process) scheduled right beside the control path, event by event; measured by
-//! `record_overhead_pct`, that was a sixth of the end-to-end latency on 2 cores. Batched,
-//! recording costs the path a wake-up of a normal thread every few milliseconds, and events
-//! reach a recorder at most a batch period late (their times are taken when they happen).
+//! The tap thread does not wait on the channel while events come: it wakes every
+//! [`BATCH_PERIOD`] and drains what came, at normal priority whatever the thread that
+//! started it runs at. A waiting receiver would turn every offer into a futex wake-up and a
+//! thread (then a recorder process) scheduled right beside the control path, event by
+//! event; measured by `record_overhead_pct`, that was a sixth of the end-to-end latency on
+//! 2 cores. Batched, recording costs the path a wake-up of a normal thread every few
+//! milliseconds, and events reach a recorder at most a batch period late (their times are
+//! taken when they happen). After [`IDLE_TICKS`] batch periods without an event, and
+//! while no recorder listens, the thread sleeps until the first event rings its doorbell
+//! (`crate::doorbell`, once per quiet spell) or a recorder's subscription arrives: an idle
+//! process's tap does not wake 200 times a second.
 //!
 //! A message on the tap is three frames: the topic (the recording's channel, such as
 //! `/devices/write`), the event's CLOCK_MONOTONIC time in nanoseconds (8 bytes,
@@ -30,11 +34,15 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
+use crate::doorbell::Doorbell;
 use crate::endpoint::{EndpointError, PubSubOptions, Publisher};
 
-/// How often the tap thread looks for recorders arriving or leaving: the longest a new
-/// recorder waits before events flow to it.
+/// How often the tap thread looks for recorders arriving or leaving while it is awake (a
+/// recorder's subscription also wakes a sleeping thread).
 const SUBSCRIPTION_POLL: Duration = Duration::from_millis(20);
+
+/// Batch periods without an event before the thread sleeps until one comes.
+const IDLE_TICKS: u32 = 20;
 
 /// How often the tap thread drains the channel while a recorder listens. The queue must
 /// hold a batch period of the busiest producer: 4096 events in 5 ms is 800 000 a second.
@@ -62,6 +70,9 @@ pub struct TapOptions {
     pub queue: usize,
     /// Messages libzmq holds per recorder before it refuses more (counted as drops).
     pub hwm: i32,
+    /// The longest the thread sleeps with nothing to do. Events, recorders and the stop
+    /// all wake it, so this only bounds a missed wake-up.
+    pub idle_wait: Duration,
 }
 
 impl Default for TapOptions {
@@ -72,6 +83,7 @@ impl Default for TapOptions {
         Self {
             queue: 4096,
             hwm: 10_000,
+            idle_wait: Duration::from_secs(1),
         }
     }
 }
@@ -108,7 +120,7 @@ struct Shared {
 
 /// The producers' end of a tap. Cheap to clone; a [`Tap::disabled`] one does nothing.
 pub struct Tap<E> {
-    tx: Option<SyncSender<E>>,
+    tx: Option<(SyncSender<E>, Arc<Doorbell>)>,
     shared: Arc<Shared>,
 }
 
@@ -183,20 +195,24 @@ impl<E: TapEvent> Tap<E> {
         let queue = options.queue.max(1);
         let (tx, rx) = mpsc::sync_channel(queue);
         let shared = Arc::new(Shared::default());
+        let doorbell =
+            Arc::new(Doorbell::new().map_err(|e| EndpointError::Io("create the tap's waker", e))?);
         let thread = {
             let shared = Arc::clone(&shared);
+            let doorbell = Arc::clone(&doorbell);
             std::thread::Builder::new()
                 .name("tap".into())
-                .spawn(move || run(&socket, &rx, queue, &shared))
+                .spawn(move || run(&socket, &rx, queue, options.idle_wait, &shared, &doorbell))
                 .map_err(|e| EndpointError::Io("start the tap thread", e))?
         };
         let guard = TapGuard {
             shared: Arc::clone(&shared),
+            doorbell: Arc::clone(&doorbell),
             thread: Some(thread),
         };
         Ok((
             Self {
-                tx: Some(tx),
+                tx: Some((tx, doorbell)),
                 shared,
             },
             guard,
@@ -220,9 +236,14 @@ impl<E: TapEvent> Tap<E> {
     }
 
     fn send(&self, event: E) {
-        let Some(tx) = &self.tx else { return };
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(event) {
-            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        let Some((tx, doorbell)) = &self.tx else {
+            return;
+        };
+        match tx.try_send(event) {
+            Ok(()) => doorbell.ring_if_asleep(),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -231,12 +252,14 @@ impl<E: TapEvent> Tap<E> {
 #[derive(Debug)]
 pub struct TapGuard {
     shared: Arc<Shared>,
+    doorbell: Arc<Doorbell>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Drop for TapGuard {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
+        self.doorbell.ring();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -244,7 +267,14 @@ impl Drop for TapGuard {
 }
 
 /// The tap thread: events in, JSON out, recorders counted.
-fn run<E: TapEvent>(socket: &Publisher, rx: &mpsc::Receiver<E>, queue: usize, shared: &Shared) {
+fn run<E: TapEvent>(
+    socket: &Publisher,
+    rx: &mpsc::Receiver<E>,
+    queue: usize,
+    idle_wait: Duration,
+    shared: &Shared,
+    doorbell: &Doorbell,
+) {
     // Started from a real-time thread (the broker's event loop), this one would inherit
     // SCHED_FIFO and compete with the path it records.
     crate::realtime::normal_priority("tap");
@@ -279,22 +309,48 @@ fn run<E: TapEvent>(socket: &Publisher, rx: &mpsc::Receiver<E>, queue: usize, sh
             *last_send = Some(Instant::now());
         });
     };
+    let mut idle_ticks = 0u32;
+    let mut first: Option<E> = None;
     while !shared.stop.load(Ordering::Relaxed) {
-        let listening = shared.listening.load(Ordering::Relaxed);
-        std::thread::sleep(if listening {
-            BATCH_PERIOD
+        // Nothing is offered while no recorder listens; and after a quiet spell the first
+        // offer rings.
+        let sleep = !shared.listening.load(Ordering::Relaxed)
+            || (idle_ticks >= IDLE_TICKS
+                && doorbell.fall_asleep(|| {
+                    first = rx.try_recv().ok();
+                    first.is_some()
+                }));
+        if sleep {
+            // Until an event rings, a recorder comes or goes (the socket), or the stop.
+            let _ = socket.wait(Some(doorbell.fd()), idle_wait);
+            doorbell.woken();
         } else {
-            SUBSCRIPTION_POLL
-        });
+            std::thread::sleep(BATCH_PERIOD);
+        }
+        let mut published = false;
+        if let Some(event) = first.take() {
+            publish(event, &mut last_send);
+            published = true;
+        }
         // At most a queue's worth: producers faster than this thread cannot keep it here.
         for _ in 0..queue {
             match rx.try_recv() {
-                Ok(event) => publish(event, &mut last_send),
+                Ok(event) => {
+                    publish(event, &mut last_send);
+                    published = true;
+                }
                 // Empty, or every producer gone (keep answering subscriptions until stopped).
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        if checked.elapsed() >= SUBSCRIPTION_POLL {
+        idle_ticks = if published {
+            0
+        } else {
+            idle_ticks.saturating_add(1)
+        };
+        // After a sleep always: what woke the thread may be a subscription, and one left
+        // unread would make the next wait return at once.
+        if sleep || checked.elapsed() >= SUBSCRIPTION_POLL {
             checked = Instant::now();
             if !check(&mut subscriptions) {
                 return;
@@ -370,11 +426,46 @@ mod tests {
     }
 
     #[test]
+    fn a_sleeping_tap_wakes_for_a_recorder_and_for_the_first_event_after_a_quiet_spell() {
+        let dir = tempfile::tempdir().unwrap();
+        let address = format!("ipc://{}/tap.sock", dir.path().display());
+        // Sleeps that never time out within the test: only a wake-up gets anything through.
+        let options = TapOptions {
+            idle_wait: Duration::from_secs(600),
+            ..TapOptions::default()
+        };
+        let (tap, guard) = Tap::<Ping>::start(&address, options).unwrap();
+        // Asleep with no recorder; its subscription wakes the thread.
+        std::thread::sleep(Duration::from_millis(100));
+        let sub = SubSocket::connect(&address, &[b""], PubSubOptions::default()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !tap.listening() {
+            assert!(Instant::now() < deadline, "the recorder was never seen");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for n in 1..=3 {
+            // Longer than IDLE_TICKS batch periods: the thread has gone to sleep.
+            std::thread::sleep(IDLE_TICKS * BATCH_PERIOD * 2);
+            tap.offer(Ping(n));
+            assert!(
+                sub.wait(Duration::from_secs(5)).unwrap(),
+                "event {n} after a quiet spell never came"
+            );
+            let frames = sub.try_recv().unwrap().unwrap();
+            assert_eq!(parse_message(&frames).unwrap().1, n);
+        }
+        // The stop wakes it too: dropping the guard does not wait out the sleep.
+        let stopping = Instant::now();
+        drop(guard);
+        assert!(stopping.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
     fn a_full_queue_drops_and_counts() {
         // A queue of one that nothing drains, with a recorder listening.
         let (tx, _rx) = mpsc::sync_channel(1);
         let tap = Tap::<Ping> {
-            tx: Some(tx),
+            tx: Some((tx, Arc::new(Doorbell::new().unwrap()))),
             shared: Arc::default(),
         };
         tap.shared.listening.store(true, Ordering::Relaxed);

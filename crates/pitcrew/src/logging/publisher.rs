@@ -14,9 +14,6 @@
 //! record with the count.
 
 use std::collections::VecDeque;
-use std::io::{Read, Write};
-use std::os::fd::AsFd;
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -27,6 +24,7 @@ use tracing::Metadata;
 use super::layer::{Fields, Pending};
 use super::record::{self, Envelope, DROPPED_FIELD, DROP_NOTICE};
 use crate::codec::Value;
+use crate::doorbell::Doorbell;
 use crate::endpoint::{EndpointError, Publisher};
 use crate::options::LogLevel;
 
@@ -80,8 +78,6 @@ struct Inner {
     records: VecDeque<Pending>,
     dropped: u64,
     closing: bool,
-    /// The thread sleeps until woken: the next push writes to the waker.
-    asleep: bool,
 }
 
 /// The queue shared by the layer (producers) and the publisher thread (consumer).
@@ -89,7 +85,7 @@ pub(crate) struct Queue {
     inner: Mutex<Inner>,
     capacity: usize,
     wake_at: usize,
-    waker: UnixStream,
+    doorbell: Doorbell,
     /// Records handed to libzmq.
     pub(crate) sent: AtomicU64,
     /// Records dropped, at the queue or refused by libzmq.
@@ -116,13 +112,13 @@ impl Queue {
                 None
             };
             inner.records.push_back(record);
-            let wake = std::mem::take(&mut inner.asleep) || inner.records.len() == self.wake_at;
-            (wake, evicted)
+            (inner.records.len() == self.wake_at, evicted)
         };
         drop(evicted); // outside the lock
         if wake {
-            // Non-blocking; a full socketpair means the thread is already being woken.
-            let _ = (&self.waker).write(&[1]);
+            self.doorbell.ring();
+        } else {
+            self.doorbell.ring_if_asleep();
         }
     }
 
@@ -156,14 +152,10 @@ impl Queue {
 
     /// Marks the thread asleep if nothing is queued; false when a record came first.
     fn fall_asleep(&self) -> bool {
-        let mut inner = self.lock();
-        inner.asleep = inner.records.is_empty() && !inner.closing;
-        inner.asleep
-    }
-
-    /// The thread is awake (woken, or its sleep timed out).
-    fn wake_up(&self) {
-        self.lock().asleep = false;
+        self.doorbell.fall_asleep(|| {
+            let inner = self.lock();
+            !inner.records.is_empty() || inner.closing
+        })
     }
 }
 
@@ -190,7 +182,7 @@ impl PublisherGuard {
 impl Drop for PublisherGuard {
     fn drop(&mut self) {
         self.queue.lock().closing = true;
-        let _ = (&self.queue.waker).write(&[1]);
+        self.queue.doorbell.ring();
         if let Some(done) = self.done.take() {
             if done
                 .recv_timeout(CLOSE_DEADLINE + CLOSE_GRACE + TICK)
@@ -217,23 +209,17 @@ pub(crate) fn start(
             max_message_bytes: record::MAX_RECORD_BYTES,
         },
     )?;
-    let (waker, wakee) =
-        UnixStream::pair().map_err(|e| EndpointError::Io("create the logging waker", e))?;
-    for end in [&waker, &wakee] {
-        end.set_nonblocking(true)
-            .map_err(|e| EndpointError::Io("set up the logging waker", e))?;
-    }
+    let doorbell = Doorbell::new().map_err(|e| EndpointError::Io("create the logging waker", e))?;
     let capacity = options.queue.max(1);
     let queue = Arc::new(Queue {
         inner: Mutex::new(Inner {
             records: VecDeque::with_capacity(capacity.min(1024)),
             dropped: 0,
             closing: false,
-            asleep: false,
         }),
         capacity,
         wake_at: (capacity / 4).max(1),
-        waker,
+        doorbell,
         sent: AtomicU64::new(0),
         dropped: AtomicU64::new(0),
     });
@@ -243,7 +229,7 @@ pub(crate) fn start(
         std::thread::Builder::new()
             .name("log-publisher".into())
             .spawn(move || {
-                Thread::new(app, socket, queue, wakee).run();
+                Thread::new(app, socket, queue).run();
                 let _ = done_tx.send(());
             })
             .map_err(|e| EndpointError::Io("start the log publisher thread", e))?
@@ -270,7 +256,6 @@ struct Thread {
     pid: u32,
     socket: Publisher,
     queue: Arc<Queue>,
-    wakee: UnixStream,
     subscriptions: i64,
     seq: u64,
     held: Option<Encoded>,
@@ -281,13 +266,12 @@ struct Thread {
 }
 
 impl Thread {
-    fn new(app: &'static str, socket: Publisher, queue: Arc<Queue>, wakee: UnixStream) -> Self {
+    fn new(app: &'static str, socket: Publisher, queue: Arc<Queue>) -> Self {
         Self {
             app,
             pid: std::process::id(),
             socket,
             queue,
-            wakee,
             subscriptions: 0,
             seq: 0,
             held: None,
@@ -315,14 +299,10 @@ impl Thread {
             };
             let ready = self
                 .socket
-                .wait(Some(self.wakee.as_fd()), timeout)
+                .wait(Some(self.queue.doorbell.fd()), timeout)
                 .unwrap_or_default();
-            if timeout == IDLE_WAIT {
-                self.queue.wake_up();
-            }
-            if ready.extra {
-                let mut sink = [0u8; 64];
-                while matches!((&self.wakee).read(&mut sink), Ok(n) if n > 0) {}
+            if timeout == IDLE_WAIT || ready.extra {
+                self.queue.doorbell.woken();
             }
             // An error here means the context is gone: nothing more can be sent anyway.
             match self.socket.subscription_changes() {
