@@ -10,6 +10,8 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use crate::outbound::Outbound;
+#[cfg(doc)]
+use pitcrew_buffer::Owner;
 
 /// Longest single futex wait: bounds how long the thread outlives its session (it checks
 /// the stop flag between waits). Not on the latency path: a write wakes the futex at once.
@@ -20,7 +22,7 @@ const STOP_WAIT: Duration = Duration::from_millis(300);
 /// Pause while the buffer is invalid (the futex wait refuses an invalid buffer).
 const INVALID_PAUSE: Duration = Duration::from_millis(20);
 
-/// Handle of a waker thread; dropping it stops the thread within [`WAIT_SLICE`], and
+/// Handle of a waker thread; dropping it stops the thread within `WAIT_SLICE`, and
 /// [`Waker::stop`] also waits for that.
 #[derive(Debug)]
 pub struct Waker {
@@ -59,13 +61,13 @@ impl Waker {
         })
     }
 
-    /// Tells the thread to stop (it notices within [`WAIT_SLICE`]) without waiting.
+    /// Tells the thread to stop (it notices within `WAIT_SLICE`) without waiting.
     pub fn signal_stop(&self) {
         self.stop.store(true, Ordering::Release);
     }
 
     /// Stops the thread and waits until it has dropped its reference to the buffer (at
-    /// most [`STOP_WAIT`]). The owner unlinks the segment when the last
+    /// most `STOP_WAIT`). The owner unlinks the segment when the last
     /// reference goes, so a broker that exits without this wait can leave a segment behind
     /// in /dev/shm.
     pub async fn stop(mut self) {

@@ -63,6 +63,8 @@ pub enum Mode {
 
 /// Options of `send`.
 #[derive(Debug, Clone, Args)]
+// These doc comments are clap's help text: `<hostname>` there is a placeholder, not HTML.
+#[allow(rustdoc::invalid_html_tags)]
 pub struct SendArgs {
     /// The receiver, `HOST:PORT` or `udp://HOST:PORT` (required unless --list).
     #[arg(long, value_parser = parse_to, required_unless_present = "list")]

@@ -62,7 +62,7 @@ pub struct Forwarder {
 pub struct StopHandle(Arc<AtomicBool>);
 
 impl StopHandle {
-    /// Asks the loop to return (within [`POLL_INTERVAL`]).
+    /// Asks the loop to return (within `POLL_INTERVAL`).
     pub fn stop(&self) {
         self.0.store(true, Ordering::Relaxed);
     }

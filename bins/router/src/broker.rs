@@ -223,7 +223,7 @@ impl Broker {
     /// Routes until stopped.
     ///
     /// Each turn waits on the sockets' mailbox descriptors ([`Poller`]), then drains every
-    /// socket that was signalled or is not known to be idle, up to [`BATCH`] messages
+    /// socket that was signalled or is not known to be idle, up to `BATCH` messages
     /// each. A socket is known to be idle once a receive on it said "nothing waiting" and
     /// nothing was sent on it since: a send may consume the signal of a message that
     /// arrived meanwhile, so a socket sent on is tried again before the loop sleeps (see

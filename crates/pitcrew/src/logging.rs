@@ -5,7 +5,7 @@
 //! * Every event at or above `--log-level` is also published to the forwarder's backend
 //!   ([`Config::log_backend_connect`]) as a record of spec/wire.md ([`record`]), by
 //!   [`PublishLayer`]: the caller only queues the event; a thread of its own encodes and
-//!   sends ([`publisher`] explains the queue, its bound and the drop accounting).
+//!   sends (`publisher` explains the queue, its bound and the drop accounting).
 
 mod layer;
 mod publisher;

@@ -12,6 +12,8 @@ use clap::{Args, Parser, ValueEnum};
 
 /// Options shared by every binary of the suite.
 #[derive(Debug, Clone, Args)]
+// These doc comments are clap's help text: `<namespace>` there is a placeholder, not HTML.
+#[allow(rustdoc::invalid_html_tags)]
 pub struct SharedOptions {
     /// Instance name: prefixes ipc paths and shared-memory names so that several
     /// instances (tests, simulated robots) run side by side.

@@ -92,7 +92,7 @@ impl Dealer {
     /// Queues a message, waiting while the queue is full.
     ///
     /// # Errors
-    /// [`Closed`] once the socket's task has ended.
+    /// `Closed` once the socket's task has ended.
     ///
     /// # Cancel safety
     /// Cancel safe: a cancelled send queued nothing.
@@ -103,7 +103,7 @@ impl Dealer {
     /// Queues a message only if there is room now; `Ok(false)` means the queue is full.
     ///
     /// # Errors
-    /// [`Closed`] once the socket's task has ended.
+    /// `Closed` once the socket's task has ended.
     pub fn try_send(&self, frames: Frames) -> Result<bool, Closed> {
         match self.outgoing.try_send(frames) {
             Ok(()) => Ok(true),

@@ -116,7 +116,7 @@ impl Service {
 
     /// Marks `method` (registered or to be) as urgent: its requests skip the worker limit
     /// and the queue and run at once, so that an emergency stop never waits behind slow
-    /// reads or gets `busy`. At most [`URGENT_IN_FLIGHT`] run at a time, so a flood of
+    /// reads or gets `busy`. At most `URGENT_IN_FLIGHT` run at a time, so a flood of
     /// them is still bounded. For short, idempotent methods only.
     pub fn urgent(mut self, method: &str) -> Self {
         self.urgent.insert(method.to_owned());
