@@ -186,6 +186,8 @@ async fn rpc() -> anyhow::Result<()> {
     // The floors, right after and loaded the same way: a bare libzmq ROUTER echoing, and
     // a bare forwarder in front of a bare echo service (what any libzmq router costs).
     let floors = ZmqFloors::start(&ns.name)?;
+    // Binding and the echo service's connection take a few milliseconds.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let (echo_per_s, routed_per_s, forward_cpu_us, (zmq_direct_us, zmq_routed_us)) =
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let throughput = |addr: &str| {
@@ -261,8 +263,6 @@ impl ZmqFloors {
             stage(&["zmq-forward", &front, &back])?,
             stage(&["zmq-echo-service", &back])?,
         ];
-        // Binding and the service's connection take a few milliseconds.
-        std::thread::sleep(Duration::from_millis(300));
         Ok(ZmqFloors { echo, front, procs })
     }
 }
