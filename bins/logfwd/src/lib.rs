@@ -104,16 +104,6 @@ pub async fn run(
     stages.spawn("service", move |token| async move {
         service.serve(&backend, token).await
     });
-    let result = stages.run_until_stopped().await;
-    cleanup_ipc_files(&config);
-    result.map_err(Into::into)
-}
-
-/// Removes the ipc socket files the forwarder bound, so a clean stop leaves nothing behind.
-fn cleanup_ipc_files(config: &Config) {
-    for address in config.log_frontend.iter().chain(&config.log_backend) {
-        if let Some(path) = address.strip_prefix("ipc://") {
-            let _ = std::fs::remove_file(path);
-        }
-    }
+    // The forwarder's sockets remove their ipc files as they close (`run` consumes it).
+    stages.run_until_stopped().await.map_err(Into::into)
 }

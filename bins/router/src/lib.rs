@@ -58,15 +58,6 @@ pub async fn run(
         .context("routing thread lost")?
         .map_err(|_| anyhow::anyhow!("the routing thread panicked"))?
         .context("routing failed")?;
-    cleanup_ipc_files(&config);
+    // The broker's sockets removed their ipc files as they closed (`run` consumed it).
     Ok(())
-}
-
-/// Removes the ipc socket files the router bound, so a clean stop leaves nothing behind.
-fn cleanup_ipc_files(config: &Config) {
-    for address in config.router_frontend.iter().chain(&config.router_backend) {
-        if let Some(path) = address.strip_prefix("ipc://") {
-            let _ = std::fs::remove_file(path);
-        }
-    }
 }

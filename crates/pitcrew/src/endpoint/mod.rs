@@ -106,12 +106,13 @@ pub(crate) fn bind_all(
             address: address.clone(),
             reason: e.to_string(),
         })?;
-        // Abstract-namespace endpoints (`ipc://@name`) have no file.
+        // Abstract-namespace endpoints (`ipc://@name`) have no file, and a wildcard
+        // (`ipc://*`) is a temporary file libzmq removes itself.
         if let Some(path) = address
             .strip_prefix("ipc://")
-            .filter(|p| !p.starts_with('@'))
+            .filter(|p| !p.starts_with('@') && *p != "*")
         {
-            files.0.push(PathBuf::from(path));
+            files.push(PathBuf::from(path));
         }
     }
     Ok(files)
@@ -119,15 +120,30 @@ pub(crate) fn bind_all(
 
 /// The files of the `ipc://` endpoints a socket bound, removed when dropped.
 ///
-/// libzmq removes an endpoint's file itself, but on its I/O thread some time after the
-/// socket is closed, and the [`context`] is never terminated: a process that closes a
-/// socket and exits at once (a tap at shutdown) left its file behind, a dead endpoint in
-/// the ipc directory. Kept as the last field of the socket's owner, so the file goes right
-/// after the socket is closed.
+/// libzmq leaves a named endpoint's file in place when the socket closes (it removes only
+/// the files of wildcard endpoints), so without this every clean stop left dead endpoints
+/// in the ipc directory. Kept as the last field of the socket's owner, so a file goes right
+/// after its socket is closed. A file is removed only if it is still the one this socket
+/// bound (same inode): binding unlinks whatever is at the path first, so another process
+/// given the same address may have taken the path over since, and its endpoint is not ours
+/// to remove.
 #[derive(Debug, Default)]
-pub(crate) struct IpcFiles(Vec<PathBuf>);
+pub(crate) struct IpcFiles(Vec<(PathBuf, Option<(u64, u64)>)>);
+
+/// A file's device and inode: which file a path names now.
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
+}
 
 impl IpcFiles {
+    fn push(&mut self, path: PathBuf) {
+        let identity = file_identity(&path);
+        self.0.push((path, identity));
+    }
+
     /// Takes `other`'s files over (a bound endpoint made of several sockets).
     fn extend(&mut self, mut other: IpcFiles) {
         self.0.append(&mut other.0);
@@ -136,9 +152,10 @@ impl IpcFiles {
 
 impl Drop for IpcFiles {
     fn drop(&mut self) {
-        for path in &self.0 {
-            // Already gone when libzmq's I/O thread was first; nothing else to do then.
-            let _ = std::fs::remove_file(path);
+        for (path, bound) in &self.0 {
+            if bound.is_some() && file_identity(path) == *bound {
+                let _ = std::fs::remove_file(path);
+            }
         }
     }
 }

@@ -595,8 +595,30 @@ mod tests {
             SubSocket::bind(std::slice::from_ref(&address), PubSubOptions::default()).unwrap();
         drop(sub);
         assert!(!path.exists(), "left behind: {}", path.display());
-        let publisher = PubSocket::bind(&[address], PubSubOptions::default()).unwrap();
+        let publisher =
+            PubSocket::bind(std::slice::from_ref(&address), PubSubOptions::default()).unwrap();
         drop(publisher);
+        assert!(!path.exists(), "left behind: {}", path.display());
+        let router = crate::endpoint::RouterSocket::bind(std::slice::from_ref(&address)).unwrap();
+        drop(router);
+        assert!(!path.exists(), "left behind: {}", path.display());
+    }
+
+    #[test]
+    fn a_closing_socket_leaves_the_file_of_one_that_took_its_path_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared.sock");
+        let address = ipc(&dir, "shared.sock");
+        let first =
+            Publisher::bind(std::slice::from_ref(&address), PubSubOptions::default()).unwrap();
+        // Binding unlinks what is at the path: the second socket has it now.
+        let second = Publisher::bind(&[address], PubSubOptions::default()).unwrap();
+        drop(first);
+        assert!(
+            path.exists(),
+            "the first socket removed the second one's endpoint"
+        );
+        drop(second);
         assert!(!path.exists(), "left behind: {}", path.display());
     }
 
