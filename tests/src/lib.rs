@@ -80,6 +80,10 @@ impl Namespace {
         vec![
             "--namespace".into(),
             self.name.clone(),
+            // Explicit, so a PITCREW_IPC_DIR in the environment cannot move the files this
+            // namespace cleans up (and `ipc_file` names) away from /tmp.
+            "--ipc-dir".into(),
+            "/tmp".into(),
             "--router-frontend".into(),
             self.frontend(),
             "--router-backend".into(),

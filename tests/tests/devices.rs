@@ -266,6 +266,12 @@ async fn sigterm_disables_every_device_before_the_broker_exits() {
     for u in &uids {
         broker.wait_valid(u, true).await;
     }
+    let tap = ns.ipc_file("tap-devices.sock");
+    assert!(
+        tap.exists(),
+        "the broker's tap is not bound: {}",
+        tap.display()
+    );
     let status = broker
         .devices
         .signal_and_wait(libc::SIGTERM, PATIENCE)
@@ -276,7 +282,6 @@ async fn sigterm_disables_every_device_before_the_broker_exits() {
     }
     let left = devices_support::broker_segments_left(&ns.name);
     assert!(left.is_empty(), "segments left: {left:?}");
-    let tap = ns.ipc_file("tap-devices.sock");
     assert!(!tap.exists(), "left behind: {}", tap.display());
 }
 

@@ -49,6 +49,12 @@ async fn robot(ns: &Namespace, extra: &[&str]) -> Robot {
 /// Stops the receiver with SIGINT, as the supervisor does, and checks that it exited 0 and
 /// left no gamepad buffer and no endpoint file behind.
 fn shut_down(mut robot: Robot, ns: &Namespace) {
+    let tap = ns.ipc_file("tap-gamepad.sock");
+    assert!(
+        tap.exists(),
+        "the receiver's tap is not bound: {}",
+        tap.display()
+    );
     let status = robot
         .receiver
         .signal_and_wait(libc::SIGINT, PATIENCE)
@@ -60,7 +66,6 @@ fn shut_down(mut robot: Robot, ns: &Namespace) {
         .filter(|s| s.type_name == "gamepad")
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
-    let tap = ns.ipc_file("tap-gamepad.sock");
     assert!(!tap.exists(), "left behind: {}", tap.display());
 }
 
