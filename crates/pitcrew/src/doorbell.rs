@@ -77,6 +77,12 @@ impl Doorbell {
         while matches!((&self.wakee).read(&mut sink), Ok(n) if n > 0) {}
     }
 
+    /// Whether the thread said it sleeps (for tests of the threads that use a doorbell).
+    #[cfg(test)]
+    pub(crate) fn is_asleep(&self) -> bool {
+        self.asleep.load(Ordering::Relaxed)
+    }
+
     /// What the thread polls.
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.wakee.as_fd()

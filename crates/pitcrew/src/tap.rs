@@ -202,7 +202,11 @@ impl<E: TapEvent> Tap<E> {
             let doorbell = Arc::clone(&doorbell);
             std::thread::Builder::new()
                 .name("tap".into())
-                .spawn(move || run(&socket, &rx, queue, options.idle_wait, &shared, &doorbell))
+                .spawn(move || {
+                    // At least a batch period: a zero wait would make every sleep a spin.
+                    let idle_wait = options.idle_wait.max(BATCH_PERIOD);
+                    run(&socket, &rx, queue, idle_wait, &shared, &doorbell);
+                })
                 .map_err(|e| EndpointError::Io("start the tap thread", e))?
         };
         let guard = TapGuard {
@@ -310,25 +314,17 @@ fn run<E: TapEvent>(
         });
     };
     let mut idle_ticks = 0u32;
-    let mut first: Option<E> = None;
     while !shared.stop.load(Ordering::Relaxed) {
-        // Nothing is offered while no recorder listens; and after a quiet spell the first
-        // offer rings.
-        let sleep = !shared.listening.load(Ordering::Relaxed)
-            || (idle_ticks >= IDLE_TICKS
-                && doorbell.fall_asleep(|| {
-                    first = rx.try_recv().ok();
-                    first.is_some()
-                }));
-        if sleep {
-            // Until an event rings, a recorder comes or goes (the socket), or the stop.
-            let _ = socket.wait(Some(doorbell.fd()), idle_wait);
-            doorbell.woken();
-        } else {
-            std::thread::sleep(BATCH_PERIOD);
-        }
+        let (slept, first) = wait_for_batch(
+            socket,
+            rx,
+            doorbell,
+            shared.listening.load(Ordering::Relaxed),
+            idle_ticks,
+            idle_wait,
+        );
         let mut published = false;
-        if let Some(event) = first.take() {
+        if let Some(event) = first {
             publish(event, &mut last_send);
             published = true;
         }
@@ -350,7 +346,7 @@ fn run<E: TapEvent>(
         };
         // After a sleep always: what woke the thread may be a subscription, and one left
         // unread would make the next wait return at once.
-        if sleep || checked.elapsed() >= SUBSCRIPTION_POLL {
+        if slept || checked.elapsed() >= SUBSCRIPTION_POLL {
             checked = Instant::now();
             if !check(&mut subscriptions) {
                 return;
@@ -367,6 +363,38 @@ fn run<E: TapEvent>(
     if last_send.is_some_and(|t| t.elapsed() < CLOSE_GRACE) {
         std::thread::sleep(CLOSE_GRACE);
     }
+}
+
+/// Waits for the tap thread's next batch: one [`BATCH_PERIOD`] while events come. With no
+/// recorder listening (nothing is offered then), or after `IDLE_TICKS` quiet periods, it
+/// sleeps instead until an event rings the doorbell, a recorder comes or goes (the
+/// socket), the stop rings, or `idle_wait` passes. Returns whether it slept, and the event
+/// that kept it awake if one came just as it fell asleep.
+fn wait_for_batch<E>(
+    socket: &Publisher,
+    rx: &mpsc::Receiver<E>,
+    doorbell: &Doorbell,
+    listening: bool,
+    idle_ticks: u32,
+    idle_wait: Duration,
+) -> (bool, Option<E>) {
+    let mut first = None;
+    let sleep = !listening
+        || (idle_ticks >= IDLE_TICKS
+            && doorbell.fall_asleep(|| {
+                first = rx.try_recv().ok();
+                first.is_some()
+            }));
+    if !sleep {
+        std::thread::sleep(BATCH_PERIOD);
+        return (false, first);
+    }
+    if socket.wait(Some(doorbell.fd()), idle_wait).is_err() {
+        // A poll that fails at once must not turn the sleep into a spin.
+        std::thread::sleep(BATCH_PERIOD);
+    }
+    doorbell.woken();
+    (true, first)
 }
 
 /// Splits a tap message into its topic, time and JSON payload; `None` when it is not one.
@@ -445,7 +473,14 @@ mod tests {
         }
         for n in 1..=3 {
             // Longer than IDLE_TICKS batch periods: the thread has gone to sleep.
-            std::thread::sleep(IDLE_TICKS * BATCH_PERIOD * 2);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !guard.doorbell.is_asleep() {
+                assert!(
+                    Instant::now() < deadline,
+                    "the idle tap never went to sleep"
+                );
+                std::thread::sleep(IDLE_TICKS * BATCH_PERIOD);
+            }
             tap.offer(Ping(n));
             assert!(
                 sub.wait(Duration::from_secs(5)).unwrap(),
@@ -455,9 +490,18 @@ mod tests {
             assert_eq!(parse_message(&frames).unwrap().1, n);
         }
         // The stop wakes it too: dropping the guard does not wait out the sleep.
-        let stopping = Instant::now();
-        drop(guard);
-        assert!(stopping.elapsed() < Duration::from_secs(5));
+        while !guard.doorbell.is_asleep() {
+            std::thread::sleep(BATCH_PERIOD);
+        }
+        let (stopped, done) = mpsc::channel();
+        std::thread::spawn(move || {
+            drop(guard);
+            let _ = stopped.send(());
+        });
+        assert!(
+            done.recv_timeout(Duration::from_secs(5)).is_ok(),
+            "a sleeping tap did not stop"
+        );
     }
 
     #[test]
