@@ -216,17 +216,48 @@ pub fn zmq_forward_server(front: &str, back: &str) -> anyhow::Result<()> {
             (items[0].is_readable(), items[1].is_readable())
         };
         if to_service {
-            while let Ok(mut parts) = clients.recv_multipart(zmq::DONTWAIT) {
+            while let Some(mut parts) = try_recv(&clients)? {
                 parts.insert(0, ECHO_SERVICE.to_vec());
                 services.send_multipart(parts, 0)?;
             }
         }
         if to_client {
-            while let Ok(parts) = services.recv_multipart(zmq::DONTWAIT) {
+            while let Some(parts) = try_recv(&services)? {
                 clients.send_multipart(parts.into_iter().skip(1), 0)?;
             }
         }
     }
+}
+
+/// One message if one is waiting; other failures are errors.
+fn try_recv(socket: &zmq::Socket) -> anyhow::Result<Option<Vec<Vec<u8>>>> {
+    match socket.recv_multipart(zmq::DONTWAIT) {
+        Ok(parts) => Ok(Some(parts)),
+        Err(zmq::Error::EAGAIN) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Waits until the echo at `addr` (direct, or through the forwarder once its echo service
+/// has connected) answers, for up to `timeout`: a forwarder drops what it cannot deliver
+/// yet, so measuring before then would time out.
+///
+/// # Errors
+/// When nothing answered within `timeout`.
+pub fn wait_for_echo(addr: &str, timeout: Duration) -> anyhow::Result<()> {
+    let ctx = zmq::Context::new();
+    let socket = ctx.socket(zmq::DEALER)?;
+    socket.set_rcvtimeo(50)?;
+    socket.set_linger(0)?;
+    socket.connect(addr)?;
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        socket.send(&b"ping"[..], 0)?;
+        if socket.recv_bytes(0).is_ok() {
+            return Ok(());
+        }
+    }
+    anyhow::bail!("the echo at {addr} did not answer within {timeout:?}")
 }
 
 /// The identity [`zmq_echo_service`] connects to [`zmq_forward_server`] with.

@@ -186,10 +186,11 @@ async fn rpc() -> anyhow::Result<()> {
     // The floors, right after and loaded the same way: a bare libzmq ROUTER echoing, and
     // a bare forwarder in front of a bare echo service (what any libzmq router costs).
     let floors = ZmqFloors::start(&ns.name)?;
-    // Binding and the echo service's connection take a few milliseconds.
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let (echo_per_s, routed_per_s, forward_cpu_us, (zmq_direct_us, zmq_routed_us)) =
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            for addr in [&floors.echo, &floors.front] {
+                pitcrew_e2e::floor::wait_for_echo(addr, Duration::from_secs(10))?;
+            }
             let throughput = |addr: &str| {
                 pitcrew_e2e::floor::zmq_echo_throughput(
                     addr,
