@@ -2,8 +2,9 @@
 //! seqlock, same futex wake-ups, same owner/consumer rules; `pitcrew buffers` lists them):
 //!
 //! * `/<ns>-robot-state-0`, owned by the device broker: one [`RobotStatus`] record. A store
-//!   happens only on a transition, so a controller blocked in [`Robot::wait_for_change`](super::Robot::wait_for_change)
-//!   (crate::robot::Robot::wait_for_change) wakes exactly when the state changes.
+//!   happens only on a transition, so a controller blocked in
+//!   [`Robot::wait_for_change`](super::Robot::wait_for_change) wakes exactly when the state
+//!   changes.
 //! * `/<ns>-driver-links-0`, owned by the gamepad receiver: [`LINK_SLOTS`] slots, one per
 //!   driver station heard, each with the station's last request and when its last valid
 //!   datagram arrived. The broker watches it to decide whether a link is live.
