@@ -585,23 +585,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tap.sock");
         let address = ipc(&dir, "tap.sock");
-        let publisher =
-            Publisher::bind(std::slice::from_ref(&address), PubSubOptions::default()).unwrap();
-        assert!(path.exists(), "bound: {}", path.display());
-        drop(publisher);
-        // At once, not whenever libzmq's I/O thread gets to it.
-        assert!(!path.exists(), "left behind: {}", path.display());
-        let sub =
-            SubSocket::bind(std::slice::from_ref(&address), PubSubOptions::default()).unwrap();
-        drop(sub);
-        assert!(!path.exists(), "left behind: {}", path.display());
-        let publisher =
-            PubSocket::bind(std::slice::from_ref(&address), PubSubOptions::default()).unwrap();
-        drop(publisher);
-        assert!(!path.exists(), "left behind: {}", path.display());
-        let router = crate::endpoint::RouterSocket::bind(std::slice::from_ref(&address)).unwrap();
-        drop(router);
-        assert!(!path.exists(), "left behind: {}", path.display());
+        let one = std::slice::from_ref(&address);
+        let options = PubSubOptions::default();
+        let bound_then_closed = |what: &str, socket: Box<dyn std::any::Any>| {
+            assert!(path.exists(), "{what} did not bind {}", path.display());
+            drop(socket);
+            // At once, not whenever libzmq's I/O thread gets to it.
+            assert!(!path.exists(), "{what} left {} behind", path.display());
+        };
+        bound_then_closed(
+            "a publisher",
+            Box::new(Publisher::bind(one, options).unwrap()),
+        );
+        bound_then_closed("a SUB", Box::new(SubSocket::bind(one, options).unwrap()));
+        bound_then_closed("a PUB", Box::new(PubSocket::bind(one, options).unwrap()));
+        let router = crate::endpoint::RouterSocket::bind(one).unwrap();
+        bound_then_closed("a ROUTER", Box::new(router));
     }
 
     #[test]
