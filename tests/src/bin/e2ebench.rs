@@ -485,6 +485,22 @@ fn option<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
     args.get(i + 1)?.parse().ok()
 }
 
+/// The build directory of `--compare DIR`, checked to hold the binaries the path starts.
+fn compare_dir(args: &[String]) -> anyhow::Result<Option<std::path::PathBuf>> {
+    if !args.iter().any(|a| a == "--compare") {
+        return Ok(None);
+    }
+    let Some(dir) = option::<std::path::PathBuf>(args, "--compare") else {
+        bail!("--compare needs a directory: another build's target/release");
+    };
+    for needed in ["pitcrew-devices", "pitcrew-gamepad", "pitcrew-teleop"] {
+        if !dir.join(needed).is_file() {
+            bail!("--compare {}: no {needed} there (build the other commit's suite and pitcrew-teleop into it)", dir.display());
+        }
+    }
+    Ok(Some(dir))
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if floor::stage_main(&args)? {
@@ -547,7 +563,7 @@ fn main() -> anyhow::Result<()> {
     }
     // `--compare DIR`: the same path again with the binaries built in DIR (e.g. another
     // commit's target/release), measured in the same run, block by block.
-    if let Some(other) = option::<std::path::PathBuf>(&args, "--compare") {
+    if let Some(other) = compare_dir(&args)? {
         paths.push(Path::suite_keyed(
             COMPARED,
             ("pitcrew-teleop", realtime),
