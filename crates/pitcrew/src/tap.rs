@@ -18,8 +18,8 @@
 //! event; measured by `record_overhead_pct`, that was a sixth of the end-to-end latency on
 //! 2 cores. Batched, recording costs the path a wake-up of a normal thread every few
 //! milliseconds, and events reach a recorder at most a batch period late (their times are
-//! taken when they happen). After `IDLE_TICKS` batch periods without an event, and
-//! while no recorder listens, the thread sleeps until the first event rings its doorbell
+//! taken when they happen). While no recorder listens, and after `IDLE_TICKS` batch
+//! periods without an event, the thread sleeps until the first event rings its doorbell
 //! (`crate::doorbell`, once per quiet spell) or a recorder's subscription arrives: an idle
 //! process's tap does not wake 200 times a second.
 //!
