@@ -2,7 +2,7 @@
 //! duration option of every binary at 0 (where 0 makes no sense) and negative, and each
 //! unusable ipc directory (a file, a missing directory, a non-writable one, an immutable
 //! one), is a usage error: exit status 2 and one line on stderr naming the option, before
-//! anything binds or creates shared memory.
+//! anything binds or creates shared memory. So is a bad number given to a benchmark.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -248,6 +248,25 @@ fn an_unreadable_catalog_is_a_one_line_usage_error() {
         }
     }
     assert_eq!(inst.segments(), Vec::<String>::new());
+}
+
+/// The benchmarks are run by hand with a number or two; a mistyped one must not become a
+/// ten-minute run with the default instead.
+#[test]
+fn a_bad_benchmark_option_value_is_a_one_line_usage_error() {
+    for (binary, args, named) in [
+        ("pitcrew-e2ebench", &["--changes", "abc"][..], "--changes"),
+        ("pitcrew-e2ebench", &["--changes", "0"], "--changes"),
+        ("pitcrew-e2ebench", &["--devices", "0"], "--devices"),
+        ("pitcrew-e2ebench", &["--devices", "300"], "--devices"),
+        ("pitcrew-e2ebench", &["--compare"], "--compare"),
+        ("pitcrew-bench", &["scale", "rcp"], "rcp"),
+        ("pitcrew-devbench", &["latncy"], "latncy"),
+    ] {
+        let mut cmd = Command::new(bin(binary));
+        cmd.args(args);
+        assert_usage_error(&format!("{binary} {args:?}"), &run(cmd), named);
+    }
 }
 
 /// Whether the tests run as root (by the owner of /proc/self).

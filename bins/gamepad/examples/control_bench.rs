@@ -257,6 +257,13 @@ fn auth() -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     let which: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(other) = which
+        .iter()
+        .find(|w| !["auth", "apply", "trip"].contains(&w.as_str()))
+    {
+        eprintln!("control_bench: unknown benchmark {other:?} (known: auth, apply, trip)");
+        std::process::exit(2);
+    }
     let all = which.is_empty();
     if all || which.iter().any(|w| w == "auth") {
         auth()?;

@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use pitcrew::codec::Value;
 use pitcrew::rpc::Client;
 use pitcrew_e2e::{cpu_seconds, wait_for_service, Namespace};
@@ -43,18 +43,27 @@ fn main() -> anyhow::Result<()> {
         ["zmq-echo-service", back] => return pitcrew_e2e::floor::zmq_echo_service(back),
         _ => {}
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    for bench in if which.is_empty() {
+    let which = if which.is_empty() {
         vec!["rpc".to_owned()]
     } else {
         which
-    } {
-        match bench.as_str() {
-            "rpc" => runtime.block_on(rpc())?,
-            "scale" => runtime.block_on(scale())?,
-            other => bail!("unknown benchmark {other:?} (known: rpc, scale)"),
+    };
+    // All names checked before the first runs: a typo is not found minutes in.
+    if let Some(other) = which
+        .iter()
+        .find(|b| !["rpc", "scale"].contains(&b.as_str()))
+    {
+        eprintln!("pitcrew-bench: unknown benchmark {other:?} (known: rpc, scale)");
+        std::process::exit(2);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    for bench in which {
+        if bench == "rpc" {
+            runtime.block_on(rpc())?;
+        } else {
+            runtime.block_on(scale())?;
         }
     }
     Ok(())

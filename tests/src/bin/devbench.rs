@@ -55,7 +55,10 @@ fn main() -> anyhow::Result<()> {
         None | Some("latency") => latency(),
         Some("cpu") => cpu(),
         Some("late") => late(),
-        Some(other) => bail!("unknown benchmark {other:?} (known: latency, cpu, late)"),
+        Some(other) => {
+            eprintln!("pitcrew-devbench: unknown benchmark {other:?} (known: latency, cpu, late)");
+            std::process::exit(2);
+        }
     }
 }
 

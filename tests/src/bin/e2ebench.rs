@@ -38,11 +38,11 @@ use pitcrew::key::{Key, KeyKind};
 use pitcrew::robot::{Mode, Robot};
 use pitcrew_catalog::Uid;
 use pitcrew_e2e::device::{pty, serve};
-use pitcrew_e2e::{bin, bin_dir, floor, Namespace, Proc};
+use pitcrew_e2e::{bin_dir, floor, Namespace, Proc};
 use pitcrew_sdp::{FrameDecoder, Message};
 
 /// Stick changes measured per path (the 10 000).
-const CHANGES: usize = 10_000;
+const CHANGES: u32 = 10_000;
 /// Changes per block; the paths take turns block by block.
 const BLOCK: usize = 500;
 /// Changes before measuring: the controller must find the device first.
@@ -299,7 +299,7 @@ impl Path {
             ns,
             _slaves: slaves,
             shm: None,
-            samples: Vec::with_capacity(CHANGES),
+            samples: Vec::with_capacity(CHANGES as usize),
             lost: 0,
         })
     }
@@ -341,7 +341,7 @@ impl Path {
             ns,
             _slaves: vec![slave],
             shm: Some(shm),
-            samples: Vec::with_capacity(CHANGES),
+            samples: Vec::with_capacity(CHANGES as usize),
             lost: 0,
         })
     }
@@ -479,19 +479,40 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-/// The value of option `name` (`--name VALUE`), parsed.
-fn option<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
-    let i = args.iter().position(|a| a == name)?;
-    args.get(i + 1)?.parse().ok()
+/// The command line. A bad value (`--changes abc`) is one line and exit 2, as for the
+/// suite's binaries, rather than a run with the default the user did not ask for.
+#[derive(clap::Parser)]
+#[command(
+    name = "pitcrew-e2ebench",
+    about = "joystick-to-motor time against the machine's floor"
+)]
+struct Options {
+    /// Everything at normal priority (default: `--realtime 10`, as the supervisor runs it).
+    #[arg(long)]
+    normal: bool,
+    /// Stick changes measured per path: fewer for a quick look or a sweep.
+    #[arg(long, default_value_t = CHANGES, value_parser = clap::value_parser!(u32).range(1..))]
+    changes: u32,
+    /// Teleop alone with N koala-bears written every cycle (`scripts/bench scale`): prints
+    /// `scale_e2e_us` with the broker's CPU.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    devices: Option<u16>,
+    /// Leave out the sealed (team key) path.
+    #[arg(long)]
+    no_auth: bool,
+    /// Leave out the Python path.
+    #[arg(long)]
+    no_python: bool,
+    /// The teleop path once more with the binaries in DIR (another build's
+    /// `target/release`, with its `pitcrew-teleop`), taking turns with the others.
+    #[arg(long, value_name = "DIR")]
+    compare: Option<std::path::PathBuf>,
 }
 
-/// The build directory of `--compare DIR`, checked to hold the binaries the path starts.
-fn compare_dir(args: &[String]) -> anyhow::Result<Option<std::path::PathBuf>> {
-    if !args.iter().any(|a| a == "--compare") {
+/// `--compare DIR`, checked to hold the binaries the path starts.
+fn compare_dir(dir: Option<std::path::PathBuf>) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let Some(dir) = dir else {
         return Ok(None);
-    }
-    let Some(dir) = option::<std::path::PathBuf>(args, "--compare") else {
-        bail!("--compare needs a directory: another build's target/release");
     };
     for needed in ["pitcrew-devices", "pitcrew-gamepad", "pitcrew-teleop"] {
         if !dir.join(needed).is_file() {
@@ -502,23 +523,23 @@ fn compare_dir(args: &[String]) -> anyhow::Result<Option<std::path::PathBuf>> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // This binary is also the floor's stages, started as `pitcrew-e2ebench floor-…`.
     let args: Vec<String> = std::env::args().skip(1).collect();
     if floor::stage_main(&args)? {
         return Ok(());
     }
+    let options: Options = pitcrew::options::parse();
+    let other = compare_dir(options.compare)?;
     for needed in ["pitcrew-teleop", "pitcrew"] {
-        if !bin(needed).exists() {
+        if !bin_dir().join(needed).exists() {
             bail!("{needed} is not built next to the suite (scripts/bench builds it)");
         }
     }
-    let normal = args.iter().any(|a| a == "--normal");
+    let normal = options.normal;
     let realtime: &[&str] = if normal { &[] } else { &["--realtime", "10"] };
     let priority = if normal { "normal" } else { "realtime 10" };
-    // `--changes N`: fewer changes, for a quick look or a sweep.
-    let changes = option(&args, "--changes").unwrap_or(CHANGES);
-    // `--devices N` (scripts/bench scale): teleop alone with N koala-bears written every
-    // cycle; prints `scale_e2e_us` with the broker's CPU.
-    if let Some(devices) = option::<usize>(&args, "--devices") {
+    let changes = options.changes as usize;
+    if let Some(devices) = options.devices.map(usize::from) {
         let mut path = Path::suite(
             "scale_e2e_us",
             ("pitcrew-teleop", realtime),
@@ -551,7 +572,7 @@ fn main() -> anyhow::Result<()> {
         Path::suite("e2e_control_us", ("pitcrew-teleop", realtime), realtime, 1)?,
     ];
     // The same path with a team key: sealed datagrams, the receiver verifying each.
-    if !args.iter().any(|a| a == "--no-auth") {
+    if !options.no_auth {
         paths.push(Path::suite_keyed(
             "e2e_control_auth_us",
             ("pitcrew-teleop", realtime),
@@ -563,7 +584,7 @@ fn main() -> anyhow::Result<()> {
     }
     // `--compare DIR`: the same path again with the binaries built in DIR (e.g. another
     // commit's target/release), measured in the same run, block by block.
-    if let Some(other) = compare_dir(&args)? {
+    if let Some(other) = other {
         paths.push(Path::suite_keyed(
             COMPARED,
             ("pitcrew-teleop", realtime),
@@ -573,7 +594,7 @@ fn main() -> anyhow::Result<()> {
             &other,
         )?);
     }
-    if !args.iter().any(|a| a == "--no-python") {
+    if !options.no_python {
         paths.push(Path::suite(
             "e2e_control_python_us",
             ("pitcrew", &["run", drive]),
