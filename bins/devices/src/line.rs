@@ -11,12 +11,15 @@
 //! descriptor is non-blocking (the async reader made it so); a full kernel buffer is waited
 //! out with `poll(2)` for at most [`WRITE_STALL`], after which the line counts as failed: a
 //! device that takes nothing for that long is not reading, and the session ends as it does
-//! for a lost device.
+//! for a lost device. A line that failed stays failed: every later write returns the same
+//! error at once, so the other writer (blocked on the lock meanwhile) and the session's
+//! last frames do not each wait out another stall. A device that stops reading costs the
+//! broker's event loop at most one [`WRITE_STALL`], not one per frame still to send.
 
 use std::fs::File;
 use std::io::{ErrorKind, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Longest a write waits for room in the kernel's buffer. In normal operation a write
@@ -28,6 +31,8 @@ pub const WRITE_STALL: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 pub struct Line {
     file: Mutex<File>,
+    /// The first write error, kind and text: the line's answer to every later write.
+    failed: OnceLock<(ErrorKind, String)>,
 }
 
 impl Line {
@@ -43,6 +48,7 @@ impl Line {
         let owned: OwnedFd = borrowed.try_clone_to_owned()?;
         Ok(Line {
             file: Mutex::new(File::from(owned)),
+            failed: OnceLock::new(),
         })
     }
 
@@ -50,6 +56,7 @@ impl Line {
     pub fn lock(&self) -> LineGuard<'_> {
         LineGuard {
             file: self.file.lock().unwrap_or_else(PoisonError::into_inner),
+            failed: &self.failed,
         }
     }
 
@@ -66,6 +73,7 @@ impl Line {
 #[derive(Debug)]
 pub struct LineGuard<'a> {
     file: MutexGuard<'a, File>,
+    failed: &'a OnceLock<(ErrorKind, String)>,
 }
 
 impl LineGuard<'_> {
@@ -73,8 +81,22 @@ impl LineGuard<'_> {
     ///
     /// # Errors
     /// The connection's error (closed, reset), or `TimedOut` when the device took nothing
-    /// for [`WRITE_STALL`].
-    pub fn write_all(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
+    /// for [`WRITE_STALL`]; after either, the same error at once, writing nothing.
+    pub fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if let Some((kind, text)) = self.failed.get() {
+            return Err(std::io::Error::new(
+                *kind,
+                format!("the line failed earlier: {text}"),
+            ));
+        }
+        let result = self.write_whole(bytes);
+        if let Err(e) = &result {
+            let _ = self.failed.set((e.kind(), e.to_string()));
+        }
+        result
+    }
+
+    fn write_whole(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
         let deadline = Instant::now() + WRITE_STALL;
         while !bytes.is_empty() {
             match self.file.write(bytes) {
@@ -146,5 +168,32 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
         assert!(started.elapsed() >= WRITE_STALL);
         assert!(err.to_string().contains("not reading"), "{err}");
+
+        // Failed, it stays failed, for every writer: none waits out another stall, even
+        // with room in the buffer again, and nothing more reaches the device.
+        let mut drained = vec![0u8; 1 << 20];
+        theirs.set_nonblocking(true).unwrap();
+        while theirs.read(&mut drained).is_ok_and(|n| n > 0) {}
+        let other = std::thread::scope(|s| {
+            s.spawn(|| {
+                let started = Instant::now();
+                (line.write_all(b"heartbeat\0"), started.elapsed())
+            })
+            .join()
+            .unwrap()
+        });
+        for (result, took) in [other, {
+            let started = Instant::now();
+            (line.lock().write_all(b"disable\0"), started.elapsed())
+        }] {
+            let err = result.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+            assert!(err.to_string().contains("failed earlier"), "{err}");
+            assert!(took < WRITE_STALL / 2, "waited {took:?} on a failed line");
+        }
+        assert!(
+            matches!(theirs.read(&mut drained), Err(e) if e.kind() == ErrorKind::WouldBlock),
+            "a failed line wrote again"
+        );
     }
 }
