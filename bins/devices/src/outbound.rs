@@ -101,8 +101,10 @@ impl Outbound {
         }
         let result = line.write_all(out);
         drop(line);
-        self.owner.count_to_device(count);
-        self.offer_sent(out);
+        if result.is_ok() {
+            self.owner.count_to_device(count);
+            self.offer_sent(out);
+        }
         match result {
             Ok(()) if look => self.news.notify_one(),
             Ok(()) => {}

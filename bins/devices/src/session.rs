@@ -118,17 +118,31 @@ struct Host {
 impl Host {
     /// Encodes and sends one message.
     fn send(&mut self, msg: &Message<'_>) -> std::io::Result<()> {
-        self.out.clear();
-        msg.encode_frame(&mut self.out)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        self.encode(msg)?;
+        self.line.write_all(&self.out)?;
         self.offer_sent(None);
-        self.line.write_all(&self.out)
+        Ok(())
     }
 
-    /// Sends bytes already framed.
-    fn send_raw(&mut self, frames: &[u8]) -> std::io::Result<()> {
+    /// Sends DEV_DISABLE: tried even on a line that failed ([`Line::write_safety`]).
+    fn send_disable(&mut self) -> std::io::Result<()> {
+        self.encode(&Message::DevDisable)?;
+        self.line.write_safety(&self.out)?;
+        self.offer_sent(None);
+        Ok(())
+    }
+
+    fn encode(&mut self, msg: &Message<'_>) -> std::io::Result<()> {
+        self.out.clear();
+        msg.encode_frame(&mut self.out)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+    }
+
+    /// Sends safe values, already framed: tried even on a line that failed.
+    fn send_safe_frames(&mut self, frames: &[u8]) -> std::io::Result<()> {
+        self.line.write_safety(frames)?;
         self.offer_sent(Some(frames));
-        self.line.write_all(frames)
+        Ok(())
     }
 
     /// Offers what is being sent (`frames`, or the message just encoded) to the tap.
@@ -456,7 +470,7 @@ impl Active {
         self.owner.count_to_device(1);
         if self.latch.is_engaged() {
             // A device that (re)connects after an emergency stop stays disabled.
-            host.send(&Message::DevDisable)?;
+            host.send_disable()?;
             self.owner.count_to_device(1);
             self.estopped = true;
             tracing::warn!(uid = %self.uid, port = %host.port, "emergency stop latched: device disabled on connect");
@@ -472,9 +486,11 @@ impl Active {
             tokio::select! {
                 biased;
                 _ = ctx.shutdown.cancelled() => {
-                    // A line that takes nothing gives up within its write stall.
-                    let _ = host.send(&Message::DevDisable);
-                    self.owner.count_to_device(1);
+                    // A line that takes nothing gives up within its write stall (or at
+                    // once, when it failed before).
+                    if host.send_disable().is_ok() {
+                        self.owner.count_to_device(1);
+                    }
                     return Ok(SessionEnd::Shutdown);
                 }
                 changed = self.outputs.changed() => {
@@ -516,7 +532,7 @@ impl Active {
                     }
                 }
                 cmd = commands.recv() => match cmd {
-                    Some(Command::Disable) => host.send(&Message::DevDisable)?,
+                    Some(Command::Disable) => host.send_disable()?,
                     Some(Command::Heartbeat(reply)) => {
                         let id = self.heartbeats.start(Some(reply));
                         host.send(&Message::HbReq(id))?;
@@ -618,7 +634,7 @@ impl Active {
         if count == 0 {
             return Ok(());
         }
-        host.send_raw(&out)?;
+        host.send_safe_frames(&out)?;
         self.owner.count_to_device(count);
         Ok(())
     }
@@ -636,8 +652,8 @@ impl Active {
         // frame may go out between the state check and these.
         let mut line = self.outbound.lock_line();
         let (out, count) = self.estop_frames();
+        line.write_safety(&out)?;
         host.offer_sent(Some(&out));
-        line.write_all(&out)?;
         drop(line);
         self.owner.count_to_device(count);
         self.estopped = true;
