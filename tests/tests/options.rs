@@ -260,8 +260,19 @@ fn a_bad_benchmark_option_value_is_a_one_line_usage_error() {
         ("pitcrew-e2ebench", &["--devices", "0"], "--devices"),
         ("pitcrew-e2ebench", &["--devices", "300"], "--devices"),
         ("pitcrew-e2ebench", &["--compare"], "--compare"),
+        (
+            "pitcrew-e2ebench",
+            &["--compare", "/nonexistent"],
+            "--compare",
+        ),
+        (
+            "pitcrew-e2ebench",
+            &["--devices", "8", "--no-python"],
+            "--devices",
+        ),
         ("pitcrew-bench", &["scale", "rcp"], "rcp"),
         ("pitcrew-devbench", &["latncy"], "latncy"),
+        ("pitcrew-devbench", &["latency", "cpu"], "one benchmark"),
     ] {
         let mut cmd = Command::new(bin(binary));
         cmd.args(args);

@@ -51,7 +51,12 @@ const CPU_SETTLE: Duration = Duration::from_secs(1);
 const PATIENCE: Duration = Duration::from_secs(20);
 
 fn main() -> anyhow::Result<()> {
-    match std::env::args().nth(1).as_deref() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.len() > 1 {
+        eprintln!("pitcrew-devbench: one benchmark at a time (latency, cpu or late), not {args:?}");
+        std::process::exit(2);
+    }
+    match args.first().map(String::as_str) {
         None | Some("latency") => latency(),
         Some("cpu") => cpu(),
         Some("late") => late(),

@@ -495,7 +495,12 @@ struct Options {
     changes: u32,
     /// Teleop alone with N koala-bears written every cycle (`scripts/bench scale`): prints
     /// `scale_e2e_us` with the broker's CPU.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u16).range(1..=256),
+        conflicts_with_all = ["no_auth", "no_python", "compare"]
+    )]
     devices: Option<u16>,
     /// Leave out the sealed (team key) path.
     #[arg(long)]
@@ -505,21 +510,22 @@ struct Options {
     no_python: bool,
     /// The teleop path once more with the binaries in DIR (another build's
     /// `target/release`, with its `pitcrew-teleop`), taking turns with the others.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = compare_dir)]
     compare: Option<std::path::PathBuf>,
 }
 
 /// `--compare DIR`, checked to hold the binaries the path starts.
-fn compare_dir(dir: Option<std::path::PathBuf>) -> anyhow::Result<Option<std::path::PathBuf>> {
-    let Some(dir) = dir else {
-        return Ok(None);
-    };
+fn compare_dir(dir: &str) -> Result<std::path::PathBuf, String> {
+    let dir = std::path::PathBuf::from(dir);
     for needed in ["pitcrew-devices", "pitcrew-gamepad", "pitcrew-teleop"] {
         if !dir.join(needed).is_file() {
-            bail!("--compare {}: no {needed} there (build the other commit's suite and pitcrew-teleop into it)", dir.display());
+            return Err(format!(
+                "no {needed} in {} (build the other commit's suite and pitcrew-teleop into it)",
+                dir.display()
+            ));
         }
     }
-    Ok(Some(dir))
+    Ok(dir)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -529,7 +535,6 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let options: Options = pitcrew::options::parse();
-    let other = compare_dir(options.compare)?;
     for needed in ["pitcrew-teleop", "pitcrew"] {
         if !bin_dir().join(needed).exists() {
             bail!("{needed} is not built next to the suite (scripts/bench builds it)");
@@ -584,7 +589,7 @@ fn main() -> anyhow::Result<()> {
     }
     // `--compare DIR`: the same path again with the binaries built in DIR (e.g. another
     // commit's target/release), measured in the same run, block by block.
-    if let Some(other) = other {
+    if let Some(other) = options.compare {
         paths.push(Path::suite_keyed(
             COMPARED,
             ("pitcrew-teleop", realtime),
