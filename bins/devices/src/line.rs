@@ -16,8 +16,11 @@
 //! second stall. A device that stops reading costs the broker's event loop at most one
 //! [`WRITE_STALL`], not one per frame still to send. The frames that make a device safe
 //! (DEV_DISABLE, safe values) are the exception: on a failed line they are still tried,
-//! once and without waiting ([`LineGuard::write_safety`]), so a device that stalled and
-//! reads again still hears the emergency stop.
+//! once and without waiting ([`LineGuard::write_safety`]), so that a writer that waited on
+//! the lock behind the stall (an estop, a disable) still reaches a device that resumed
+//! reading by then. The session then ends as for a lost device; one that comes back is
+//! sent DEV_DISABLE after an estop, or the safe values while the robot is disabled, as it
+//! reconnects.
 
 use std::fs::File;
 use std::io::{ErrorKind, Write};
@@ -126,6 +129,8 @@ impl LineGuard<'_> {
                 other => break other,
             }
         };
+        // Part written is reported as not written (nothing counted or recorded), though a
+        // whole DEV_DISABLE may be among it; the next try starts with a delimiter again.
         match written {
             Ok(n) if n == bytes.len() => Ok(()),
             Ok(n) => Err(earlier(
@@ -276,7 +281,19 @@ mod tests {
     #[test]
     fn safe_frames_are_still_tried_on_a_failed_line_after_a_delimiter_and_never_wait() {
         let (line, mut device) = line_and_device();
-        fill_until_failed(&line);
+        // On a line that works, safe frames are ordinary writes: no delimiter first, and
+        // a stall fails the line for everything else.
+        line.write_safety(b"disable\0").unwrap();
+        assert_eq!(drain(&mut device), b"disable\0");
+        let big = vec![0x5Au8; 1 << 16];
+        let err = loop {
+            if let Err(e) = line.write_safety(&big) {
+                break e;
+            }
+        };
+        assert!(err.to_string().contains("not reading"), "{err}");
+        let err = line.write_all(b"write\0").unwrap_err();
+        assert!(err.to_string().contains("failed earlier"), "{err}");
         // Still full: the safe frames cannot go out, and the one try that says so does
         // not wait for room.
         let err = line.write_safety(b"disable\0").unwrap_err();

@@ -100,11 +100,13 @@ impl Outbound {
             return;
         }
         let result = line.write_all(out);
-        drop(line);
+        // Offered under the lock, as the session's estop is: the recording keeps the order
+        // of the wire.
         if result.is_ok() {
             self.owner.count_to_device(count);
             self.offer_sent(out);
         }
+        drop(line);
         match result {
             Ok(()) if look => self.news.notify_one(),
             Ok(()) => {}

@@ -639,11 +639,6 @@ impl Active {
         Ok(())
     }
 
-    /// The bytes of an emergency stop for this device: DEV_DISABLE, then DEV_WRITE of the
-    /// catalog's safe values (encoded from the catalog, never read back from the buffer, so
-    /// a consumer writing at the same moment cannot slip its value in). Pending consumer
-    /// writes are discarded, and the safe values are stored as the desired values so the
-    /// buffer shows what the device was told. Returns the bytes and the message count.
     /// Sends DEV_DISABLE and the safe values, flushed, and remembers it.
     fn estop(&mut self, host: &mut Host) -> std::io::Result<()> {
         self.leases.clear();
@@ -660,6 +655,11 @@ impl Active {
         Ok(())
     }
 
+    /// The bytes of an emergency stop for this device: DEV_DISABLE, then DEV_WRITE of the
+    /// catalog's safe values (encoded from the catalog, never read back from the buffer, so
+    /// a consumer writing at the same moment cannot slip its value in). Pending consumer
+    /// writes are discarded, and the safe values are stored as the desired values so the
+    /// buffer shows what the device was told. Returns the bytes and the message count.
     fn estop_frames(&self) -> (Vec<u8>, u64) {
         if let Ok(bits) = self.owner.take_write() {
             if bits != 0 {
