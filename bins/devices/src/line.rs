@@ -9,24 +9,35 @@
 //!
 //! The line writes to a duplicate of the connection's descriptor with plain `write(2)`. The
 //! descriptor is non-blocking (the async reader made it so); a full kernel buffer is waited
-//! out with `poll(2)` for at most [`WRITE_STALL`], after which the line counts as failed: a
-//! device that takes nothing for that long is not reading, and the session ends as it does
-//! for a lost device. A line that failed stays failed: every later write returns the same
-//! error at once, so the other writer (blocked on the lock meanwhile) does not wait out a
-//! second stall. A device that stops reading costs the broker's event loop at most one
-//! [`WRITE_STALL`], not one per frame still to send. The frames that make a device safe
-//! (DEV_DISABLE, safe values) are the exception: on a failed line they are still tried,
-//! once and without waiting ([`LineGuard::write_safety`]), so that a writer that waited on
-//! the lock behind the stall (an estop, a disable) still reaches a device that resumed
-//! reading by then. The session then ends as for a lost device; one that comes back is
-//! sent DEV_DISABLE after an estop, or the safe values while the robot is disabled, as it
-//! reconnects.
+//! out for at most [`WRITE_STALL`], after which the line counts as failed: a device that
+//! takes nothing for that long is not reading, and the session ends as it does for a lost
+//! device.
+//!
+//! The event loop serves every device, so nothing in it may block on one: its side of the
+//! line is `async`. The lock is a `tokio::sync::Mutex` (the waker thread takes it with
+//! `blocking_lock`, the session awaits it), and the session waits for room on an
+//! [`AsyncFd`] of the descriptor, not in `poll(2)`. A device that stops reading, or floods
+//! requests without reading the answers, holds up its own session and waker only; every
+//! other device's frames (an estop, the safe values of a disable) go out meanwhile.
+//!
+//! A line that failed stays failed: every later write returns the same error at once, so
+//! the other writer (waiting on the lock meanwhile) does not wait out a second stall. The
+//! frames that make a device safe (DEV_DISABLE, safe values) are the exception: on a failed
+//! line they are still tried, once and without waiting ([`LineGuard::write_safety`]), so
+//! that a writer that waited on the lock behind the stall (an estop, a disable) still
+//! reaches a device that resumed reading by then. The session then ends as for a lost
+//! device; one that comes back is sent DEV_DISABLE after an estop, or the safe values while
+//! the robot is disabled, as it reconnects.
 
 use std::fs::File;
 use std::io::{ErrorKind, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::sync::{Mutex, MutexGuard};
 
 /// Longest a write waits for room in the kernel's buffer. In normal operation a write
 /// never waits (a few dozen bytes into kilobytes of buffer); this bounds what a device that
@@ -37,32 +48,52 @@ pub const WRITE_STALL: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 pub struct Line {
     file: Mutex<File>,
+    /// The descriptor once more, registered with the session's runtime: what an `async`
+    /// write waits on for room.
+    room: AsyncFd<OwnedFd>,
     /// The first write error, kind and text: the line's answer to every later write.
     failed: OnceLock<(ErrorKind, String)>,
 }
 
 impl Line {
-    /// A line writing to `stream`'s connection (through a duplicate of its descriptor, so
-    /// it outlives neither more nor less than its last user).
+    /// A line writing to `stream`'s connection (through duplicates of its descriptor, so
+    /// it outlives neither more nor less than its last user). Called on the session's
+    /// runtime, which the line's `async` writes then wait on.
     ///
     /// # Errors
-    /// When the descriptor cannot be duplicated (out of descriptors).
+    /// When the descriptor cannot be duplicated (out of descriptors) or registered with
+    /// the runtime.
     pub fn of(stream: &impl AsRawFd) -> std::io::Result<Line> {
         // SAFETY: the descriptor is open for the duration of this call (borrowed from the
         // live stream), and `try_clone_to_owned` only duplicates it.
         let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(stream.as_raw_fd()) };
         let owned: OwnedFd = borrowed.try_clone_to_owned()?;
+        let watched = borrowed.try_clone_to_owned()?;
+        // SAFETY: the AsyncFd owns `watched`, a descriptor of its own whose `as_raw_fd`
+        // never changes, and closes it only when dropped.
+        let room = unsafe { AsyncFd::register_with_interest(watched, Interest::WRITABLE) }
+            .map_err(std::io::Error::from)?;
         Ok(Line {
             file: Mutex::new(File::from(owned)),
+            room,
             failed: OnceLock::new(),
         })
     }
 
-    /// Takes the line for one or more whole writes.
-    pub fn lock(&self) -> LineGuard<'_> {
+    /// Takes the line for one or more whole writes, from the session.
+    pub async fn lock(&self) -> LineGuard<'_> {
         LineGuard {
-            file: self.file.lock().unwrap_or_else(PoisonError::into_inner),
-            failed: &self.failed,
+            file: self.file.lock().await,
+            line: self,
+        }
+    }
+
+    /// Takes the line from a thread of its own (the waker), blocking it until the line is
+    /// free. Never call it on the runtime.
+    pub fn lock_blocking(&self) -> LineGuard<'_> {
+        LineGuard {
+            file: self.file.blocking_lock(),
+            line: self,
         }
     }
 
@@ -70,16 +101,16 @@ impl Line {
     ///
     /// # Errors
     /// As [`LineGuard::write_all`].
-    pub fn write_all(&self, bytes: &[u8]) -> std::io::Result<()> {
-        self.lock().write_all(bytes)
+    pub async fn write_all(&self, bytes: &[u8]) -> std::io::Result<()> {
+        self.lock().await.write_all(bytes).await
     }
 
     /// Writes frames that make the device safe, under the lock.
     ///
     /// # Errors
     /// As [`LineGuard::write_safety`].
-    pub fn write_safety(&self, frames: &[u8]) -> std::io::Result<()> {
-        self.lock().write_safety(frames)
+    pub async fn write_safety(&self, frames: &[u8]) -> std::io::Result<()> {
+        self.lock().await.write_safety(frames).await
     }
 }
 
@@ -87,24 +118,58 @@ impl Line {
 #[derive(Debug)]
 pub struct LineGuard<'a> {
     file: MutexGuard<'a, File>,
-    failed: &'a OnceLock<(ErrorKind, String)>,
+    line: &'a Line,
 }
 
 impl LineGuard<'_> {
-    /// Writes `bytes` whole, waiting for room at most [`WRITE_STALL`] in all.
+    /// Writes `bytes` whole, waiting for room at most [`WRITE_STALL`] in all, without
+    /// blocking the runtime.
     ///
     /// # Errors
     /// The connection's error (closed, reset), or `TimedOut` when the device took nothing
     /// for [`WRITE_STALL`]; after either, the same error at once, writing nothing.
-    pub fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        if let Some(failed) = self.failed.get() {
-            return Err(earlier(failed, ""));
-        }
-        let result = self.write_whole(bytes);
-        if let Err(e) = &result {
-            let _ = self.failed.set((e.kind(), e.to_string()));
-        }
-        result
+    pub async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.refuse_if_failed()?;
+        let deadline = tokio::time::Instant::now() + WRITE_STALL;
+        let mut rest = bytes;
+        let result = loop {
+            match self.write_some(&mut rest) {
+                Ok(true) => break Ok(()),
+                Ok(false) => {
+                    match tokio::time::timeout_at(deadline, self.line.room.writable()).await {
+                        // Cleared before the next try: an edge after it sets it again.
+                        Ok(Ok(mut ready)) => ready.clear_ready(),
+                        Ok(Err(e)) => break Err(e),
+                        Err(_) => break Err(stalled()),
+                    }
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        self.remember(result)
+    }
+
+    /// As [`LineGuard::write_all`], blocking the calling thread in `poll(2)` while it
+    /// waits: for the waker thread.
+    ///
+    /// # Errors
+    /// As [`LineGuard::write_all`].
+    pub fn write_all_blocking(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.refuse_if_failed()?;
+        let deadline = Instant::now() + WRITE_STALL;
+        let mut rest = bytes;
+        let result = loop {
+            match self.write_some(&mut rest) {
+                Ok(true) => break Ok(()),
+                Ok(false) => {
+                    if let Err(e) = self.wait_for_room(deadline) {
+                        break Err(e);
+                    }
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        self.remember(result)
     }
 
     /// Writes frames that make the device safe (DEV_DISABLE, the safe values). On a line
@@ -116,9 +181,9 @@ impl LineGuard<'_> {
     /// # Errors
     /// As [`LineGuard::write_all`] on a working line; on a failed one, the first failure's
     /// error when not all of the frames went out.
-    pub fn write_safety(&mut self, frames: &[u8]) -> std::io::Result<()> {
-        let Some(failed) = self.failed.get() else {
-            return self.write_all(frames);
+    pub async fn write_safety(&mut self, frames: &[u8]) -> std::io::Result<()> {
+        let Some(failed) = self.line.failed.get() else {
+            return self.write_all(frames).await;
         };
         let mut bytes = Vec::with_capacity(frames.len() + 1);
         bytes.push(pitcrew_sdp::frame::DELIMITER);
@@ -144,31 +209,41 @@ impl LineGuard<'_> {
         }
     }
 
-    fn write_whole(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
-        let deadline = Instant::now() + WRITE_STALL;
-        while !bytes.is_empty() {
-            match self.file.write(bytes) {
+    fn refuse_if_failed(&self) -> std::io::Result<()> {
+        match self.line.failed.get() {
+            Some(failed) => Err(earlier(failed, "")),
+            None => Ok(()),
+        }
+    }
+
+    /// Keeps the first error as the line's answer to every later write.
+    fn remember(&self, result: std::io::Result<()>) -> std::io::Result<()> {
+        if let Err(e) = &result {
+            let _ = self.line.failed.set((e.kind(), e.to_string()));
+        }
+        result
+    }
+
+    /// Writes what the descriptor takes of `rest` now, advancing it: `Ok(true)` when all
+    /// of it went, `Ok(false)` when the buffer is full.
+    fn write_some(&mut self, rest: &mut &[u8]) -> std::io::Result<bool> {
+        while !rest.is_empty() {
+            match self.file.write(rest) {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
-                Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
+                Ok(n) => *rest = rest.get(n..).unwrap_or_default(),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => self.wait_for_room(deadline)?,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
+        Ok(true)
     }
 
-    /// Waits until the descriptor takes more, or `deadline`.
+    /// Waits in `poll(2)` until the descriptor takes more, or `deadline`.
     fn wait_for_room(&self, deadline: Instant) -> std::io::Result<()> {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(std::io::Error::new(
-                ErrorKind::TimedOut,
-                format!(
-                    "the device took nothing for {} ms: it is not reading",
-                    WRITE_STALL.as_millis()
-                ),
-            ));
+            return Err(stalled());
         }
         let mut pfd = libc::pollfd {
             fd: self.file.as_fd().as_raw_fd(),
@@ -189,6 +264,17 @@ impl LineGuard<'_> {
     }
 }
 
+/// The error of a device that took nothing for [`WRITE_STALL`].
+fn stalled() -> std::io::Error {
+    std::io::Error::new(
+        ErrorKind::TimedOut,
+        format!(
+            "the device took nothing for {} ms: it is not reading",
+            WRITE_STALL.as_millis()
+        ),
+    )
+}
+
 /// The error of a write to a line that failed before.
 fn earlier((kind, text): &(ErrorKind, String), detail: &str) -> std::io::Error {
     std::io::Error::new(*kind, format!("the line failed earlier: {text}{detail}"))
@@ -199,22 +285,24 @@ mod tests {
     use super::*;
     use std::io::Read;
     use std::os::unix::net::UnixStream;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::sync::Arc;
 
-    /// A line on one end of a socket pair, and the other end (the device).
-    fn line_and_device() -> (Line, UnixStream) {
+    /// A line on one end of a socket pair, and the other end (the device). On a runtime.
+    fn line_and_device() -> (Arc<Line>, UnixStream) {
         let (ours, theirs) = UnixStream::pair().unwrap();
         ours.set_nonblocking(true).unwrap();
-        (Line::of(&ours).unwrap(), theirs)
+        (Arc::new(Line::of(&ours).unwrap()), theirs)
     }
 
-    /// Writes until the device's buffer is full and the line gives up.
-    fn fill_until_failed(line: &Line) -> std::io::Error {
-        let big = vec![0x5Au8; 1 << 16];
-        loop {
-            if let Err(e) = line.write_all(&big) {
-                return e;
-            }
-        }
+    /// Fills the device's buffer without failing the line: the next write finds no room.
+    fn fill(line: &Line) {
+        let chunk = [0x5Au8; 1024];
+        let mut guard = LineGuard {
+            file: line.file.try_lock().unwrap(),
+            line,
+        };
+        while guard.write_some(&mut &chunk[..]).unwrap() {}
     }
 
     /// Reads whatever the device has been sent.
@@ -227,17 +315,35 @@ mod tests {
         all
     }
 
-    #[test]
-    fn writes_go_out_whole_and_a_device_that_stops_reading_fails_the_line() {
+    /// Counts the ticks of a 1 ms timer on this runtime until `done` is set: what the
+    /// event loop's other tasks get done meanwhile.
+    fn ticker(done: Arc<AtomicBool>) -> (Arc<AtomicU32>, tokio::task::JoinHandle<()>) {
+        let ticks = Arc::new(AtomicU32::new(0));
+        let counted = Arc::clone(&ticks);
+        let task = tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(1));
+            while !done.load(Ordering::Acquire) {
+                every.tick().await;
+                if !done.load(Ordering::Acquire) {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        (ticks, task)
+    }
+
+    #[tokio::test]
+    async fn writes_go_out_whole_and_a_device_that_stops_reading_fails_the_line() {
         let (line, mut device) = line_and_device();
-        line.write_all(b"frame\0").unwrap();
+        line.write_all(b"frame\0").await.unwrap();
         let mut got = [0u8; 6];
         device.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"frame\0");
 
         // Nobody reads: the buffer fills, and the write gives up after WRITE_STALL.
+        fill(&line);
         let started = Instant::now();
-        let err = fill_until_failed(&line);
+        let err = line.write_all(b"write\0").await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
         assert!(started.elapsed() >= WRITE_STALL);
         assert!(err.to_string().contains("not reading"), "{err}");
@@ -245,65 +351,85 @@ mod tests {
         // Failed, it stays failed: the next write, the buffer still full, is refused
         // without trying (so without waiting out another stall); nor, once the device
         // reads again, does a write go out.
-        let err = line.write_all(b"heartbeat\0").unwrap_err();
+        let err = line.write_all(b"heartbeat\0").await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
         assert!(err.to_string().contains("failed earlier"), "{err}");
         let before = drain(&mut device);
-        assert!(line.write_all(b"heartbeat\0").is_err());
+        assert!(line.write_all(b"heartbeat\0").await.is_err());
         assert!(drain(&mut device).is_empty(), "a failed line wrote again");
         assert!(!before.ends_with(b"heartbeat\0"));
     }
 
-    #[test]
-    fn the_writer_waiting_on_the_lock_of_a_stalled_line_does_not_stall_again() {
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_stalled_write_leaves_the_event_loop_running() {
         let (line, _device) = line_and_device();
-        // Fill the buffer first, so the next write stalls from its first byte.
-        let big = vec![0x5Au8; 1 << 16];
-        while line.lock().write_whole(&big[..1024]).is_ok() {}
-        let line = &line;
-        let (first, second) = std::thread::scope(|s| {
-            let stalled = s.spawn(move || line.write_all(b"forward\0"));
-            // Usually this one waits on the lock while the other stalls; in either order,
-            // one stall is waited out and the other writer is refused at once.
-            std::thread::sleep(WRITE_STALL / 5);
-            let behind = line.write_all(b"heartbeat\0");
-            (stalled.join().unwrap().unwrap_err(), behind.unwrap_err())
-        });
-        let mut said = [first.to_string(), second.to_string()];
-        said.sort_by_key(|e| e.contains("failed earlier"));
-        assert!(said[0].contains("not reading"), "{said:?}");
+        fill(&line);
+        let done = Arc::new(AtomicBool::new(false));
+        let (ticks, task) = ticker(Arc::clone(&done));
+        let err = line.write_all(b"heartbeat\0").await.unwrap_err();
+        done.store(true, Ordering::Release);
+        task.await.unwrap();
+        assert!(err.to_string().contains("not reading"), "{err}");
+        // Blocking in poll(2), as the loop's writes did, the timer would not tick at all.
+        let ticked = ticks.load(Ordering::Relaxed);
+        assert!(ticked > 0, "the loop stood still through the stall");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_session_waiting_behind_a_stalled_waker_neither_blocks_the_loop_nor_stalls_again() {
+        let (line, _device) = line_and_device();
+        fill(&line);
+        // The waker thread stalls on the full line, holding its lock.
+        let waker = {
+            let line = Arc::clone(&line);
+            std::thread::spawn(move || line.lock_blocking().write_all_blocking(b"forward\0"))
+        };
+        // Until the waker holds the lock (or, were this thread held up past its stall, has
+        // failed the line already).
+        let mut held = false;
+        while !held && line.failed.get().is_none() {
+            held = line.file.try_lock().is_err();
+            std::thread::yield_now();
+        }
+        let done = Arc::new(AtomicBool::new(false));
+        let (ticks, task) = ticker(Arc::clone(&done));
+        let behind = line.write_all(b"heartbeat\0").await.unwrap_err();
+        done.store(true, Ordering::Release);
+        task.await.unwrap();
+        let stalled = waker.join().unwrap().unwrap_err();
+        assert!(stalled.to_string().contains("not reading"), "{stalled}");
         assert!(
-            said[1].contains("failed earlier"),
-            "{said:?}: both waited out a stall"
+            behind.to_string().contains("failed earlier"),
+            "{behind}: waited out a stall of its own"
+        );
+        assert!(
+            !held || ticks.load(Ordering::Relaxed) > 0,
+            "the loop stood still behind the waker"
         );
     }
 
-    #[test]
-    fn safe_frames_are_still_tried_on_a_failed_line_after_a_delimiter_and_never_wait() {
+    #[tokio::test]
+    async fn safe_frames_are_still_tried_on_a_failed_line_after_a_delimiter_and_never_wait() {
         let (line, mut device) = line_and_device();
         // On a line that works, safe frames are ordinary writes: no delimiter first, and
         // a stall fails the line for everything else.
-        line.write_safety(b"disable\0").unwrap();
+        line.write_safety(b"disable\0").await.unwrap();
         assert_eq!(drain(&mut device), b"disable\0");
-        let big = vec![0x5Au8; 1 << 16];
-        let err = loop {
-            if let Err(e) = line.write_safety(&big) {
-                break e;
-            }
-        };
+        fill(&line);
+        let err = line.write_safety(b"disable\0").await.unwrap_err();
         assert!(err.to_string().contains("not reading"), "{err}");
-        let err = line.write_all(b"write\0").unwrap_err();
+        let err = line.write_all(b"write\0").await.unwrap_err();
         assert!(err.to_string().contains("failed earlier"), "{err}");
         // Still full: the safe frames cannot go out, and the one try that says so does
         // not wait for room.
-        let err = line.write_safety(b"disable\0").unwrap_err();
+        let err = line.write_safety(b"disable\0").await.unwrap_err();
         assert!(err.to_string().contains("did not go out"), "{err}");
         assert!(err.to_string().contains("failed earlier"), "{err}");
         // The device reads again: they go out, after a delimiter that ends the frame the
         // stall cut short, where an ordinary write still does not.
         drain(&mut device);
-        line.write_safety(b"disable\0").unwrap();
-        assert!(line.write_all(b"write\0").is_err());
+        line.write_safety(b"disable\0").await.unwrap();
+        assert!(line.write_all(b"write\0").await.is_err());
         assert_eq!(drain(&mut device), b"\0disable\0");
     }
 }

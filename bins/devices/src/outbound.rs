@@ -94,12 +94,12 @@ impl Outbound {
     /// ends on it.
     pub fn forward_pending(&self, out: &mut Vec<u8>) {
         out.clear();
-        let mut line = self.line.lock();
+        let mut line = self.line.lock_blocking();
         let (count, look) = self.pending_frames(out);
         if out.is_empty() {
             return;
         }
-        let result = line.write_all(out);
+        let result = line.write_all_blocking(out);
         // Offered under the lock, as the session's estop is: the recording keeps the order
         // of the wire.
         if result.is_ok() {
@@ -141,8 +141,8 @@ impl Outbound {
     }
 
     /// The line, held for frames that must not interleave with a forward.
-    pub fn lock_line(&self) -> LineGuard<'_> {
-        self.line.lock()
+    pub async fn lock_line(&self) -> LineGuard<'_> {
+        self.line.lock().await
     }
 
     /// Frames what is pending into `out`: the message count, and whether the leases need

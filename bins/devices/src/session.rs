@@ -117,17 +117,17 @@ struct Host {
 
 impl Host {
     /// Encodes and sends one message.
-    fn send(&mut self, msg: &Message<'_>) -> std::io::Result<()> {
+    async fn send(&mut self, msg: &Message<'_>) -> std::io::Result<()> {
         self.encode(msg)?;
-        self.line.write_all(&self.out)?;
+        self.line.write_all(&self.out).await?;
         self.offer_sent(None);
         Ok(())
     }
 
     /// Sends DEV_DISABLE: tried even on a line that failed ([`Line::write_safety`]).
-    fn send_disable(&mut self) -> std::io::Result<()> {
+    async fn send_disable(&mut self) -> std::io::Result<()> {
         self.encode(&Message::DevDisable)?;
-        self.line.write_safety(&self.out)?;
+        self.line.write_safety(&self.out).await?;
         self.offer_sent(None);
         Ok(())
     }
@@ -139,8 +139,8 @@ impl Host {
     }
 
     /// Sends safe values, already framed: tried even on a line that failed.
-    fn send_safe_frames(&mut self, frames: &[u8]) -> std::io::Result<()> {
-        self.line.write_safety(frames)?;
+    async fn send_safe_frames(&mut self, frames: &[u8]) -> std::io::Result<()> {
+        self.line.write_safety(frames).await?;
         self.offer_sent(Some(frames));
         Ok(())
     }
@@ -154,7 +154,7 @@ impl Host {
     }
 
     /// Answers a bad frame with ERROR(code), counts it, logs the first one of the session.
-    fn reject(
+    async fn reject(
         &mut self,
         code: ErrorCode,
         what: &(dyn std::fmt::Display + Sync),
@@ -170,7 +170,7 @@ impl Host {
             self.warned = true;
             tracing::warn!(port = %self.port, error = %what, "bad frame from device (further ones logged at debug)");
         }
-        self.send(&Message::Error(code))
+        self.send(&Message::Error(code)).await
     }
 }
 
@@ -317,7 +317,7 @@ async fn discover<S: AsyncRead + Unpin>(
                 tracing::info!(port = %host.port, "no SUB_RES within the discovery limit");
                 return Ok(Err(SessionEnd::DiscoveryTimeout));
             }
-            _ = ping.tick() => host.send(&Message::Ping)?,
+            _ = ping.tick() => host.send(&Message::Ping).await?,
             more = read_frames(reader, decoder, &mut buf, &mut frames) => {
                 if !more? {
                     return Ok(Err(SessionEnd::Closed));
@@ -328,12 +328,12 @@ async fn discover<S: AsyncRead + Unpin>(
             let packet = match frame {
                 Ok(p) => p,
                 Err(e) => {
-                    host.reject(e.error_code(), &e, None)?;
+                    host.reject(e.error_code(), &e, None).await?;
                     continue;
                 }
             };
             if let Some(code) = unexpected(&packet) {
-                host.reject(code, &"unexpected message type", None)?;
+                host.reject(code, &"unexpected message type", None).await?;
                 continue;
             }
             if packet.msg_type() == MessageType::DevData.as_byte() {
@@ -342,9 +342,9 @@ async fn discover<S: AsyncRead + Unpin>(
             }
             match Message::from_packet(&packet, &none) {
                 Ok(Message::SubRes { uid, .. }) => return Ok(Ok(uid)),
-                Ok(Message::HbReq(id)) => host.send(&Message::HbRes(id))?,
+                Ok(Message::HbReq(id)) => host.send(&Message::HbRes(id)).await?,
                 Ok(_) => {}
-                Err(e) => host.reject(e.error_code(), &e, None)?,
+                Err(e) => host.reject(e.error_code(), &e, None).await?,
             }
         }
     }
@@ -466,17 +466,17 @@ impl Active {
             || (ty.default_subscription(), ty.sub_interval()),
             |s| (u64::from(s.params), s.interval),
         );
-        host.send(&sub_req(params, interval))?;
+        host.send(&sub_req(params, interval)).await?;
         self.owner.count_to_device(1);
         if self.latch.is_engaged() {
             // A device that (re)connects after an emergency stop stays disabled.
-            host.send_disable()?;
+            host.send_disable().await?;
             self.owner.count_to_device(1);
             self.estopped = true;
             tracing::warn!(uid = %self.uid, port = %host.port, "emergency stop latched: device disabled on connect");
         } else if *self.outputs.borrow_and_update() != Outputs::Driven {
             // Disabled: whatever the device held, its outputs start safe.
-            self.send_safe(host, ty.output_mask())?;
+            self.send_safe(host, ty.output_mask()).await?;
         }
         let mut heartbeat = tokio::time::interval(ty.heartbeat_interval());
         let mut buf = [0u8; READ_CHUNK];
@@ -488,7 +488,7 @@ impl Active {
                 _ = ctx.shutdown.cancelled() => {
                     // A line that takes nothing gives up within its write stall (or at
                     // once, when it failed before).
-                    if host.send_disable().is_ok() {
+                    if host.send_disable().await.is_ok() {
                         self.owner.count_to_device(1);
                     }
                     return Ok(SessionEnd::Shutdown);
@@ -503,7 +503,7 @@ impl Active {
                     if now != Outputs::Driven {
                         self.leases.clear();
                         if now == Outputs::Safe {
-                            self.send_safe(host, ty.output_mask())?;
+                            self.send_safe(host, ty.output_mask()).await?;
                         }
                     } else {
                         self.outbound.rearm_hold_log();
@@ -521,24 +521,24 @@ impl Active {
                     let bits = self.leases.expired(Instant::now());
                     if bits != 0 {
                         tracing::info!(uid = %self.uid, params = %estop::param_names(&ty, bits), "output lease ran out: driven to the safe value");
-                        self.send_safe(host, bits)?;
+                        self.send_safe(host, bits).await?;
                     }
                 }
                 pid = self.leases.dead_writer(), if self.leases.watching() => {
                     let bits = self.leases.writer_died(pid);
                     if bits != 0 {
                         tracing::warn!(uid = %self.uid, pid, params = %estop::param_names(&ty, bits), "the process driving these outputs exited: driven to the safe value");
-                        self.send_safe(host, bits)?;
+                        self.send_safe(host, bits).await?;
                     }
                 }
                 cmd = commands.recv() => match cmd {
-                    Some(Command::Disable) => host.send_disable()?,
+                    Some(Command::Disable) => host.send_disable().await?,
                     Some(Command::Heartbeat(reply)) => {
                         let id = self.heartbeats.start(Some(reply));
-                        host.send(&Message::HbReq(id))?;
+                        host.send(&Message::HbReq(id)).await?;
                     }
                     Some(Command::Estop(reply)) => {
-                        self.estop(host)?;
+                        self.estop(host).await?;
                         let _ = reply.send(());
                     }
                     None => {}
@@ -546,7 +546,7 @@ impl Active {
                 _ = heartbeat.tick() => {
                     if self.latch.is_engaged() && !self.estopped {
                         tracing::warn!(uid = %self.uid, "emergency stop latched but this device missed it: disabling it now");
-                        self.estop(host)?;
+                        self.estop(host).await?;
                     }
                     if self.last_valid.elapsed() > ctx.timing.liveness_timeout {
                         self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
@@ -554,7 +554,7 @@ impl Active {
                         return Ok(SessionEnd::Lost);
                     }
                     let id = self.heartbeats.start(None);
-                    host.send(&Message::HbReq(id))?;
+                    host.send(&Message::HbReq(id)).await?;
                     self.owner.count_to_device(1);
                 }
                 more = read_frames(reader, decoder, &mut buf, &mut frames) => {
@@ -562,7 +562,7 @@ impl Active {
                         return Ok(SessionEnd::Closed);
                     }
                     for frame in frames.drain(..) {
-                        self.inbound(host, frame)?;
+                        self.inbound(host, frame).await?;
                     }
                 }
             }
@@ -570,7 +570,7 @@ impl Active {
     }
 
     /// Handles one inbound frame of an identified device.
-    fn inbound(
+    async fn inbound(
         &mut self,
         host: &mut Host,
         frame: Result<Packet, pitcrew_sdp::FrameError>,
@@ -579,18 +579,20 @@ impl Active {
             Ok(p) => p,
             Err(e) => {
                 let counter = &self.counters.decode_errors;
-                return host.reject(e.error_code(), &e, Some(counter));
+                return host.reject(e.error_code(), &e, Some(counter)).await;
             }
         };
         if let Some(code) = unexpected(&packet) {
             let counter = &self.counters.invalid_types;
-            return host.reject(code, &"unexpected message type", Some(counter));
+            return host
+                .reject(code, &"unexpected message type", Some(counter))
+                .await;
         }
         let msg = match Message::from_packet(&packet, &self.read_widths) {
             Ok(m) => m,
             Err(e) => {
                 let counter = &self.counters.decode_errors;
-                return host.reject(e.error_code(), &e, Some(counter));
+                return host.reject(e.error_code(), &e, Some(counter)).await;
             }
         };
         self.last_valid = Instant::now();
@@ -614,7 +616,7 @@ impl Active {
                 }
             }
             Message::HbReq(id) => {
-                host.send(&Message::HbRes(id))?;
+                host.send(&Message::HbRes(id)).await?;
                 self.owner.count_to_device(1);
             }
             Message::HbRes(id) => self.heartbeats.finish(id),
@@ -628,26 +630,26 @@ impl Active {
     }
 
     /// Sends the safe values of outputs `bits`.
-    fn send_safe(&mut self, host: &mut Host, bits: u64) -> std::io::Result<()> {
+    async fn send_safe(&mut self, host: &mut Host, bits: u64) -> std::io::Result<()> {
         let mut out = Vec::new();
         let count = lease::safe_frames(self.owner.device_type(), bits, &mut out);
         if count == 0 {
             return Ok(());
         }
-        host.send_safe_frames(&out)?;
+        host.send_safe_frames(&out).await?;
         self.owner.count_to_device(count);
         Ok(())
     }
 
     /// Sends DEV_DISABLE and the safe values, flushed, and remembers it.
-    fn estop(&mut self, host: &mut Host) -> std::io::Result<()> {
+    async fn estop(&mut self, host: &mut Host) -> std::io::Result<()> {
         self.leases.clear();
         // Under the line's lock: the waker thread must not take the safe values this stores
         // in the buffer for a consumer's write (and count it discarded), and no consumer
         // frame may go out between the state check and these.
-        let mut line = self.outbound.lock_line();
+        let mut line = self.outbound.lock_line().await;
         let (out, count) = self.estop_frames();
-        line.write_safety(&out)?;
+        line.write_safety(&out).await?;
         host.offer_sent(Some(&out));
         drop(line);
         self.owner.count_to_device(count);
