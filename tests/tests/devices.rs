@@ -1,6 +1,6 @@
 //! The device broker end to end: real router, real `pitcrew-devices`, real `pitcrew emulate`
 //! processes over real TCP and pseudo-terminals, shared memory read and written from this
-//! test process. Topic modules: [`estop`], [`multicast`], [`read`], [`serial`].
+//! test process. Topic modules: [`estop`], [`multicast`], [`read`], [`serial`], [`stall`].
 
 mod devices_support;
 
@@ -12,6 +12,8 @@ mod multicast;
 mod read;
 #[path = "devices_support/serial_tests.rs"]
 mod serial;
+#[path = "devices_support/stall_tests.rs"]
+mod stall;
 
 use std::time::Duration;
 

@@ -76,6 +76,7 @@ fn every_duration_option_at_zero_or_negative_is_a_one_line_usage_error() {
         "--ping-interval",
         "--discovery-timeout",
         "--liveness-timeout",
+        "--write-stall",
         "--full-interval",
         "--serial-rescan",
     ] {

@@ -114,6 +114,13 @@ pub struct Options {
           allow_hyphen_values = true, value_parser = parse_positive_duration, help_heading = "Devices")]
     pub liveness_timeout: Duration,
 
+    /// Declare a device's line failed when it took nothing for this long (its kernel
+    /// buffer full): the device is not reading, and its session ends as for a lost one.
+    /// Only that device's session waits meanwhile.
+    #[arg(long, env = "PITCREW_WRITE_STALL", default_value = "50ms",
+          allow_hyphen_values = true, value_parser = parse_positive_duration, help_heading = "Devices")]
+    pub write_stall: Duration,
+
     /// IPv4 address of the interface device updates are multicast on (0.0.0.0: the
     /// kernel's choice; use 127.0.0.1 on a machine with only loopback).
     #[arg(
@@ -196,6 +203,7 @@ fn timing(options: &Options) -> Timing {
         ping_interval: options.ping_interval,
         discovery_timeout: options.discovery_timeout,
         liveness_timeout: options.liveness_timeout,
+        write_stall: options.write_stall,
     }
 }
 
@@ -385,6 +393,7 @@ mod tests {
             "--ping-interval",
             "--discovery-timeout",
             "--liveness-timeout",
+            "--write-stall",
             "--full-interval",
             "--serial-rescan",
         ] {

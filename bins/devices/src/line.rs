@@ -9,9 +9,9 @@
 //!
 //! The line writes to a duplicate of the connection's descriptor with plain `write(2)`. The
 //! descriptor is non-blocking (the async reader made it so); a full kernel buffer is waited
-//! out for at most [`WRITE_STALL`], after which the line counts as failed: a device that
-//! takes nothing for that long is not reading, and the session ends as it does for a lost
-//! device.
+//! out for at most the line's stall (`--write-stall`, [`WRITE_STALL`] by default), after
+//! which the line counts as failed: a device that takes nothing for that long is not
+//! reading, and the session ends as it does for a lost device.
 //!
 //! The event loop serves every device, so nothing in it may block on one: its side of the
 //! line is `async`. The lock is a `tokio::sync::Mutex` (the waker thread takes it with
@@ -39,9 +39,9 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::sync::{Mutex, MutexGuard};
 
-/// Longest a write waits for room in the kernel's buffer. In normal operation a write
-/// never waits (a few dozen bytes into kilobytes of buffer); this bounds what a device that
-/// stopped reading costs the thread that writes to it.
+/// Longest a write waits for room in the kernel's buffer, by default. In normal operation
+/// a write never waits (a few dozen bytes into kilobytes of buffer); this bounds what a
+/// device that stopped reading costs the writer that waits on it.
 pub const WRITE_STALL: Duration = Duration::from_millis(50);
 
 /// The writing side of one connection.
@@ -51,19 +51,22 @@ pub struct Line {
     /// The descriptor once more, registered with the session's runtime: what an `async`
     /// write waits on for room.
     room: AsyncFd<OwnedFd>,
+    /// How long a write waits for room before the line fails.
+    stall: Duration,
     /// The first write error, kind and text: the line's answer to every later write.
     failed: OnceLock<(ErrorKind, String)>,
 }
 
 impl Line {
     /// A line writing to `stream`'s connection (through duplicates of its descriptor, so
-    /// it outlives neither more nor less than its last user). Called on the session's
-    /// runtime, which the line's `async` writes then wait on.
+    /// it outlives neither more nor less than its last user), failing when a write waited
+    /// `stall` for room. Called on the session's runtime, which the line's `async` writes
+    /// then wait on.
     ///
     /// # Errors
     /// When the descriptor cannot be duplicated (out of descriptors) or registered with
     /// the runtime.
-    pub fn of(stream: &impl AsRawFd) -> std::io::Result<Line> {
+    pub fn of(stream: &impl AsRawFd, stall: Duration) -> std::io::Result<Line> {
         // SAFETY: the descriptor is open for the duration of this call (borrowed from the
         // live stream), and `try_clone_to_owned` only duplicates it.
         let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(stream.as_raw_fd()) };
@@ -76,8 +79,14 @@ impl Line {
         Ok(Line {
             file: Mutex::new(File::from(owned)),
             room,
+            stall,
             failed: OnceLock::new(),
         })
+    }
+
+    /// How long a write waits for room before the line fails.
+    pub fn stall(&self) -> Duration {
+        self.stall
     }
 
     /// Takes the line for one or more whole writes, from the session.
@@ -122,15 +131,15 @@ pub struct LineGuard<'a> {
 }
 
 impl LineGuard<'_> {
-    /// Writes `bytes` whole, waiting for room at most [`WRITE_STALL`] in all, without
+    /// Writes `bytes` whole, waiting for room at most the line's stall in all, without
     /// blocking the runtime.
     ///
     /// # Errors
     /// The connection's error (closed, reset), or `TimedOut` when the device took nothing
-    /// for [`WRITE_STALL`]; after either, the same error at once, writing nothing.
+    /// for the line's stall; after either, the same error at once, writing nothing.
     pub async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.refuse_if_failed()?;
-        let deadline = tokio::time::Instant::now() + WRITE_STALL;
+        let deadline = tokio::time::Instant::now() + self.line.stall;
         let mut rest = bytes;
         let result = loop {
             match self.write_some(&mut rest) {
@@ -140,7 +149,7 @@ impl LineGuard<'_> {
                         // Cleared before the next try: an edge after it sets it again.
                         Ok(Ok(mut ready)) => ready.clear_ready(),
                         Ok(Err(e)) => break Err(e),
-                        Err(_) => break Err(stalled()),
+                        Err(_) => break Err(stalled(self.line.stall)),
                     }
                 }
                 Err(e) => break Err(e),
@@ -156,7 +165,7 @@ impl LineGuard<'_> {
     /// As [`LineGuard::write_all`].
     pub fn write_all_blocking(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.refuse_if_failed()?;
-        let deadline = Instant::now() + WRITE_STALL;
+        let deadline = Instant::now() + self.line.stall;
         let mut rest = bytes;
         let result = loop {
             match self.write_some(&mut rest) {
@@ -243,7 +252,7 @@ impl LineGuard<'_> {
     fn wait_for_room(&self, deadline: Instant) -> std::io::Result<()> {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(stalled());
+            return Err(stalled(self.line.stall));
         }
         let mut pfd = libc::pollfd {
             fd: self.file.as_fd().as_raw_fd(),
@@ -264,13 +273,13 @@ impl LineGuard<'_> {
     }
 }
 
-/// The error of a device that took nothing for [`WRITE_STALL`].
-fn stalled() -> std::io::Error {
+/// The error of a device that took nothing for `stall`.
+fn stalled(stall: Duration) -> std::io::Error {
     std::io::Error::new(
         ErrorKind::TimedOut,
         format!(
             "the device took nothing for {} ms: it is not reading",
-            WRITE_STALL.as_millis()
+            stall.as_millis()
         ),
     )
 }
@@ -292,7 +301,7 @@ mod tests {
     fn line_and_device() -> (Arc<Line>, UnixStream) {
         let (ours, theirs) = UnixStream::pair().unwrap();
         ours.set_nonblocking(true).unwrap();
-        (Arc::new(Line::of(&ours).unwrap()), theirs)
+        (Arc::new(Line::of(&ours, WRITE_STALL).unwrap()), theirs)
     }
 
     /// Fills the device's buffer without failing the line: the next write finds no room.

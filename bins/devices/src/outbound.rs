@@ -130,6 +130,11 @@ impl Outbound {
             .take()
     }
 
+    /// How long a write to the device's line may wait for room.
+    pub fn write_stall(&self) -> std::time::Duration {
+        self.line.stall()
+    }
+
     /// The device's buffer.
     pub fn owner(&self) -> &Owner {
         &self.owner

@@ -38,6 +38,8 @@ pub struct Timing {
     pub discovery_timeout: Duration,
     /// Declare the device lost when nothing valid arrived for this long.
     pub liveness_timeout: Duration,
+    /// Declare the line failed when the device took nothing for this long.
+    pub write_stall: Duration,
 }
 
 impl Default for Timing {
@@ -46,6 +48,7 @@ impl Default for Timing {
             ping_interval: Duration::from_secs(1),
             discovery_timeout: Duration::from_secs(10),
             liveness_timeout: Duration::from_secs(1),
+            write_stall: crate::line::WRITE_STALL,
         }
     }
 }
@@ -197,7 +200,7 @@ pub async fn run<S>(stream: S, port: String, ctx: SessionContext) -> SessionEnd
 where
     S: AsyncRead + AsRawFd + Unpin + Send + 'static,
 {
-    let line = match Line::of(&stream) {
+    let line = match Line::of(&stream, ctx.timing.write_stall) {
         Ok(line) => Arc::new(line),
         Err(e) => {
             tracing::warn!(%port, error = %e, "cannot open the connection for writing");

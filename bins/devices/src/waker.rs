@@ -16,9 +16,9 @@ use pitcrew_buffer::Owner;
 /// Longest single futex wait: bounds how long the thread outlives its session (it checks
 /// the stop flag between waits). Not on the latency path: a write wakes the futex at once.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
-/// How long [`Waker::stop`] waits for the thread: one futex slice it may be in, a write
-/// it may be finishing ([`crate::line::WRITE_STALL`]), and margin.
-const STOP_WAIT: Duration = Duration::from_millis(300);
+/// How long [`Waker::stop`] waits for the thread beyond a write it may be finishing (the
+/// line's stall): one futex slice it may be in, and margin.
+const STOP_WAIT: Duration = Duration::from_millis(250);
 /// Pause while the buffer is invalid (the futex wait refuses an invalid buffer).
 const INVALID_PAUSE: Duration = Duration::from_millis(20);
 
@@ -27,6 +27,8 @@ const INVALID_PAUSE: Duration = Duration::from_millis(20);
 #[derive(Debug)]
 pub struct Waker {
     stop: Arc<AtomicBool>,
+    /// How long a write of the thread's may wait for room.
+    stall: Duration,
     /// Fires once the thread has let go of its `Outbound` (and so of the buffer).
     done: Option<oneshot::Receiver<()>>,
 }
@@ -45,6 +47,7 @@ impl Waker {
         let stop = Arc::new(AtomicBool::new(false));
         let (done_tx, done) = oneshot::channel();
         let thread_stop = Arc::clone(&stop);
+        let stall = outbound.write_stall();
         std::thread::Builder::new()
             .name(format!("wake-{name}"))
             .spawn(move || {
@@ -57,6 +60,7 @@ impl Waker {
             })?;
         Ok(Waker {
             stop,
+            stall,
             done: Some(done),
         })
     }
@@ -67,13 +71,13 @@ impl Waker {
     }
 
     /// Stops the thread and waits until it has dropped its reference to the buffer (at
-    /// most `STOP_WAIT`). The owner unlinks the segment when the last
+    /// most `STOP_WAIT` beyond the line's stall). The owner unlinks the segment when the last
     /// reference goes, so a broker that exits without this wait can leave a segment behind
     /// in /dev/shm.
     pub async fn stop(mut self) {
         self.signal_stop();
         if let Some(done) = self.done.take() {
-            let _ = tokio::time::timeout(STOP_WAIT, done).await;
+            let _ = tokio::time::timeout(STOP_WAIT + self.stall, done).await;
         }
     }
 }

@@ -1,0 +1,136 @@
+//! A device that stops reading holds up only itself: here one on a real pseudo-terminal,
+//! played by this test, floods heartbeat requests and reads none of the answers, until its
+//! line is full and the broker's write to it waits out `--write-stall`. Meanwhile the
+//! broker serves every other device and every call: an emergency stop reaches an emulated
+//! device at once, not when the stall is over.
+
+use std::io::{ErrorKind, Write};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use pitcrew_e2e::device::{pty, serve};
+use pitcrew_e2e::Namespace;
+use pitcrew_sdp::{FrameDecoder, Message};
+
+use crate::devices_support::{uid, Broker, Emu, PtyDir, PATIENCE};
+
+/// How long the broker waits on the full line before it gives the device up: long enough
+/// that a broker that waited in its event loop could not pass the bounds below.
+const STALL: Duration = Duration::from_secs(2);
+/// The flooding device's master side refused writes this long: the broker stopped
+/// reading it, so its session is waiting on the full line.
+const STALLED_AFTER: Duration = Duration::from_millis(300);
+/// Generous bounds (the requirement is 50 ms) that a stalled event loop would miss by
+/// most of [`STALL`].
+const ESTOP_BOUND: Duration = Duration::from_millis(500);
+const CALL_BOUND: Duration = Duration::from_millis(500);
+
+#[tokio::test]
+async fn a_device_that_floods_without_reading_holds_up_only_itself() {
+    let ns = Namespace::new("stall");
+    let dir = PtyDir::new(&ns, "stall");
+    let (mut master, _slave) = pty(std::path::Path::new(&dir.link(0))).expect("a pty");
+    let glob = dir.glob();
+    let stall = format!("{}ms", STALL.as_millis());
+    let broker = Broker::start(
+        &ns,
+        &[
+            "--serial-glob",
+            &glob,
+            "--write-stall",
+            &stall,
+            "--liveness-timeout",
+            "5s",
+        ],
+    )
+    .await;
+    let healthy = uid(13, 602);
+    let emu = Emu::start(&ns, broker.port, &[&format!("koala-bear:{healthy}")], &[]);
+    broker.wait_valid(&healthy, true).await;
+
+    // The flooding device identifies itself and is attached (its SUB_REQ arrives).
+    let flooder = uid(12, 601);
+    let identified = {
+        let uid = flooder.parse().expect("a uid");
+        let mut master = master.try_clone().expect("the master again");
+        tokio::task::spawn_blocking(move || {
+            serve(&mut master, &mut FrameDecoder::new(), uid, |m| {
+                matches!(m, Message::SubReq { .. })
+            })
+        })
+    };
+    tokio::time::timeout(PATIENCE, identified)
+        .await
+        .expect("the broker attaches the device")
+        .unwrap()
+        .expect("the device is served");
+    broker.wait_valid(&flooder, true).await;
+
+    // Heartbeat requests, and never a read: the answers fill the line, the broker's write
+    // to it waits, and it stops reading this device, so the flood's writes stop going in.
+    set_nonblocking(&master);
+    let mut frame = Vec::new();
+    let mut refused_since: Option<Instant> = None;
+    let deadline = Instant::now() + PATIENCE;
+    for id in (0..=u8::MAX).cycle() {
+        if refused_since.is_some_and(|t| t.elapsed() >= STALLED_AFTER) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the broker read the flood on and on"
+        );
+        frame.clear();
+        Message::HbReq(id).encode_frame(&mut frame).unwrap();
+        match master.write_all(&frame) {
+            Ok(()) => refused_since = None,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                refused_since.get_or_insert_with(Instant::now);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err(e) => panic!("writing the flood: {e}"),
+        }
+    }
+    let stall_began = refused_since.expect("the flood was refused");
+
+    // The broker still answers calls...
+    let asked = Instant::now();
+    let list = broker.list().await;
+    let took = asked.elapsed();
+    eprintln!("list_devices during the stall: {took:?}");
+    assert!(
+        took < CALL_BOUND,
+        "list_devices took {took:?} during a stall"
+    );
+    assert!(list.as_array().is_some_and(|l| l.len() == 2), "{list}");
+
+    // ...and an emergency stop reaches the other device at once.
+    let asked = Instant::now();
+    broker.call("estop", vec![]).await;
+    emu.wait_event(&healthy, "disable").await;
+    let seen = emu
+        .first_seen(|e| e["uid"] == healthy.as_str() && e["event"] == "disable")
+        .expect("seen");
+    let took = seen.saturating_duration_since(asked);
+    eprintln!("DEV_DISABLE at the healthy device {took:?} after the estop call");
+    assert!(
+        took < ESTOP_BOUND,
+        "the healthy device's DEV_DISABLE took {took:?}"
+    );
+    assert!(
+        stall_began.elapsed() < STALL,
+        "the stall was over before the checks: they proved nothing"
+    );
+
+    // The stalled device's line fails once it waited out the stall; its session ends.
+    broker.wait_valid(&flooder, false).await;
+    drop(master);
+}
+
+fn set_nonblocking(file: &std::fs::File) {
+    // SAFETY: fcntl on an open descriptor, reading then setting its status flags.
+    unsafe {
+        let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+}
