@@ -115,10 +115,10 @@ pub struct Options {
     pub liveness_timeout: Duration,
 
     /// Declare a device's line failed when it took nothing for this long (its kernel
-    /// buffer full): the device is not reading, and its session ends as for a lost one.
-    /// Only that device's session waits meanwhile.
+    /// buffer full): the device is not reading, and its session ends. Only that device's
+    /// session waits meanwhile. At most 2s, the time a stop gives sessions to end.
     #[arg(long, env = "PITCREW_WRITE_STALL", default_value = "50ms",
-          allow_hyphen_values = true, value_parser = parse_positive_duration, help_heading = "Devices")]
+          allow_hyphen_values = true, value_parser = parse_write_stall, help_heading = "Devices")]
     pub write_stall: Duration,
 
     /// IPv4 address of the interface device updates are multicast on (0.0.0.0: the
@@ -196,6 +196,19 @@ fn start_tap(config: &Config) -> (tap::BrokerTap, Option<pitcrew::tap::TapGuard>
             (tap::BrokerTap::disabled(), None)
         }
     }
+}
+
+/// `--write-stall`: above 0 and no longer than [`SHUTDOWN_DEADLINE`], so that a broker
+/// stopping while a line is stalled still ends its sessions in time.
+fn parse_write_stall(s: &str) -> Result<Duration, String> {
+    let d = parse_positive_duration(s)?;
+    if d > SHUTDOWN_DEADLINE {
+        return Err(format!(
+            "at most {}s: a stop gives sessions that long to end",
+            SHUTDOWN_DEADLINE.as_secs()
+        ));
+    }
+    Ok(d)
 }
 
 fn timing(options: &Options) -> Timing {
@@ -400,6 +413,11 @@ mod tests {
             let o = Options::try_parse_from(["pitcrew-devices", option, "0"]);
             assert!(o.is_err(), "{option} 0 was accepted");
         }
+        let o = Options::try_parse_from(["pitcrew-devices", "--write-stall", "3s"]);
+        assert!(
+            o.is_err(),
+            "--write-stall above the shutdown deadline was accepted"
+        );
         let o = Options::try_parse_from(["pitcrew-devices", "--output-lease", "0"]);
         assert_eq!(o.map(|o| o.output_lease).ok(), Some(Duration::ZERO));
     }

@@ -144,6 +144,11 @@ impl LineGuard<'_> {
         let result = loop {
             match self.write_some(&mut rest) {
                 Ok(true) => break Ok(()),
+                // A ready descriptor would win over the timeout: the deadline is checked
+                // first, so a device that trickles cannot keep a write going past it.
+                Ok(false) if tokio::time::Instant::now() >= deadline => {
+                    break Err(stalled(self.line.stall))
+                }
                 Ok(false) => {
                     match tokio::time::timeout_at(deadline, self.line.room.writable()).await {
                         // Cleared before the next try: an edge after it sets it again.
@@ -226,9 +231,16 @@ impl LineGuard<'_> {
     }
 
     /// Keeps the first error as the line's answer to every later write.
+    /// A stalled line's unsent bytes are discarded: on a serial port the last close would
+    /// otherwise wait for them (the tty's `closing_wait`, 30 s by default) wherever it
+    /// happens, the event loop included. (On a socket `tcflush` fails, harmlessly.)
     fn remember(&self, result: std::io::Result<()>) -> std::io::Result<()> {
         if let Err(e) = &result {
             let _ = self.line.failed.set((e.kind(), e.to_string()));
+            if e.kind() == ErrorKind::TimedOut {
+                // SAFETY: tcflush on an open descriptor; it only discards queued output.
+                unsafe { libc::tcflush(self.file.as_raw_fd(), libc::TCOFLUSH) };
+            }
         }
         result
     }

@@ -103,6 +103,14 @@ async fn a_device_that_floods_without_reading_holds_up_only_itself() {
         "list_devices took {took:?} during a stall"
     );
     assert!(list.as_array().is_some_and(|l| l.len() == 2), "{list}");
+    // The flooder is still attached: its session waits on its line (rather than the flood
+    // having been refused for another reason, such as a starved machine).
+    let attached = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|d| d["uid"] == flooder.as_str() && d["valid"] == true);
+    assert!(attached, "the flooding device is gone already: {list}");
 
     // ...and an emergency stop reaches the other device at once.
     let asked = Instant::now();
@@ -122,8 +130,15 @@ async fn a_device_that_floods_without_reading_holds_up_only_itself() {
         "the stall was over before the checks: they proved nothing"
     );
 
-    // The stalled device's line fails once it waited out the stall; its session ends.
+    // The stalled device's line fails once it waited out the stall, not before; its
+    // session ends.
     broker.wait_valid(&flooder, false).await;
+    let failed_after = stall_began.elapsed();
+    eprintln!("the flooder's line failed {failed_after:?} after its flood was refused");
+    assert!(
+        failed_after >= STALL / 2,
+        "the line failed {failed_after:?} after the flood was refused: it did not wait out the stall"
+    );
     drop(master);
 }
 
