@@ -142,10 +142,18 @@ async fn a_device_that_floods_without_reading_holds_up_only_itself() {
     drop(master);
 }
 
+/// Makes the flood's writes return `WouldBlock` instead of hanging the test once the
+/// broker stops reading.
 fn set_nonblocking(file: &std::fs::File) {
+    let fd = file.as_raw_fd();
     // SAFETY: fcntl on an open descriptor, reading then setting its status flags.
-    unsafe {
-        let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
-        libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
-    }
+    let set = unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) == 0
+    };
+    assert!(
+        set,
+        "O_NONBLOCK on the pty: {}",
+        std::io::Error::last_os_error()
+    );
 }
