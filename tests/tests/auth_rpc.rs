@@ -152,6 +152,16 @@ async fn over_tcp_only_the_team_key_reaches_everything_and_the_field_key_only_ma
         "{}",
         text(&out)
     );
+    // Nor the router's own calls: who is connected is the team's to know.
+    for call in [&["router", "ping"][..], &["router", "list_peers"][..]] {
+        let out = rig.call_over_tcp(&["--field-key-file", field], call);
+        assert_eq!(out.status.code(), Some(1), "{call:?}: {}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("forbidden"),
+            "{call:?}: {}",
+            text(&out)
+        );
+    }
 
     // Local processes keep the ipc frontend without a key.
     let out = rig
@@ -200,13 +210,21 @@ async fn over_tcp_only_the_team_key_reaches_everything_and_the_field_key_only_ma
 async fn the_log_forwarder_serves_tcp_subscribers_only_with_the_team_key() {
     let ns = Namespace::new("curvelogs");
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let team = key_file(dir.path(), "team.key", KeyKind::Team, None);
-    let team = team.to_str().unwrap();
+    let team_path = key_file(dir.path(), "team.key", KeyKind::Team, None);
+    let field = key_file(dir.path(), "field.key", KeyKind::Field, Some(&team_path));
+    let (team, field) = (team_path.to_str().unwrap(), field.to_str().unwrap());
     let tcp = format!("tcp://127.0.0.1:{}", free_port());
     let _router = ns.spawn("pitcrew-router", &[]);
     let _logfwd = ns.spawn(
         "pitcrew-logfwd",
-        &["--log-frontend", &tcp, "--key-file", team],
+        &[
+            "--log-frontend",
+            &tcp,
+            "--key-file",
+            team,
+            "--field-key-file",
+            field,
+        ],
     );
     let follow = |key: &[&str]| {
         Command::new(bin("pitcrew"))
@@ -228,6 +246,7 @@ async fn the_log_forwarder_serves_tcp_subscribers_only_with_the_team_key() {
     };
     let with_key = follow(&["--key-file", team]);
     let without = follow(&[]);
+    let with_field_key = follow(&["--field-key-file", field]);
     tokio::time::sleep(Duration::from_millis(800)).await;
     // A publisher on the (ipc) backend.
     let mut spam = ns.spawn("pitcrew-logspam", &["--count", "50"]);
@@ -244,6 +263,8 @@ async fn the_log_forwarder_serves_tcp_subscribers_only_with_the_team_key() {
     let (got, none) = (lines(with_key), lines(without));
     assert!(got > 0, "the key holder got the records");
     assert_eq!(none, 0, "a subscriber without the key got {none} records");
+    let field_got = lines(with_field_key);
+    assert_eq!(field_got, 0, "the field key got {field_got} records");
 }
 
 #[test]

@@ -112,13 +112,15 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    fn bind(addresses: &[String]) -> Result<Endpoint, EndpointError> {
+    /// Binds `addresses`, the TCP ones as CURVE servers of `curve` (team only, or team and
+    /// field) when this process has a team key.
+    fn bind(addresses: &[String], curve: Mechanism) -> Result<Endpoint, EndpointError> {
         let [(_, plain), (_, secure)] = partition_binds(addresses)?;
         let plain = RouterSocket::bind_as(&plain, Mechanism::Plain)?;
         let secure = if secure.is_empty() {
             None
         } else {
-            let socket = RouterSocket::bind_as(&secure, Mechanism::CurveServer)?;
+            let socket = RouterSocket::bind_as(&secure, curve)?;
             let monitor = socket.monitor()?;
             Some((socket, monitor))
         };
@@ -203,8 +205,9 @@ impl Broker {
     /// When an endpoint cannot be bound.
     pub fn bind(frontend: &[String], backend: &[String]) -> Result<Self, EndpointError> {
         Ok(Self {
-            frontend: Endpoint::bind(frontend)?,
-            backend: Endpoint::bind(backend)?,
+            // The field key reaches clients' side only (and there, `field_may`).
+            frontend: Endpoint::bind(frontend, Mechanism::CurveServerWithField)?,
+            backend: Endpoint::bind(backend, Mechanism::CurveServer)?,
             peers: Peers::default(),
             counters: Counters::default(),
             started: Instant::now(),
@@ -419,6 +422,20 @@ impl Broker {
             tracing::debug!(peer = %String::from_utf8_lossy(&sender), "dropped a self-addressed message");
             return;
         }
+        // The field key reaches robot-service's match phases and estop, and nothing else:
+        // not the router's own calls either (its peers and their names are the team's).
+        if user == Some(KeyKind::Field) && !Self::field_may(&destination, &payload) {
+            self.counters.forbidden += 1;
+            let error = RpcError::new(
+                ErrorCode::Other("forbidden".into()),
+                format!(
+                    "the field key permits only {} on robot-service",
+                    FIELD_METHODS.join(", ")
+                ),
+            );
+            self.refuse(side, &sender, &destination, peek_header(&payload), error);
+            return;
+        }
         if &*destination == ROUTER_IDENTITY {
             self.counters.router_calls += 1;
             if let Some(reply) = control::handle(self, side, &sender, &payload) {
@@ -429,18 +446,6 @@ impl Broker {
         // Only the header is read, to keep the per-pair in-flight count and to answer a
         // request that cannot be delivered.
         let header = peek_header(&payload);
-        if user == Some(KeyKind::Field) && !Self::field_may(&destination, &payload) {
-            self.counters.forbidden += 1;
-            let error = RpcError::new(
-                ErrorCode::Other("forbidden".into()),
-                format!(
-                    "the field key permits only {} on robot-service",
-                    FIELD_METHODS.join(", ")
-                ),
-            );
-            self.refuse(side, &sender, &destination, header, error);
-            return;
-        }
         let is_request = matches!(header, Some(Header::Request { .. }));
         match (side, header) {
             (Side::Client, Some(Header::Request { .. }))

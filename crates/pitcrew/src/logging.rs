@@ -10,6 +10,7 @@
 mod layer;
 mod publisher;
 pub mod record;
+pub mod refusals;
 
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;

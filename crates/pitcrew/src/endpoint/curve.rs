@@ -2,9 +2,12 @@
 //! keyed from the team key, and the loopback-only rule without one (README, "Threat model").
 //!
 //! With a team key, every TCP endpoint a process binds is a CURVE server whose secret is
-//! derived from the team key, and a ZAP handler in the process admits only the two client
-//! keys derived from the team and the field key, naming the connection's user `team` or
-//! `field` (the router lets `field` reach match phases and the emergency stop only). A TCP
+//! derived from the team key, and a ZAP handler in the process admits only the client key
+//! derived from the team key, naming the connection's user `team`. The router's client side
+//! alone ([`Mechanism::CurveServerWithField`]) also admits the key derived from the field
+//! key, as user `field`, and then lets it reach match phases and the emergency stop only;
+//! every other TCP endpoint (the log forwarder's subscribers, the router's services) is
+//! the team's alone. A TCP
 //! endpoint a process connects to is reached as a CURVE client with the keys its own key
 //! file derives. ipc endpoints stay plain: they are local and protected by file permissions.
 //!
@@ -16,13 +19,16 @@
 //! one without a key.
 
 use std::ffi::{c_char, c_int, CString};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use super::{context, EndpointError};
 use crate::key::{Key, KeyKind, Keys, Purpose};
+use crate::logging::refusals::Refusals;
 
-/// The ZAP domain the suite's CURVE servers use.
+/// The ZAP domain of CURVE servers that admit the team key only.
 const ZAP_DOMAIN: &str = "pitcrew";
+/// The ZAP domain of CURVE servers that admit the field key too (the router's client side).
+const ZAP_DOMAIN_WITH_FIELD: &str = "pitcrew-field";
 /// The in-process address libzmq sends ZAP requests to (RFC 27).
 const ZAP_ENDPOINT: &str = "inproc://zeromq.zap.01";
 
@@ -99,32 +105,64 @@ impl CurvePair {
 }
 
 /// What a process uses on TCP.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 struct Security {
     /// The servers' pair (from the team key): bind as a CURVE server, and as a client the
     /// server key to expect.
     server: Option<CurvePair>,
     /// This process's client pair.
     client: Option<CurvePair>,
+    /// The client keys its CURVE servers admit, and as whom (with a team key only: its
+    /// ZAP handler answers for them).
+    admitted: Vec<([u8; 32], KeyKind)>,
 }
 
 static SECURITY: OnceLock<Security> = OnceLock::new();
+
+/// Serialises [`configure`]: the keys are set and the ZAP handler started once per process
+/// (libzmq allows one ZAP handler per context), however many objects of a library user
+/// (the Python package's `Robot`, `Client`, logging) ask for them.
+static CONFIGURING: Mutex<()> = Mutex::new(());
 
 fn security() -> &'static Security {
     SECURITY.get_or_init(Security::default)
 }
 
 /// Sets this process's keys for its TCP endpoints, and with a team key starts the ZAP
-/// handler that admits the team's and the field controller's clients. Call once, before
-/// any endpoint is made; later calls change nothing.
+/// handler that admits the team's and the field controller's clients. Call it before any
+/// endpoint is made. A later call with the same keys changes nothing (so every object of a
+/// library may call it); one with other keys is refused, as a process has one ZAP handler
+/// and its endpoints one identity.
 ///
 /// A process holding only a field key (a field controller) connects with it; the robot's
 /// server key, which it cannot derive, comes from its key file (`pitcrew key new --field`
 /// on the robot writes it there).
 ///
 /// # Errors
-/// When libzmq lacks CURVE or the ZAP handler cannot start.
+/// When libzmq lacks CURVE, the ZAP handler cannot start, or this process already uses
+/// other keys.
 pub fn configure(keys: &Keys) -> Result<(), EndpointError> {
+    let _once = CONFIGURING.lock().unwrap_or_else(PoisonError::into_inner);
+    let wanted = security_of(keys)?;
+    if let Some(current) = SECURITY.get() {
+        return if *current == wanted {
+            Ok(())
+        } else {
+            Err(EndpointError::Socket {
+                what: "set this process's keys",
+                reason: "it already uses other keys (or made a TCP endpoint before setting them); one process uses one key file".into(),
+            })
+        };
+    }
+    if !wanted.admitted.is_empty() {
+        start_zap(wanted.admitted.clone())?;
+    }
+    let _ = SECURITY.set(wanted);
+    Ok(())
+}
+
+/// The pairs `keys` give this process (see [`configure`]).
+fn security_of(keys: &Keys) -> Result<Security, EndpointError> {
     let server_public = keys
         .field
         .as_ref()
@@ -142,18 +180,20 @@ pub fn configure(keys: &Keys) -> Result<(), EndpointError> {
         }),
         (None, None) => None,
     };
+    let mut admitted = Vec::new();
     if keys.team.is_some() {
-        let mut admitted = Vec::new();
         for key in [keys.team.as_ref(), keys.field.as_ref()]
             .into_iter()
             .flatten()
         {
             admitted.push((CurvePair::client(key)?.public, key.kind()));
         }
-        start_zap(admitted)?;
     }
-    let _ = SECURITY.set(Security { server, client });
-    Ok(())
+    Ok(Security {
+        server,
+        client,
+        admitted,
+    })
 }
 
 /// Whether this process binds TCP endpoints as CURVE servers.
@@ -175,7 +215,9 @@ fn start_zap(admitted: Vec<([u8; 32], KeyKind)>) -> Result<(), EndpointError> {
         .map_err(EndpointError::zmq("bind the ZAP handler"))?;
     std::thread::Builder::new()
         .name("zap".into())
-        .spawn(move || loop {
+        .spawn(move || {
+            let mut refusals = Refusals::new("CURVE connections");
+            loop {
             let request = match socket.recv_multipart(0) {
                 Ok(r) => r,
                 Err(e) => {
@@ -184,10 +226,18 @@ fn start_zap(admitted: Vec<([u8; 32], KeyKind)>) -> Result<(), EndpointError> {
                 }
             };
             let reply = zap_reply(&request, &admitted);
+            if reply[2] != b"200" {
+                let peer = request.get(3).map(|a| String::from_utf8_lossy(a).into_owned());
+                refusals.refuse(
+                    peer.as_deref().unwrap_or("an unknown address"),
+                    &String::from_utf8_lossy(&reply[3]),
+                );
+            }
             tracing::debug!(status = %String::from_utf8_lossy(&reply[2]), user = %String::from_utf8_lossy(&reply[4]), "ZAP request answered");
             if let Err(e) = socket.send_multipart(reply, 0) {
                 tracing::error!(error = %e, "the ZAP handler stopped: TCP clients can no longer connect");
                 return;
+            }
             }
         })
         .map_err(|e| EndpointError::Io("start the ZAP thread", e))?;
@@ -212,18 +262,18 @@ fn zap_reply(request: &[Vec<u8>], admitted: &[([u8; 32], KeyKind)]) -> Vec<Vec<u
     let client_key = request
         .get(6)
         .and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok());
+    let field_welcome = request.get(2).map(Vec::as_slice) == Some(ZAP_DOMAIN_WITH_FIELD.as_bytes());
+    let welcome = |kind: &KeyKind| *kind == KeyKind::Team || field_welcome;
     match (mechanism, client_key) {
-        (Some(b"CURVE"), Some(key)) => match admitted.iter().find(|(k, _)| *k == key) {
-            Some((_, kind)) => answer("200", "OK", kind.name()),
-            None => {
-                let peer = request
-                    .get(3)
-                    .map(|a| String::from_utf8_lossy(a).into_owned())
-                    .unwrap_or_default();
-                tracing::warn!(peer = %peer, client_key = %z85(&key), "refused a connection: its key is not this robot's team or field key");
-                answer("400", "unknown client key", "")
+        (Some(b"CURVE"), Some(key)) => {
+            match admitted.iter().find(|(k, kind)| *k == key && welcome(kind)) {
+                Some((_, kind)) => answer("200", "OK", kind.name()),
+                None if admitted.iter().any(|(k, _)| *k == key) => {
+                    answer("400", "the field key does not reach this endpoint", "")
+                }
+                None => answer("400", "its key is not this robot's team or field key", ""),
             }
-        },
+        }
         _ => answer("400", "CURVE required", ""),
     }
 }
@@ -233,8 +283,11 @@ fn zap_reply(request: &[Vec<u8>], admitted: &[([u8; 32], KeyKind)]) -> Vec<Vec<u
 pub enum Mechanism {
     /// No security: ipc, inproc, and loopback TCP without a team key.
     Plain,
-    /// A CURVE server (TCP with a team key).
+    /// A CURVE server (TCP with a team key) admitting the team key only.
     CurveServer,
+    /// A CURVE server admitting the team and the field key: the router's client side,
+    /// which limits what the field key reaches there.
+    CurveServerWithField,
 }
 
 /// Splits the addresses one socket would bind into those a plain socket binds and those a
@@ -277,8 +330,14 @@ pub fn partition_binds(
     Ok([(Mechanism::Plain, plain), (Mechanism::CurveServer, curve)])
 }
 
-/// Makes `socket` a CURVE server of this process (before it binds).
-pub(crate) fn make_server(socket: &zmq::Socket) -> Result<(), EndpointError> {
+/// Makes `socket` a CURVE server of this process (before it binds), admitting the field
+/// key too when `mechanism` says so; a `Plain` mechanism leaves it alone.
+pub(crate) fn make_server(socket: &zmq::Socket, mechanism: Mechanism) -> Result<(), EndpointError> {
+    let domain = match mechanism {
+        Mechanism::Plain => return Ok(()),
+        Mechanism::CurveServer => ZAP_DOMAIN,
+        Mechanism::CurveServerWithField => ZAP_DOMAIN_WITH_FIELD,
+    };
     let Some(server) = security().server.as_ref() else {
         return Err(EndpointError::Socket {
             what: "make a CURVE server",
@@ -286,7 +345,7 @@ pub(crate) fn make_server(socket: &zmq::Socket) -> Result<(), EndpointError> {
         });
     };
     socket
-        .set_zap_domain(ZAP_DOMAIN)
+        .set_zap_domain(domain)
         .map_err(EndpointError::zmq("set ZMQ_ZAP_DOMAIN"))?;
     socket
         .set_curve_server(true)
@@ -345,17 +404,7 @@ mod tests {
     fn zap_admits_the_team_and_field_keys_only() {
         let team = [1u8; 32];
         let admitted = [(team, KeyKind::Team)];
-        let req = |mech: &[u8], key: &[u8]| {
-            vec![
-                b"1.0".to_vec(),
-                b"7".to_vec(),
-                b"pitcrew".to_vec(),
-                b"10.0.0.9".to_vec(),
-                Vec::new(),
-                mech.to_vec(),
-                key.to_vec(),
-            ]
-        };
+        let req = |mech: &[u8], key: &[u8]| req_in(ZAP_DOMAIN, mech, key);
         let ok = zap_reply(&req(b"CURVE", &team), &admitted);
         assert_eq!(
             (ok[1].as_slice(), ok[2].as_slice(), ok[4].as_slice()),
@@ -363,5 +412,32 @@ mod tests {
         );
         assert_eq!(zap_reply(&req(b"CURVE", &[2; 32]), &admitted)[2], b"400");
         assert_eq!(zap_reply(&req(b"NULL", b""), &admitted)[2], b"400");
+    }
+
+    #[test]
+    fn zap_admits_the_field_key_only_where_the_socket_says_so() {
+        let (team, field) = ([1u8; 32], [3u8; 32]);
+        let admitted = [(team, KeyKind::Team), (field, KeyKind::Field)];
+        let reply = |domain, key: &[u8; 32]| zap_reply(&req_in(domain, b"CURVE", key), &admitted);
+        assert_eq!(
+            reply(ZAP_DOMAIN, &field)[2],
+            b"400",
+            "the logs, the router's services"
+        );
+        assert_eq!(reply(ZAP_DOMAIN_WITH_FIELD, &field)[4], b"field");
+        assert_eq!(reply(ZAP_DOMAIN_WITH_FIELD, &team)[4], b"team");
+        assert_eq!(reply(ZAP_DOMAIN, &team)[4], b"team");
+    }
+
+    fn req_in(domain: &str, mech: &[u8], key: &[u8]) -> Vec<Vec<u8>> {
+        vec![
+            b"1.0".to_vec(),
+            b"7".to_vec(),
+            domain.as_bytes().to_vec(),
+            b"10.0.0.9".to_vec(),
+            Vec::new(),
+            mech.to_vec(),
+            key.to_vec(),
+        ]
     }
 }

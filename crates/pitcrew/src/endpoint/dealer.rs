@@ -61,7 +61,7 @@ impl Dealer {
                 super::curve::partition_binds(std::slice::from_ref(&options.address))?;
             let address = match (plain.first(), secure.first()) {
                 (_, Some(a)) => {
-                    super::curve::make_server(&socket)?;
+                    super::curve::make_server(&socket, super::curve::Mechanism::CurveServer)?;
                     a.clone()
                 }
                 (Some(a), None) => a.clone(),

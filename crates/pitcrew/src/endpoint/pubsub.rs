@@ -304,9 +304,7 @@ fn bind_by_mechanism(
     for (mechanism, group) in groups {
         let socket = socket(kind, options)?;
         setup(&socket)?;
-        if mechanism == super::curve::Mechanism::CurveServer {
-            super::curve::make_server(&socket)?;
-        }
+        super::curve::make_server(&socket, mechanism)?;
         files.extend(bind_all(&socket, &group)?);
         sockets.push(socket);
     }

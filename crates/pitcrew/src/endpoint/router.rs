@@ -121,9 +121,7 @@ impl RouterSocket {
         socket
             .set_router_handover(false)
             .map_err(EndpointError::zmq("set ZMQ_ROUTER_HANDOVER"))?;
-        if mechanism == Mechanism::CurveServer {
-            curve::make_server(&socket)?;
-        }
+        curve::make_server(&socket, mechanism)?;
         let files = bind_all(&socket, addresses)?;
         Ok(Self {
             socket,
@@ -181,7 +179,7 @@ impl RouterSocket {
             // from the connection and carry its metadata, including the descriptor.
             if arrival.frames == 1 {
                 arrival.peer_fd = msg.gets("__fd").and_then(|s| s.parse().ok());
-                if self.mechanism == Mechanism::CurveServer {
+                if self.mechanism != Mechanism::Plain {
                     arrival.user = curve::user_of(&mut msg);
                 }
             }
