@@ -65,10 +65,25 @@ def eventually(what: str, check: Callable[[], object], patience: float = PATIENC
 class Suite:
     """Binaries of the suite started in one namespace; stopped and cleaned on close."""
 
-    def __init__(self, tag: str) -> None:
+    def __init__(self, tag: str, env: Optional[dict[str, str]] = None) -> None:
         self.ns = f"py{os.getpid()}-{next(_counter)}-{tag}"[:32]
         self.procs: list[subprocess.Popen] = []
         self.client = pitcrew.Client(namespace=self.ns)
+        #: The environment every process of the suite gets (``env`` over this one's).
+        self.env = {**os.environ, **(env or {})}
+
+    def env_vars(self) -> dict[str, str]:
+        """``self.env`` with this suite's endpoints as the ``PITCREW_*`` variables a
+        Python program (team code, a tool) reads, as the supervisor hands them over."""
+        ns = self.ns
+        return {
+            **self.env,
+            "PITCREW_NAMESPACE": ns,
+            "PITCREW_ROUTER_FRONTEND": f"ipc:///tmp/{ns}-rpc.sock",
+            "PITCREW_ROUTER_BACKEND": f"ipc:///tmp/{ns}-srv.sock",
+            "PITCREW_LOG_FRONTEND": f"ipc:///tmp/{ns}-logpub.sock",
+            "PITCREW_LOG_BACKEND": f"ipc:///tmp/{ns}-log.sock",
+        }
 
     def args(self) -> list[str]:
         ns = self.ns
@@ -91,6 +106,7 @@ class Suite:
             stdin=subprocess.DEVNULL,
             stdout=stdout,
             stderr=log,
+            env=self.env,
         )
         log.close()
         self.procs.append(proc)
@@ -212,8 +228,9 @@ class Devices(Suite):
         *devices: str,
         robot_file: Optional[Path] = None,
         output_lease: str = "0",
+        env: Optional[dict[str, str]] = None,
     ) -> None:
-        super().__init__(tag)
+        super().__init__(tag, env)
         self.output_lease = output_lease
         try:
             self._start(devices, robot_file)

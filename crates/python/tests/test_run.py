@@ -5,6 +5,7 @@ koala-bear and a driver station that enables and disables the robot."""
 from __future__ import annotations
 
 import signal
+import socket
 import sys
 import subprocess
 import textwrap
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN_DIR, Devices, eventually, koala_uid
+from conftest import BIN_DIR, Devices, Emulator, Suite, eventually, free_port, koala_uid
 
 KOALA = koala_uid(4242)
 
@@ -294,4 +295,154 @@ def test_teleop_main_runs_at_a_gamepad_change_before_the_period(suite: Devices, 
     finally:
         suite.station.ly = 0.0
         suite.disable()
+        run.stop()
+
+
+# Team code that starts helpers, each driving the motor on its own: one plain child, one
+# in a session of its own, one detached by a double fork (as daemons do). Each appends its
+# pid to PIDS.
+HELPER = """
+import os, sys, time
+import pitcrew
+if sys.argv[1] == "detach":
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+with open(sys.argv[2], "a") as f:
+    f.write(f"{os.getpid()}\\n")
+robot = pitcrew.Robot()
+while True:
+    robot.set_value(sys.argv[3], "duty_cycle_a", 0.75)
+    time.sleep(0.02)
+"""
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie has stopped: it can drive nothing)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:][:1] != b"Z"
+
+
+def test_processes_team_code_starts_end_with_its_worker(suite: Devices, tmp_path: Path):
+    hang = tmp_path / "hang"
+    pids = tmp_path / "pids"
+    helper = tmp_path / "helper.py"
+    helper.write_text(HELPER)
+    run = Run(suite, tmp_path, "spawner", f"""
+        import os, subprocess, sys
+        KOALA = {KOALA!r}
+        def teleop_setup():
+            record("teleop_setup")
+            if not os.path.exists({str(pids)!r}):
+                for how in ("plain", "session", "detach"):
+                    subprocess.Popen([sys.executable, {str(helper)!r}, how, {str(pids)!r}, KOALA],
+                                     start_new_session=how == "session")
+        def teleop_main():
+            record("teleop_main")
+            if os.path.exists({str(hang)!r}) and len(open(CALLS).read().split()) > 20:
+                while True:
+                    pass
+        """)
+    hang.touch()
+    try:
+        suite.enable("teleop")
+        helpers = eventually("three helpers", lambda: (
+            pids.exists() and len(pids.read_text().split()) == 3 and pids.read_text().split()))
+        helpers = [int(p) for p in helpers]
+        seen = len(suite.emulator.seen(KOALA, "write"))
+        eventually("the helpers drive", lambda: [
+            e for e in suite.emulator.seen(KOALA, "write")[seen:]
+            if e["values"].get("duty_cycle_a") == 0.75])
+        # The main hangs: the worker is killed for the timeout, and its helpers with it.
+        eventually("the kill", lambda: run.logs("took longer than 1s: killed the worker"))
+        eventually("the helpers to end", lambda: not any(alive(p) for p in helpers), patience=5.0)
+        hang.unlink()
+        eventually("mains in the new worker", lambda: run.count("teleop_setup") >= 2)
+        suite.disable()
+    finally:
+        hang.unlink(missing_ok=True)
+        run.stop()
+    assert not any(alive(p) for p in helpers)
+    # With nothing of the team code left, a new enable drives nothing at 0.75.
+    suite.enable("teleop")
+    seen = len(suite.emulator.seen(KOALA, "write"))
+    time.sleep(0.5)
+    late = [e for e in suite.emulator.seen(KOALA, "write")[seen:]
+            if e["values"].get("duty_cycle_a") == 0.75]
+    suite.disable()
+    assert late == [], late
+
+
+def test_processes_team_code_starts_end_when_pitcrew_run_stops(suite: Devices, tmp_path: Path):
+    pids = tmp_path / "pids"
+    helper = tmp_path / "helper.py"
+    helper.write_text(HELPER)
+    run = Run(suite, tmp_path, "spawnstop", f"""
+        import subprocess, sys
+        KOALA = {KOALA!r}
+        def teleop_setup():
+            for how in ("plain", "session", "detach"):
+                subprocess.Popen([sys.executable, {str(helper)!r}, how, {str(pids)!r}, KOALA],
+                                 start_new_session=how == "session")
+        """)
+    try:
+        suite.enable("teleop")
+        helpers = eventually("three helpers", lambda: (
+            pids.exists() and len(pids.read_text().split()) == 3 and pids.read_text().split()))
+        suite.disable()
+    finally:
+        run.stop()
+    assert not any(alive(int(p)) for p in helpers), "pitcrew run stopped: nothing it ran lives"
+
+
+def test_team_code_runs_on_a_robot_with_a_team_key(suite_factory, tmp_path: Path):
+    """As deployed: every process with the team key, the real sender sealing its
+    datagrams, `pitcrew run` driving a motor."""
+    key = tmp_path / "team.key"
+    subprocess.run([str(BIN_DIR / "pitcrew"), "key", "new", str(key)], check=True,
+                   capture_output=True)
+    uid = koala_uid(4343)
+    keyed = suite_factory(Suite, "key", env={"PITCREW_KEY_FILE": str(key)})
+    keyed.router()
+    keyed.spawn("pitcrew-logfwd")
+    keyed.wait_for("logfwd-service")
+    port = free_port()
+    keyed.spawn("pitcrew-devices", "--virtual-addr", f"tcp://127.0.0.1:{port}",
+                "--update-addr", f"udp://239.255.77.1:{free_port(socket.SOCK_DGRAM)}",
+                "--update-interface", "127.0.0.1", "--serial-glob", "", "--output-lease", "100ms")
+    keyed.wait_for("device-service")
+    emulator = Emulator(keyed, port, f"koala-bear:{uid}")
+    # Every native object a program makes, several of each, in one process.
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import logging, pitcrew
+        robots = [pitcrew.Robot(), pitcrew.Robot()]
+        client = pitcrew.Client()
+        client.call("router", "ping")
+        pitcrew.log_to_forwarder(app="keyed")
+        logging.getLogger("keyed").warning("hello")
+        pitcrew.Robot()
+        print("ok")
+        """)], env=keyed.env_vars(), capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out
+    # `pitcrew run` with the key, as the systemd unit runs it, and a sealed station.
+    run = Run(keyed, tmp_path, "keyed", f"""
+        def teleop_main():
+            Robot.set_value({uid!r}, "duty_cycle_a", 0.25)
+        """)
+    try:
+        control = free_port(socket.SOCK_DGRAM)
+        keyed.spawn("pitcrew-gamepad", "receive", "--control-addr", f"udp://127.0.0.1:{control}")
+        keyed.spawn("pitcrew-gamepad", "send", "--to", f"127.0.0.1:{control}", "--neutral",
+                    "--enable", "--no-keys", "--source", "keyed-station")
+        eventually("team code driving", lambda: [
+            e for e in emulator.seen(uid, "write")
+            if e["values"].get("duty_cycle_a") == 0.25])
+        assert run.proc.poll() is None
+    finally:
         run.stop()

@@ -16,7 +16,12 @@ down:
   worker started, which runs the mode's setup again and carries on;
 * a syntax error (or any failure to load) is one log line; the executor waits for the
   file to change and the next enable;
-* the file is loaded again at an enable after it changed.
+* the file is loaded again at an enable after it changed;
+* everything the code starts belongs to its worker: the executor is a child subreaper
+  (``PR_SET_CHILD_SUBREAPER``), so a process the code starts stays its descendant even
+  when it detaches (a new session, a double fork), and whenever a worker ends (the
+  timeout, a reload, ``pitcrew run`` stopping) every descendant is killed with it. A
+  process the code started can never drive a motor after its worker is gone.
 
 Writes a ``main`` makes are sent when it returns (see ``pitcrew._worker``).
 
@@ -27,6 +32,7 @@ SIGTERM or SIGINT stops the worker and exits 0. A bad option is a one-line error
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
@@ -90,6 +96,90 @@ def parse_args(argv: list[str]) -> dict:
     return opts
 
 
+PR_SET_CHILD_SUBREAPER = 36
+#: How long ``kill_descendants`` keeps sweeping for processes forked meanwhile.
+KILL_SWEEP_SECONDS = 2.0
+
+
+def become_subreaper() -> bool:
+    """Makes orphans among this process's descendants its children rather than init's, so
+    no process team code starts can leave the executor's tree (Linux 3.4 and later)."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every live (not zombie) process, from ``/proc``."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue  # gone meanwhile
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) > 1 and fields[0] != b"Z":
+            parents[int(entry)] = int(fields[1])
+    return parents
+
+
+def descendants(root: int) -> list[int]:
+    """The live descendants of ``root``."""
+    children: dict[int, list[int]] = {}
+    for pid, ppid in _parents().items():
+        children.setdefault(ppid, []).append(pid)
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def reap_orphans(keep: Optional[int]) -> None:
+    """Reaps this process's exited children other than ``keep`` (the worker, whose
+    ``Popen`` reaps it): orphans of team code that the subreaper inherited."""
+    while True:
+        try:
+            info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return
+        if info is None or info.si_pid == keep:
+            return
+        try:
+            os.waitpid(info.si_pid, 0)
+        except ChildProcessError:
+            return
+
+
+def kill_descendants(keep: Optional[int] = None) -> int:
+    """SIGKILLs every descendant of this process but ``keep`` and reaps them, sweeping
+    again until none is left (a process may fork between a sweep and its kill; its child
+    is then found by the next sweep, the subreaper keeping it in the tree). Returns how
+    many were killed."""
+    killed = 0
+    deadline = time.monotonic() + KILL_SWEEP_SECONDS
+    while time.monotonic() < deadline:
+        alive = [pid for pid in descendants(os.getpid()) if pid != keep]
+        if not alive:
+            break
+        for pid in alive:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+        reap_orphans(keep)
+        time.sleep(0.001)
+    reap_orphans(keep)
+    return killed
+
+
 class Worker:
     """One worker process and its two pipes."""
 
@@ -149,6 +239,12 @@ class Worker:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        killed = kill_descendants()
+        if killed:
+            log.warning(
+                "the worker (pid %d) left %d process%s behind: killed", self.proc.pid,
+                killed, "" if killed == 1 else "es",
+            )
         try:
             os.close(self._in)
         except OSError:
@@ -211,6 +307,7 @@ class Executor:
         worker died, which stops the loop like an exception rather than restarting it
         every period) or ``"killed"`` (past the timeout; a new worker is started)."""
         assert self.worker is not None
+        reap_orphans(self.worker.proc.pid)
         got = self.worker.call(name, self.timeout, wait)
         if got is None:
             dead = self.worker.eof or self.worker.proc.poll() is not None
@@ -315,6 +412,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     except UsageError as e:
         print(f"pitcrew run: {e}", file=sys.stderr)
         return 2
+    if not become_subreaper():
+        print("pitcrew run: cannot become a child subreaper: processes the code starts may outlive it",
+              file=sys.stderr)
     executor = Executor(opts)
     log_locally()
     pitcrew.log_to_forwarder(app=executor.app)
