@@ -3,6 +3,10 @@
 //! * [`feed`]: one task keeps the current picture and fans changes out to browsers;
 //! * [`sources`]: what it reads (update multicast, log forwarder, RPC polls, gamepads);
 //! * [`server`]: the page and the WebSocket feed, per-client writer and reader;
+//! * [`http`]: the accept loop, with the time to send request headers bounded;
+//! * [`limits`]: connections per address and in all, pages, and refusals logged at a
+//!   bounded rate;
+//! * [`memory`]: the memory of closed pages given back to the system;
 //! * [`station`]: a page's driver-station frames, one control datagram each;
 //! * [`auth`]: the login token and who may command the robot;
 //! * [`page`]: the page itself, built in.
@@ -13,6 +17,9 @@
 
 pub mod auth;
 pub mod feed;
+pub mod http;
+pub mod limits;
+pub mod memory;
 pub mod page;
 pub mod server;
 pub mod sources;
@@ -33,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Access;
 use crate::feed::Hub;
+use crate::limits::{Bounds, Limits};
 use crate::server::Ctx;
 
 /// Command line of `pitcrew-dashboard`.
@@ -71,6 +79,34 @@ pub struct Options {
     /// commands from the robot itself (loopback) only].
     #[arg(long, env = "PITCREW_DASHBOARD_TOKEN", value_parser = auth::parse_token, hide_env_values = true, help_heading = "Dashboard")]
     pub dashboard_token: Option<String>,
+
+    /// Connections open at once, from every address together; beyond, a connection is
+    /// answered 503 and closed. The default keeps the dashboard well below the 1024 file
+    /// descriptors a service gets by default (a page holds two: its connection and its
+    /// control socket).
+    #[arg(long, env = "PITCREW_DASHBOARD_MAX_CONNECTIONS", default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..), help_heading = "Dashboard")]
+    pub max_connections: u16,
+
+    /// Connections open at once from one client address (a page is one, and a browser
+    /// opens a few more while it loads); beyond, a connection is answered 429 and closed,
+    /// so one machine cannot take the places of the others.
+    #[arg(long, env = "PITCREW_DASHBOARD_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..), help_heading = "Dashboard")]
+    pub max_connections_per_address: u16,
+
+    /// Pages (WebSocket feeds) open at once; beyond, a page is answered 503.
+    #[arg(long, env = "PITCREW_DASHBOARD_MAX_PAGES", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..), help_heading = "Dashboard")]
+    pub max_pages: u16,
+}
+
+impl Options {
+    /// The bounds on connections and pages the options set.
+    pub fn bounds(&self) -> Bounds {
+        Bounds {
+            connections: usize::from(self.max_connections),
+            per_address: usize::from(self.max_connections_per_address),
+            pages: usize::from(self.max_pages),
+        }
+    }
 }
 
 /// Where the page's datagrams go: the receiver's `--control-addr`, on this machine when it
@@ -145,6 +181,7 @@ pub async fn run(
 
     let types = catalog_summary(&config.catalog);
     let (hub, events) = Hub::new();
+    let limits = Limits::new(options.bounds());
     let link = url(local, &access);
     if let Some(key) = &key {
         tracing::info!(url = %link, fingerprint = %key.fingerprint(), "dashboard serving; open the url (it carries the login token derived from the team key); pages drive with sealed datagrams");
@@ -182,7 +219,7 @@ pub async fn run(
         let (hub, ns) = (hub.clone(), config.namespace.clone());
         stages.spawn("gamepads", move |token| sources::gamepads(hub, ns, token));
     }
-    let service = service(&hub, link);
+    let service = service(&hub, &limits, link);
     let backend = config.backend_connect();
     stages.spawn("service", move |token| async move {
         service.serve(&backend, token).await
@@ -196,25 +233,25 @@ pub async fn run(
             key,
             token.clone(),
             types,
+            Arc::clone(&limits),
         ));
-        let app = server::router(ctx).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await
-            .context("the HTTP server failed")
+        http::serve(listener, server::router(ctx), limits, token).await;
+        Ok::<_, anyhow::Error>(())
     });
     stages.run_until_stopped().await.map_err(Into::into)
 }
 
-/// `dashboard-service`: `ping` (the supervisor's probe) and `stats` (the feed's counters
-/// and the URL).
-fn service(hub: &Hub, url: String) -> Service {
+/// `dashboard-service`: `ping` (the supervisor's probe) and `stats` (the feed's counters,
+/// what is open against the limits, what was refused, and the URL).
+fn service(hub: &Hub, limits: &Arc<Limits>, url: String) -> Service {
     let mut s = Service::new("dashboard");
     let stats = Arc::clone(&hub.stats);
+    let limits = Arc::clone(limits);
     s.register("stats", &[], move |()| {
-        let (stats, url) = (Arc::clone(&stats), url.clone());
+        let (stats, limits, url) = (Arc::clone(&stats), Arc::clone(&limits), url.clone());
         async move {
             let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+            let bounds = limits.bounds();
             Ok::<_, RpcError>(pitcrew::codec::from_json(&json!({
                 "url": url,
                 "clients": n(&stats.clients),
@@ -224,6 +261,15 @@ fn service(hub: &Hub, url: String) -> Service {
                 "clients_dropped": n(&stats.clients_dropped),
                 "datagrams": n(&stats.datagrams),
                 "logs_skipped": n(&stats.logs_skipped),
+                "connections": limits.connections(),
+                "pages": limits.pages(),
+                "refused_logins": limits.refused_logins(),
+                "refused_connections": n(&limits.counts.refused_connections),
+                "refused_pages": n(&limits.counts.refused_pages),
+                "header_timeouts": n(&limits.counts.header_timeouts),
+                "max_connections": bounds.connections,
+                "max_connections_per_address": bounds.per_address,
+                "max_pages": bounds.pages,
             })))
         }
     });

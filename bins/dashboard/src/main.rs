@@ -29,5 +29,19 @@ mod tests {
         assert_eq!(options.dashboard_addr.port(), 9);
         assert!(Options::try_parse_from(["x", "--dashboard-addr", "nowhere"]).is_err());
         assert!(Options::try_parse_from(["x", "--dashboard-token", "short"]).is_err());
+        let bounds = options.bounds();
+        assert_eq!(
+            (bounds.connections, bounds.per_address, bounds.pages),
+            (256, 32, 64)
+        );
+        let options = Options::parse_from(["x", "--max-pages", "8", "--max-connections", "100"]);
+        assert_eq!(
+            (options.bounds().pages, options.bounds().connections),
+            (8, 100)
+        );
+        for bad in ["0", "-1", "many", "70000"] {
+            assert!(Options::try_parse_from(["x", "--max-pages", bad]).is_err());
+            assert!(Options::try_parse_from(["x", "--max-connections-per-address", bad]).is_err());
+        }
     }
 }

@@ -6,6 +6,9 @@
 //! a snapshot and skipping ahead), and a send that does not finish within
 //! [`SEND_DEADLINE`] (a browser that stopped reading, a dead network with a full socket
 //! buffer) drops the client.
+//!
+//! A request without the login token is refused (`401`), counted, and logged at a bounded
+//! rate ([`Limits::refuse_login`]); a page beyond `--max-pages` is refused with `503`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Access;
 use crate::feed::Hub;
+use crate::limits::{Limits, PagePermit};
 use crate::page;
 use crate::station::Link;
 
@@ -40,6 +44,10 @@ pub const REPLY_QUEUE: usize = 16;
 pub const MAX_INCOMING: usize = 16 * 1024;
 /// Deadline of a command's RPC call.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
+/// A page's WebSocket read buffer. tungstenite's default is 128 KiB per page (and as much
+/// again for writes), which 500 pages turned into 115 MB; a page's own frames are about
+/// 300 bytes, and a larger one (up to [`MAX_INCOMING`]) grows the buffer while it lasts.
+pub const PAGE_READ_BUFFER: usize = 4 * 1024;
 
 /// What every handler shares.
 pub struct Ctx {
@@ -58,11 +66,14 @@ pub struct Ctx {
     /// Each device type's params (name, type, access), for the page's tables and its
     /// write form.
     pub types: serde_json::Value,
+    /// The bounds on connections and pages, and the refusals' counts and log.
+    pub limits: Arc<Limits>,
     next_id: AtomicU64,
 }
 
 impl Ctx {
     /// The shared context.
+    #[allow(clippy::too_many_arguments)] // each is one part of the dashboard, named here
     pub fn new(
         hub: Hub,
         access: Access,
@@ -71,6 +82,7 @@ impl Ctx {
         key: Option<pitcrew::key::Key>,
         shutdown: CancellationToken,
         types: serde_json::Value,
+        limits: Arc<Limits>,
     ) -> Ctx {
         Ctx {
             hub,
@@ -80,6 +92,7 @@ impl Ctx {
             key,
             shutdown,
             types,
+            limits,
             next_id: AtomicU64::new(1),
         }
     }
@@ -99,7 +112,11 @@ struct TokenQuery {
     token: Option<String>,
 }
 
-async fn index(State(ctx): State<Arc<Ctx>>, Query(q): Query<TokenQuery>) -> Response {
+async fn index(
+    State(ctx): State<Arc<Ctx>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(q): Query<TokenQuery>,
+) -> Response {
     let headers = [
         (header::CONTENT_TYPE, "text/html; charset=utf-8"),
         (header::CACHE_CONTROL, "no-store"),
@@ -108,6 +125,12 @@ async fn index(State(ctx): State<Arc<Ctx>>, Query(q): Query<TokenQuery>) -> Resp
     if ctx.access.admits(q.token.as_deref()) {
         (headers, page::page()).into_response()
     } else {
+        // No token is a browser opening the page: it gets the login form. A wrong one is
+        // a refusal.
+        if q.token.is_some() {
+            ctx.limits
+                .refuse_login(peer.ip(), "wrong login token on the page");
+        }
         (StatusCode::UNAUTHORIZED, headers, page::LOGIN).into_response()
     }
 }
@@ -119,20 +142,39 @@ async fn feed(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     if !ctx.access.admits(q.token.as_deref()) {
-        tracing::warn!(%peer, "feed refused: no valid token");
+        ctx.limits
+            .refuse_login(peer.ip(), "no valid login token on the feed");
         return (
             StatusCode::UNAUTHORIZED,
             "the dashboard needs its login token",
         )
             .into_response();
     }
+    let page = match ctx.limits.open_page() {
+        Ok(page) => page,
+        Err(refusal) => {
+            ctx.limits.refuse(peer.ip(), refusal);
+            return (refusal.status(), refusal.reason(ctx.limits.bounds())).into_response();
+        }
+    };
     upgrade
         .max_message_size(MAX_INCOMING)
-        .on_upgrade(move |socket| client(socket, ctx, peer))
+        .read_buffer_size(PAGE_READ_BUFFER)
+        // Each frame goes out as it is sent (the writer flushes every one anyway), so
+        // nothing is buffered beyond the frame in flight.
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| client(socket, ctx, peer, page))
 }
 
-/// One browser, from upgrade to close.
-async fn client(socket: WebSocket, ctx: Arc<Ctx>, peer: SocketAddr) {
+/// One browser, from upgrade to close; `page` is its place among `--max-pages`.
+async fn client(socket: WebSocket, ctx: Arc<Ctx>, peer: SocketAddr, page: PagePermit) {
+    let _page = page;
+    run_client(socket, &ctx, peer).await;
+    // What the page held is freed now: give it back to the system.
+    crate::memory::page_closed();
+}
+
+async fn run_client(socket: WebSocket, ctx: &Ctx, peer: SocketAddr) {
     let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
     let commands = ctx.access.commands_from(peer);
     let sealer = match ctx.key.as_ref().map(pitcrew::control::auth::Sealer::new) {
@@ -156,8 +198,8 @@ async fn client(socket: WebSocket, ctx: Arc<Ctx>, peer: SocketAddr) {
     let frames = ctx.hub.subscribe();
     let why = tokio::select! {
         () = ctx.shutdown.cancelled() => "shutting down",
-        why = writer(&ctx, sink, frames, reply_rx, hello.to_string()) => why,
-        why = reader(&ctx, stream, link, commands, reply_tx, peer) => why,
+        why = writer(ctx, sink, frames, reply_rx, hello.to_string()) => why,
+        why = reader(ctx, stream, link, commands, reply_tx, peer) => why,
     };
     stats.clients.fetch_sub(1, Ordering::Relaxed);
     tracing::info!(%peer, client = id, why, "page disconnected");
