@@ -304,3 +304,51 @@ fn without_a_key_tcp_binds_loopback_only() {
         text(&out)
     );
 }
+
+#[tokio::test]
+async fn strangers_knocking_over_tcp_are_counted_but_logged_a_few_times_only() {
+    let rig = Rig::start("curveknock").await;
+    let team = pitcrew::key::Key::load(&rig.team, KeyKind::Team).expect("the team key");
+    let server = pitcrew::endpoint::curve::CurvePair::server(&team).expect("CURVE");
+    // 2 000 connections of strangers (a refused client does not retry: each is new), in
+    // batches of 100, with keys of their own.
+    let context = zmq::Context::new();
+    let keys: Vec<_> = (0..10)
+        .map(|_| {
+            let key = pitcrew::key::Key::generate(KeyKind::Team).expect("a key");
+            pitcrew::endpoint::curve::CurvePair::client(&key).expect("CURVE")
+        })
+        .collect();
+    for batch in 0..20 {
+        let mut strangers = Vec::new();
+        for i in 0..100 {
+            let pair = &keys[(batch + i) % keys.len()];
+            let socket = context.socket(zmq::DEALER).expect("a socket");
+            socket.set_curve_serverkey(&server.public).unwrap();
+            socket.set_curve_publickey(&pair.public).unwrap();
+            socket.set_curve_secretkey(&pair.secret).unwrap();
+            socket.set_linger(0).unwrap();
+            socket.connect(&rig.tcp).unwrap();
+            strangers.push(socket);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stats = rig
+        .ns
+        .cli(&["call", "router", "stats"])
+        .output()
+        .expect("pitcrew runs");
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).expect("stats as JSON");
+    let refused = stats["refused_connections"].as_u64().unwrap_or(0);
+    // Sockets dropped before their handshake make no request: how many do depends on the
+    // load of the machine, so the bound is generous.
+    assert!(refused >= 200, "refusals counted: {stats}");
+    let log = std::fs::read_to_string(format!("/tmp/{}-pitcrew-router.log", rig.ns.name))
+        .expect("the router's log");
+    let lines = log.lines().filter(|l| l.contains("refused")).count();
+    assert!(
+        (1..=10).contains(&lines),
+        "{refused} refusals took {lines} log lines"
+    );
+}

@@ -63,6 +63,10 @@ fn stats(broker: &Broker) -> Value {
         ("undeliverable".into(), c.undeliverable.into()),
         ("router_calls".into(), c.router_calls.into()),
         ("forbidden".into(), c.forbidden.into()),
+        (
+            "refused_connections".into(),
+            pitcrew::endpoint::curve::refused_connections().into(),
+        ),
         ("clients".into(), broker.peers.count(Side::Client).into()),
         ("services".into(), broker.peers.count(Side::Service).into()),
     ])

@@ -19,6 +19,7 @@
 //! one without a key.
 
 use std::ffi::{c_char, c_int, CString};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use super::{context, EndpointError};
@@ -118,6 +119,16 @@ struct Security {
 }
 
 static SECURITY: OnceLock<Security> = OnceLock::new();
+
+/// Connections this process's ZAP handler refused (see [`refused_connections`]).
+static REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// How many TCP connections this process refused for their key (or for no CURVE), since it
+/// started: every refusal is counted, though only some are logged (a stranger retrying
+/// cannot fill the log). Services report it in their stats.
+pub fn refused_connections() -> u64 {
+    REFUSED.load(Ordering::Relaxed)
+}
 
 /// Serialises [`configure`]: the keys are set and the ZAP handler started once per process
 /// (libzmq allows one ZAP handler per context), however many objects of a library user
@@ -227,6 +238,7 @@ fn start_zap(admitted: Vec<([u8; 32], KeyKind)>) -> Result<(), EndpointError> {
             };
             let reply = zap_reply(&request, &admitted);
             if reply[2] != b"200" {
+                REFUSED.fetch_add(1, Ordering::Relaxed);
                 let peer = request.get(3).map(|a| String::from_utf8_lossy(a).into_owned());
                 refusals.refuse(
                     peer.as_deref().unwrap_or("an unknown address"),
