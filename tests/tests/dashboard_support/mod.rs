@@ -1,8 +1,11 @@
 //! A real headless Chromium for the dashboard's tests, driven over WebDriver
 //! (chromedriver, both from Debian's packages, which `scripts/setup` installs), with an
-//! empty profile of its own and no network beyond this machine.
+//! empty profile of its own and no network beyond this machine; and ([`alone`]) the
+//! dashboard on its own with raw HTTP clients, for the tests of its limits.
 
 #![allow(dead_code)] // each test file uses part of it
+
+pub mod alone;
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
