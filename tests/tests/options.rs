@@ -197,9 +197,18 @@ fn an_unusable_ipc_dir_is_a_one_line_usage_error_before_anything_binds() {
         ];
         for (binary, before) in daemons {
             let mut cmd = Command::new(bin(binary));
-            cmd.args(before).args(&shared);
+            cmd.args(&before).args(&shared);
             let out = run(cmd);
             assert_usage_error(&format!("{binary} with {case}"), &out, "--ipc-dir");
+            // --check-options (which the supervisor runs first) says so too.
+            let mut cmd = Command::new(bin(binary));
+            cmd.args(&before).args(&shared).arg("--check-options");
+            let out = run(cmd);
+            assert_usage_error(
+                &format!("{binary} --check-options with {case}"),
+                &out,
+                "--ipc-dir",
+            );
         }
         let mut supervise = Command::new("bash");
         supervise

@@ -128,6 +128,13 @@ where
         }
     };
     if shared.check_options {
+        // A daemon also needs to create its lock file and sockets in the ipc directory.
+        if let Some(Err(e)) =
+            role.map(|role| crate::instance::check_dir(&config.ipc_dir, &config.namespace, role))
+        {
+            eprintln!("{app}: {e}");
+            return ExitCode::from(e.exit_code());
+        }
         return ExitCode::SUCCESS;
     }
     // Held until this function returns, i.e. for the life of the daemon.

@@ -120,6 +120,29 @@ pub fn acquire(ipc_dir: &Path, namespace: &str, role: &str) -> Result<InstanceLo
     })
 }
 
+/// Checks that `role` could take its lock in `ipc_dir` (`--check-options`): creates and
+/// removes a probe file beside the lock file, without touching the lock itself (a live
+/// holder, or one starting meanwhile, is left alone). `access(2)` would not do: it says
+/// yes to root in an immutable or read-only directory where every create then fails.
+///
+/// # Errors
+/// [`LockError::IpcDir`] when no file can be created there.
+pub fn check_dir(ipc_dir: &Path, namespace: &str, role: &str) -> Result<(), LockError> {
+    let probe = ipc_dir.join(format!("{namespace}-{role}.check-{}", std::process::id()));
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| LockError::IpcDir {
+            dir: ipc_dir.to_path_buf(),
+            reason: format!(
+                "cannot create files there ({e}); the {role} keeps its lock file and sockets in it"
+            ),
+        })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
 /// Whether a live process holds the lock at `path` right now, and its pid if so. A missing
 /// file is not held. Used by `pitcrew clean`, which must not remove a live instance's files.
 pub fn holder(path: &Path) -> Option<String> {
