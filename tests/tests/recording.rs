@@ -529,6 +529,27 @@ async fn a_recorder_killed_mid_session_leaves_a_file_readable_to_its_last_chunk(
         stderr.contains(&format!("corrupt at byte offset {chunk}")),
         "{stderr}"
     );
+
+    // A recording stopped cleanly is closed; the same file without its last byte is not.
+    let whole = file.with_file_name("whole.mcap");
+    let recorder = suite.record(&whole, &["--flush-interval", "100ms"]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = tokio::task::spawn_blocking(move || stop(recorder)).await;
+    let (ok, summary, stderr) = info(&suite.inst, &whole);
+    assert!(ok && summary["closed"] == true, "{summary} {stderr}");
+    let bytes = std::fs::read(&whole).unwrap();
+    let short = file.with_file_name("short.mcap");
+    std::fs::write(&short, &bytes[..bytes.len() - 1]).unwrap();
+    let (ok, summary, stderr) = info(&suite.inst, &short);
+    assert!(ok, "it still reads: {stderr}");
+    assert_eq!(summary["closed"], false, "one byte short: {summary}");
+    let text = suite
+        .inst
+        .cli(&["recording", "info", short.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&text.stderr);
+    assert!(said.contains("was not closed"), "{said}");
 }
 
 #[test]

@@ -199,7 +199,25 @@ fn parse(bytes: &[u8]) -> Result<Recording, Failure> {
                 rec.chunks += 1;
             }
             Record::Footer(_) => {
-                closed = true;
+                // A closed file ends with the magic again, right after its footer: a file
+                // that lost even its last byte was not closed (whatever cut it may have cut
+                // more than this file shows).
+                match bytes.get(pos..).unwrap_or_default() {
+                    tail if tail == MAGIC.as_slice() => closed = true,
+                    tail if tail.len() < MAGIC.len() && MAGIC.starts_with(tail) => {
+                        rec.damage = Some(cut(
+                            bytes,
+                            pos,
+                            Some("the file ends inside its closing magic".into()),
+                        ));
+                    }
+                    _ => {
+                        return Err(Failure::Corrupt(
+                            pos as u64,
+                            "the footer is not followed by the closing MCAP magic alone".into(),
+                        ))
+                    }
+                }
                 break;
             }
             other => take(&mut rec, &mut schemas, other),
@@ -328,6 +346,20 @@ mod tests {
                 "whole chunks only"
             );
         }
+    }
+
+    #[test]
+    fn a_file_missing_only_its_last_bytes_is_not_closed() {
+        let bytes = sample();
+        for lost in 1..=8 {
+            let rec = parse(&bytes[..bytes.len() - lost]).ok().unwrap();
+            let damage = rec.damage.expect("not closed");
+            assert_eq!(damage.lost_bytes as usize, 8 - lost, "lost {lost}");
+            assert_eq!(rec.messages.len(), 30, "every message is still read");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(parse(&longer).is_err(), "a byte after the closing magic");
     }
 
     #[test]
