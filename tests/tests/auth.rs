@@ -295,3 +295,97 @@ async fn a_field_controllers_datagrams_stop_the_robot_and_do_nothing_else() {
     fc.send(0.0, Some(stop), "field");
     wait_state(&broker.client, "estopped", PATIENCE).await;
 }
+
+#[tokio::test]
+async fn a_second_key_holder_does_not_take_the_sticks_from_the_station_that_holds_the_enable() {
+    let rig = Rig::start("authsecond").await;
+    // The driver enables the robot and drives with the left stick at 0.25.
+    let driver = ControlSender::sealed(rig.control, "driver", &rig.key.key);
+    driver.set(0.25, 0.0, 0);
+    enable_robot(&rig.broker.client, &driver, Mode::Teleop, PATIENCE).await;
+    let deadline = Instant::now() + PATIENCE;
+    while rig.left_y() != 0.25 {
+        assert!(
+            Instant::now() < deadline,
+            "the driver's stick never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // A teammate's laptop with the same key, under another name, pushes its stick forward.
+    let second = ControlSender::sealed(rig.control, "teammate", &rig.key.key);
+    second.set(-0.75, 0.0, 0);
+    let before = rig.counters().await["not_enabling"].as_u64().unwrap_or(0);
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(rig.left_y(), 0.25, "the second station moved gamepad 0");
+    }
+    let status = rig.broker.call_service("gamepad-service", "status").await;
+    let ignored = status["counters"]["not_enabling"].as_u64().unwrap_or(0) - before;
+    assert!(
+        ignored >= 10,
+        "the second station's datagrams are counted: {status}"
+    );
+    let teammate = status["sources"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["source"] == "teammate"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(teammate["ignored"].as_u64().unwrap_or(0) >= 10, "{status}");
+    let state = robot_state(&rig.broker.client).await;
+    assert_eq!(
+        (state["state"].as_str(), state["link"].as_str()),
+        (Some("teleop"), Some("driver")),
+        "{state}"
+    );
+
+    // Once nobody holds the enable, every station's gamepads are taken, as before.
+    driver.disable();
+    wait_state(&rig.broker.client, "disabled", PATIENCE).await;
+    driver.pause();
+    let deadline = Instant::now() + PATIENCE;
+    while rig.left_y() != -0.75 {
+        assert!(
+            Instant::now() < deadline,
+            "the second station's stick was not taken with the robot disabled"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_datagram_sealed_with_a_challenge_older_than_400_ms_is_stale() {
+    let rig = Rig::start("authfresh").await;
+    let deadline = Instant::now() + PATIENCE;
+    while rig.counters().await.is_null() {
+        assert!(Instant::now() < deadline, "the receiver never answered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Nobody has spoken to this receiver: the challenge its first answer gives is drawn
+    // for that answer, after `drawn_after`.
+    let mut station = Station::new(&rig.key.key, rig.control);
+    let drawn_after = Instant::now();
+    station.send(0.5, None, "late"); // answered with a new challenge
+    let now = rig.counters().await;
+    assert_eq!(now["stale"], 1, "{now}");
+    // Sealed with that challenge 450 ms after it was drawn at the earliest: older than
+    // the 400 ms window of the README's "Who may drive" (the code had 500 ms).
+    tokio::time::sleep(
+        (drawn_after + Duration::from_millis(450)).saturating_duration_since(Instant::now()),
+    )
+    .await;
+    station.send(0.5, None, "late");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let after = rig.counters().await;
+    assert_eq!(
+        (after["stale"].as_u64(), after["applied"].as_u64()),
+        (Some(2), Some(0)),
+        "{after}"
+    );
+    // Its answer carried a new challenge: the station drives again at once.
+    let deadline = Instant::now() + PATIENCE;
+    while rig.left_y() != 0.5 {
+        assert!(Instant::now() < deadline, "the station never drove again");
+        station.send(0.5, None, "late");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

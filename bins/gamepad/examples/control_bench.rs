@@ -13,7 +13,19 @@
 //!   and p99 over batches of 100, beside `control_parse_ns` (decoding the same datagram),
 //!   which every datagram costs with or without a key.
 //!
-//!     cargo run --release -p pitcrew-gamepad --example control_bench [-- apply|trip|auth]
+//! * `control_flood_valid_loss_pct` and `control_flood_false_trips`: a keyed receiver at
+//!   `--realtime 10` (as deployed) while a driver station (sealed, 250 datagrams/s, at
+//!   SCHED_FIFO 20 like another machine) drives and one socket floods the control port with
+//!   junk as fast as it can (`sendmmsg`, a third each random bytes, unsealed control
+//!   datagrams and datagrams sealed with another key) for [`FLOOD_SECONDS`]: the share of
+//!   the station's datagrams that were not applied (an applied one is answered with the
+//!   robot state), and the watchdog trips seen in the gamepad buffer plus the gaps between
+//!   applied datagrams longer than the control timeout (a broker would call the link lost),
+//!   each with the flood's measured rate. `PAD_BENCH_FLOOD_RATE` paces the flood instead.
+//!
+//! `PAD_BENCH_RECEIVER=PATH` measures another build's `pitcrew-gamepad` (an A/B).
+//!
+//!     cargo run --release -p pitcrew-gamepad --example control_bench [-- apply|trip|auth|flood]
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -26,6 +38,11 @@ use pitcrew::gamepad::{Gamepad, PadState};
 
 const APPLY_SAMPLES: usize = 5000;
 const TRIPS: usize = 100;
+/// How long the flood lasts.
+const FLOOD_SECONDS: u64 = 10;
+/// The driver station's period during the flood: 250 datagrams/s, five times a gilrs
+/// station's, so that a loss of 1 % is measured from a few thousand datagrams.
+const STATION_PERIOD: Duration = Duration::from_millis(4);
 
 struct Receiver {
     child: Child,
@@ -41,7 +58,16 @@ impl Drop for Receiver {
     }
 }
 
+/// The receiver to measure: `PAD_BENCH_RECEIVER` (another build's, for an A/B), else the
+/// one built beside this example.
 fn receiver_binary() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("PAD_BENCH_RECEIVER") {
+        let bin = PathBuf::from(path);
+        if !bin.exists() {
+            bail!("PAD_BENCH_RECEIVER: {} does not exist", bin.display());
+        }
+        return Ok(bin);
+    }
     let exe = std::env::current_exe()?;
     let dir = exe
         .parent()
@@ -58,6 +84,10 @@ fn receiver_binary() -> anyhow::Result<PathBuf> {
 }
 
 fn start(namespace: &str) -> anyhow::Result<(Receiver, SocketAddr)> {
+    start_with(namespace, &[])
+}
+
+fn start_with(namespace: &str, options: &[String]) -> anyhow::Result<(Receiver, SocketAddr)> {
     let port = UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let child = Command::new(receiver_binary()?)
@@ -74,6 +104,7 @@ fn start(namespace: &str) -> anyhow::Result<(Receiver, SocketAddr)> {
             &format!("ipc:///tmp/{namespace}-srv.sock"),
         ])
         .args(["receive", "--control-addr", &format!("udp://{addr}")])
+        .args(options)
         .args(extra_args())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -259,9 +290,9 @@ fn main() -> anyhow::Result<()> {
     let which: Vec<String> = std::env::args().skip(1).collect();
     if let Some(other) = which
         .iter()
-        .find(|w| !["auth", "apply", "trip"].contains(&w.as_str()))
+        .find(|w| !["auth", "apply", "trip", "flood"].contains(&w.as_str()))
     {
-        eprintln!("control_bench: unknown benchmark {other:?} (known: auth, apply, trip)");
+        eprintln!("control_bench: unknown benchmark {other:?} (known: auth, apply, trip, flood)");
         std::process::exit(2);
     }
     let all = which.is_empty();
@@ -275,5 +306,11 @@ fn main() -> anyhow::Result<()> {
     if all || which.iter().any(|w| w == "trip") {
         trip(&format!("{namespace}-t"))?;
     }
+    if all || which.iter().any(|w| w == "flood") {
+        flood::run(&format!("{namespace}-f"))?;
+    }
     Ok(())
 }
+
+#[path = "control_bench/flood.rs"]
+mod flood;

@@ -1,9 +1,15 @@
 //! The receiver's gamepad buffers: `/<namespace>-gamepad-<index>`, created on a gamepad's
 //! first datagram, each written atomically (one version holds all 21 values), marked
 //! disconnected and neutral by the watchdog. Dropping [`Pads`] releases the segments.
+//!
+//! A buffer that cannot be created (its file in `/dev/shm` made immutable, owned by another
+//! user, a directory) makes that gamepad unavailable, not the datagram invalid: the other
+//! gamepads and the driver station's requests still go through. It is logged once as an
+//! error and then retried every [`CREATE_RETRY`], silently, until it works (logged again),
+//! so a driver at 50 Hz does not turn it into an error line per datagram.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pitcrew_buffer::{BufferError, Owner, SegmentKey};
 use pitcrew_catalog::DeviceType;
@@ -25,6 +31,17 @@ pub struct Pad {
     pub last_seen: Instant,
 }
 
+/// How often the buffer of a gamepad that could not be created is tried again: each try
+/// may take the receive thread up to 100 ms (a segment that looks half-made is waited for).
+pub const CREATE_RETRY: Duration = Duration::from_secs(5);
+
+/// A gamepad whose buffer could not be created, and since when.
+#[derive(Debug, Clone, Copy)]
+struct Unavailable {
+    next_try: Instant,
+    failures: u64,
+}
+
 /// Why a datagram's gamepads could not be applied.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -42,6 +59,7 @@ pub struct Pads {
     namespace: String,
     ty: Arc<DeviceType>,
     pads: Vec<Option<Pad>>,
+    unavailable: Vec<Option<Unavailable>>,
 }
 
 impl Pads {
@@ -52,6 +70,7 @@ impl Pads {
             namespace: namespace.to_owned(),
             ty,
             pads: (0..MAX_GAMEPADS).map(|_| None).collect(),
+            unavailable: (0..MAX_GAMEPADS).map(|_| None).collect(),
         }
     }
 
@@ -73,11 +92,16 @@ impl Pads {
     }
 
     /// Applies a datagram's gamepads: all are checked before any is written, then each is
-    /// written as one version and marked connected.
+    /// written as one version and marked connected. A gamepad whose buffer cannot be
+    /// created is skipped (module docs); returns how many were.
     ///
     /// # Errors
     /// [`ApplyError`]; nothing is written when a merged stick is off the circle.
-    pub fn apply(&mut self, gamepads: &[(u32, PadInput)], now: Instant) -> Result<(), ApplyError> {
+    pub fn apply(
+        &mut self,
+        gamepads: &[(u32, PadInput)],
+        now: Instant,
+    ) -> Result<usize, ApplyError> {
         let mut merged = [PadState::NEUTRAL; MAX_GAMEPADS as usize];
         for (index, input) in gamepads {
             let i = *index as usize;
@@ -91,24 +115,12 @@ impl Pads {
             }
             merged[i] = next;
         }
+        let mut skipped = 0;
         for (index, _) in gamepads {
             let i = *index as usize;
-            if self.pads.get(i).is_some_and(Option::is_none) {
-                let owner =
-                    Owner::create(&self.namespace, self.ty.clone(), SegmentKey::Index(*index))?;
-                let layout = GamepadLayout::of(owner.name(), &self.ty)?;
-                tracing::info!(
-                    gamepad = index,
-                    buffer = owner.name(),
-                    "gamepad buffer created"
-                );
-                self.pads[i] = Some(Pad {
-                    owner,
-                    layout,
-                    state: PadState::NEUTRAL,
-                    connected: true,
-                    last_seen: now,
-                });
+            if self.pads.get(i).is_some_and(Option::is_none) && !self.create(*index, now) {
+                skipped += 1;
+                continue;
             }
             if let Some(Some(pad)) = self.pads.get_mut(i) {
                 // The owner may only store into a valid buffer: reconnect first.
@@ -121,7 +133,66 @@ impl Pads {
                 pad.last_seen = now;
             }
         }
-        Ok(())
+        Ok(skipped)
+    }
+
+    /// Creates the buffer of gamepad `index` unless it failed less than [`CREATE_RETRY`]
+    /// ago; true when it exists now.
+    fn create(&mut self, index: u32, now: Instant) -> bool {
+        let i = index as usize;
+        let Some(slot) = self.unavailable.get_mut(i) else {
+            return false;
+        };
+        if let Some(u) = slot.as_mut() {
+            if now < u.next_try {
+                u.failures += 1;
+                return false;
+            }
+        }
+        let made = Owner::create(&self.namespace, self.ty.clone(), SegmentKey::Index(index))
+            .and_then(|owner| GamepadLayout::of(owner.name(), &self.ty).map(|l| (l, owner)));
+        match made {
+            Ok((layout, owner)) => {
+                match slot.take() {
+                    Some(u) => tracing::info!(
+                        gamepad = index,
+                        buffer = owner.name(),
+                        skipped = u.failures,
+                        "gamepad buffer created at last: gamepad {index} is applied again"
+                    ),
+                    None => tracing::info!(
+                        gamepad = index,
+                        buffer = owner.name(),
+                        "gamepad buffer created"
+                    ),
+                }
+                self.pads[i] = Some(Pad {
+                    owner,
+                    layout,
+                    state: PadState::NEUTRAL,
+                    connected: true,
+                    last_seen: now,
+                });
+                true
+            }
+            Err(e) => {
+                if slot.is_none() {
+                    tracing::error!(
+                        gamepad = index,
+                        error = %e,
+                        retry_s = CREATE_RETRY.as_secs(),
+                        "cannot create the buffer of gamepad {index}: its input is dropped until it can be (is its /dev/shm file another user's, immutable, or not a file?); retried every {} s, logged again when it works",
+                        CREATE_RETRY.as_secs()
+                    );
+                }
+                let failures = slot.map_or(0, |u| u.failures) + 1;
+                *slot = Some(Unavailable {
+                    next_try: now + CREATE_RETRY,
+                    failures,
+                });
+                false
+            }
+        }
     }
 
     /// Sets the gamepads accepted by `stale` to neutral and marks them disconnected.

@@ -13,7 +13,9 @@
 //! and the watchdog trips on time without a timer task. State is shared with the `status`
 //! RPC under one mutex, held for microseconds per datagram.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+mod auth;
+
+use std::collections::HashSet;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -23,15 +25,17 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use pitcrew_catalog::Catalog;
 
-use pitcrew::control::auth::{self, AuthRejection, Opened, Verifier};
+use pitcrew::control::auth::Verifier;
 use pitcrew::control::{self, Rejection};
 use pitcrew::key::{KeyKind, Keys};
+
+use auth::SourceSessions;
 use pitcrew::robot::segment::{LinkSlot, LinksOwner};
-use pitcrew::robot::{monotonic_ns, Robot};
+use pitcrew::robot::{monotonic_ns, Robot, RobotStatus};
 
 use crate::batch::Batch;
 use crate::pads::Pads;
-use crate::sources::{SeqVerdict, Sources};
+use crate::sources::{SeqVerdict, Sources, LOG_INTERVAL};
 use crate::tap::{ControlEvent, GamepadTap};
 use crate::watchdog::{Feed, Watchdog};
 
@@ -94,8 +98,10 @@ pub struct Counters {
     pub superseded: u64,
     /// Field-key datagrams taken (their gamepads and enable requests are ignored).
     pub field: u64,
-    /// Buffer writes that failed.
+    /// Gamepads not written: their buffer could not be created or written.
     pub buffer_errors: u64,
+    /// Datagrams whose gamepads were ignored because another station holds the enable.
+    pub not_enabling: u64,
 }
 
 /// The receiver's state, shared by the receive loop and the `status` RPC.
@@ -123,40 +129,31 @@ pub struct State {
     sessions: SourceSessions,
     /// Peers already logged for unauthenticated datagrams (bounded), to log each once.
     unauthenticated_peers: HashSet<std::net::IpAddr>,
+    /// When a failed buffer write was last logged (at most once per [`LOG_INTERVAL`]).
+    buffer_error_logged: Option<Instant>,
 }
 
-/// How many replaced sessions are remembered, so that a replaced sender session cannot
-/// come back (robot-state.md: a new session is taken at once, the old one never again).
-const RETIRED_SESSIONS: usize = 64;
-/// How many peers are remembered to log an unauthenticated datagram once each.
-const MAX_LOGGED_PEERS: usize = 256;
-
-/// Which sender session each source name speaks for.
-#[derive(Debug, Default)]
-struct SourceSessions {
-    current: HashMap<String, (KeyKind, u64)>,
-    retired: VecDeque<(KeyKind, u64)>,
-}
-
-impl SourceSessions {
-    /// Whether `session` may speak for `source` now; a new session replaces the old one.
-    fn admit(&mut self, source: &str, session: (KeyKind, u64)) -> bool {
-        if self.retired.contains(&session) {
-            return false;
-        }
-        if let Some(old) = self.current.insert(source.to_owned(), session) {
-            if old != session {
-                if self.retired.len() >= RETIRED_SESSIONS {
-                    self.retired.pop_front();
-                }
-                self.retired.push_back(old);
-                tracing::info!(source = %source, "a new session of the driver station replaced its previous one");
-            }
-        } else if self.current.len() > crate::sources::MAX_SOURCES {
-            self.current.retain(|name, _| name == source);
-        }
-        true
+/// The catalog's `gamepad` type, checked once (at start, and by `--check-options`) rather
+/// than refused at every datagram: each button a bool, each axis a float, as the
+/// datagrams carry them.
+///
+/// # Errors
+/// When the catalog has no `gamepad` type or it cannot hold the control datagrams.
+pub fn check_catalog(catalog: &Catalog) -> anyhow::Result<Arc<pitcrew_catalog::DeviceType>> {
+    let ty = catalog
+        .get("gamepad")
+        .cloned()
+        .context("the catalog has no `gamepad` type")?;
+    if ty.params().len() > pitcrew_buffer::MAX_BUFFER_PARAMS {
+        anyhow::bail!(
+            "the catalog's `gamepad` type has {} params; a buffer holds at most {}",
+            ty.params().len(),
+            pitcrew_buffer::MAX_BUFFER_PARAMS
+        );
     }
+    pitcrew::gamepad::GamepadLayout::of("gamepad", &ty)
+        .context("the catalog's `gamepad` type cannot hold the control datagrams")?;
+    Ok(ty)
 }
 
 /// A running receiver: its state and the thread to join.
@@ -180,15 +177,7 @@ impl Receiver {
     /// When the address cannot be bound, the catalog has no `gamepad` type, or the thread
     /// cannot start.
     pub fn start(config: ReceiverConfig) -> anyhow::Result<Receiver> {
-        let ty = config
-            .catalog
-            .get("gamepad")
-            .cloned()
-            .context("the catalog has no `gamepad` type")?;
-        // Checked once here, not refused at every datagram: each button a bool, each axis
-        // a float, as the datagrams carry them.
-        pitcrew::gamepad::GamepadLayout::of("gamepad", &ty)
-            .context("the catalog's `gamepad` type cannot hold the control datagrams")?;
+        let ty = check_catalog(&config.catalog)?;
         let socket = UdpSocket::bind(config.bind)
             .with_context(|| format!("cannot bind the control address {}", config.bind))?;
         let bound = socket
@@ -225,6 +214,7 @@ impl Receiver {
             verifier,
             sessions: SourceSessions::default(),
             unauthenticated_peers: HashSet::new(),
+            buffer_error_logged: None,
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()
@@ -360,6 +350,21 @@ fn next_wait(st: &State, now: Instant) -> Duration {
         .min(STOP_POLL)
 }
 
+/// Whether a station other than `source` holds the enable: then only its datagrams move
+/// the gamepads, as a driver expects (a second laptop with the team key, started by
+/// mistake or by a teammate, must not take the sticks). With nobody holding it (disabled,
+/// no broker) every station's gamepads are applied, as before.
+fn driven_by_another(status: &RobotStatus, source: &str) -> bool {
+    status.state.is_enabled() && !status.link.is_empty() && status.link != source
+}
+
+/// The robot-state datagram answering `link`: the state as the broker publishes it, with
+/// the age of the enabling link when it is this one.
+fn reply(status: &RobotStatus, link: &LinkSlot) -> Vec<u8> {
+    let seen = (status.link == link.source).then_some(link.seen_ns);
+    status.datagram(monotonic_ns(), seen)
+}
+
 impl State {
     /// Validates and applies one datagram from `peer`; returns the answer to send: the
     /// robot state for a driver station, and with a key the challenge for every authentic
@@ -414,8 +419,22 @@ impl State {
                 return None;
             }
         }
+        // Read once per datagram that moves gamepads, and kept for the reply.
+        let mut robot = None;
+        if !msg.gamepads.is_empty() {
+            let status = self.robot.status();
+            if driven_by_another(&status, &source) {
+                // A second station (the same key, another name) does not take the
+                // enabling driver's sticks; its requests (an estop) still go through.
+                self.counters.not_enabling += 1;
+                self.sources.ignored(&source);
+                msg.gamepads.clear();
+            }
+            robot = Some(status);
+        }
+        let ignored = robot.is_some() && msg.gamepads.is_empty();
         match self.pads.apply(&msg.gamepads, now) {
-            Ok(()) => {}
+            Ok(skipped) => self.counters.buffer_errors += skipped as u64,
             Err(crate::pads::ApplyError::OffCircle(i)) => {
                 let r = Rejection::OutOfRange(format!("gamepad {i}: stick off the unit circle"));
                 self.offer(payload, peer, Some((r.kind(), r.to_string())));
@@ -423,14 +442,20 @@ impl State {
                 return sealed.map(|o| self.answer(&o, now, &[]));
             }
             Err(e) => {
+                // The driver station's requests below still go through.
                 self.counters.buffer_errors += 1;
-                tracing::error!(error = %e, "cannot write a gamepad buffer");
-                return None;
+                let due = self
+                    .buffer_error_logged
+                    .is_none_or(|t| now.saturating_duration_since(t) >= LOG_INTERVAL);
+                if due {
+                    self.buffer_error_logged = Some(now);
+                    tracing::error!(error = %e, buffer_errors = self.counters.buffer_errors, "cannot write a gamepad buffer (logged at most once a minute; counted in `pitcrew gamepads`)");
+                }
             }
         }
         self.counters.applied += 1;
         self.offer(payload, peer, None);
-        if self.watchdog.feed(now) == Feed::Recovered {
+        if !ignored && self.watchdog.feed(now) == Feed::Recovered {
             tracing::info!(source = %source, "control restored");
         }
         let Some((meta, request)) = msg.meta.and_then(|m| m.station.map(|r| (m, r))) else {
@@ -447,88 +472,12 @@ impl State {
             self.counters.link_errors += 1;
             tracing::error!(error = %e, source = %link.source, "cannot pass the driver link to the broker");
         }
-        let state = self.reply(&link);
+        let status = robot.unwrap_or_else(|| self.robot.status());
+        let state = reply(&status, &link);
         Some(match sealed {
             Some(o) => self.answer(&o, now, &state),
             None => state,
         })
-    }
-
-    /// Checks where a datagram comes from: sealed with a key this robot holds, fresh and
-    /// new; or, without a team key, unsealed from loopback. `Err` carries the answer to a
-    /// refused but authentic datagram (its sender's next challenge).
-    fn authenticate<'a>(
-        &mut self,
-        bytes: &'a [u8],
-        peer: SocketAddr,
-        now: Instant,
-    ) -> Result<Authentic<'a>, Option<Vec<u8>>> {
-        let Some(verifier) = self.verifier.as_mut() else {
-            let loopback = match peer.ip() {
-                std::net::IpAddr::V4(ip) => ip.is_loopback(),
-                std::net::IpAddr::V6(ip) => {
-                    ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-                }
-            };
-            if loopback && !auth::is_sealed(bytes) {
-                return Ok((bytes, None));
-            }
-            self.counters.unauthenticated += 1;
-            self.refused_by_auth(bytes, peer, AuthRejection::Unauthenticated);
-            self.log_refused(
-                peer,
-                AuthRejection::Unauthenticated,
-                "no team key here: only unsealed datagrams from this machine are taken",
-            );
-            return Err(None);
-        };
-        match verifier.open(bytes, now) {
-            Ok(opened) => Ok((opened.payload, Some(SealedFrom::of(&opened)))),
-            Err(refused) => {
-                self.refused_by_auth(bytes, peer, refused.why);
-                match refused.why {
-                    AuthRejection::Stale => self.counters.stale += 1,
-                    AuthRejection::Replayed { .. } => self.counters.replayed += 1,
-                    why @ AuthRejection::Unauthenticated => {
-                        self.counters.unauthenticated += 1;
-                        self.log_refused(
-                            peer,
-                            why,
-                            "the robot has a team key: seal datagrams with it (--key-file)",
-                        );
-                    }
-                    why => {
-                        self.counters.forged += 1;
-                        self.log_refused(peer, why, "check that the sender holds this robot's key");
-                    }
-                }
-                Err(refused.answer)
-            }
-        }
-    }
-
-    /// Offers a datagram refused for who sent it (or when) to the recording tap: an attack
-    /// or a misconfigured laptop is part of a match's record.
-    fn refused_by_auth(&self, bytes: &[u8], peer: SocketAddr, why: AuthRejection) {
-        self.offer_with(bytes, peer, || (why.kind(), why.to_string()));
-    }
-
-    /// Logs a datagram refused for who sent it, once per peer address.
-    fn log_refused(&mut self, peer: SocketAddr, why: AuthRejection, hint: &str) {
-        if self.unauthenticated_peers.len() < MAX_LOGGED_PEERS
-            && self.unauthenticated_peers.insert(peer.ip())
-        {
-            tracing::warn!(peer = %peer, kind = why.kind(), "dropped a control datagram: {why}; {hint} (further ones from this address are counted, not logged)");
-        }
-    }
-
-    /// The sealed answer to an authentic datagram: `payload` (a robot-state datagram or
-    /// nothing) and the current challenge.
-    fn answer(&mut self, to: &SealedFrom, now: Instant, payload: &[u8]) -> Vec<u8> {
-        match self.verifier.as_mut() {
-            Some(v) => v.answer_to(&to.opened(), now, payload),
-            None => Vec::new(),
-        }
     }
 
     /// The recording tap's counters.
@@ -559,14 +508,6 @@ impl State {
         if self.config.tap.listening() {
             self.offer(bytes, peer, Some(why()));
         }
-    }
-
-    /// The robot-state datagram answering `link`: the state as the broker publishes it,
-    /// with the age of the enabling link when it is this one.
-    fn reply(&mut self, link: &LinkSlot) -> Vec<u8> {
-        let status = self.robot.status();
-        let seen = (status.link == link.source).then_some(link.seen_ns);
-        status.datagram(monotonic_ns(), seen)
     }
 
     fn reject(
@@ -628,36 +569,6 @@ impl State {
     }
 }
 
-/// A datagram fit to parse: its control datagram, and its envelope when it was sealed.
-type Authentic<'a> = (&'a [u8], Option<SealedFrom>);
-
-/// The envelope of an authentic datagram, kept past the borrow of its bytes.
-#[derive(Debug, Clone, Copy)]
-struct SealedFrom {
-    kind: KeyKind,
-    session: u64,
-    counter: u64,
-}
-
-impl SealedFrom {
-    fn of(o: &Opened<'_>) -> SealedFrom {
-        SealedFrom {
-            kind: o.kind,
-            session: o.session,
-            counter: o.counter,
-        }
-    }
-
-    fn opened(&self) -> Opened<'static> {
-        Opened {
-            kind: self.kind,
-            session: self.session,
-            counter: self.counter,
-            payload: &[],
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -680,6 +591,7 @@ mod tests {
             verifier: None,
             sessions: SourceSessions::default(),
             unauthenticated_peers: HashSet::new(),
+            buffer_error_logged: None,
             config: ReceiverConfig {
                 namespace: namespace.to_owned(),
                 catalog,

@@ -4,6 +4,19 @@
 //! A source is the `meta.source` of a datagram, or its sender's address when it has no meta
 //! or was rejected before its meta could be trusted. The table is bounded: past
 //! [`MAX_SOURCES`] the source heard from least recently is forgotten.
+//!
+//! **What `seq` may do.** Only unsealed datagrams (a robot without a team key, from
+//! loopback) are ordered by their `meta.seq`, and nothing vouches for it: any process on the
+//! machine can send a datagram under a live driver's name with `seq` 2^64−1. So `seq` only
+//! drops what UDP reorders or duplicates, which arrives within milliseconds of the datagram
+//! it trails: a datagram not above the last applied `seq` is dropped only within
+//! [`REORDER_SPAN`] of the last applied one, and taken after that (its `seq` becomes the
+//! last). One forged datagram then holds a live sender back for at most [`REORDER_SPAN`],
+//! a quarter of the default control timeout, instead of for as long as it keeps sending. A
+//! restarted sender that reuses its name is taken back as quickly. Sealed datagrams are
+//! ordered by their authenticated session counter instead (`pitcrew::control::auth`),
+//! strictly, since there the order is what stops a replay: a counter cannot be forged
+//! without the key, and a new session of the name is taken at once.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -13,10 +26,11 @@ use std::time::{Duration, Instant};
 pub const MAX_SOURCES: usize = 64;
 /// How often a misbehaving source may be logged (spec: once per source per minute).
 pub const LOG_INTERVAL: Duration = Duration::from_secs(60);
-/// A source silent for this long may restart its `seq` from anywhere: a restarted sender
-/// that reuses its name is taken back instead of being ignored forever. Long against UDP
-/// reordering (milliseconds), short against a restart.
-pub const SEQ_RESET_AFTER: Duration = Duration::from_secs(1);
+/// How long after a source's last applied datagram one whose `seq` is not above it is taken
+/// for reordered or duplicated by the network, and dropped; later, it is taken (module
+/// docs). Long against reordering on a LAN (milliseconds), well within the control timeout
+/// (100 ms by default), so that one forged `seq` cannot make the watchdog trip.
+pub const REORDER_SPAN: Duration = Duration::from_millis(25);
 
 /// What is known about one source.
 #[derive(Debug, Clone)]
@@ -33,6 +47,8 @@ pub struct Source {
     pub dropped: u64,
     /// Datagrams dropped because their seq was not newer (reordered or duplicated).
     pub reordered: u64,
+    /// Datagrams whose gamepads were ignored: another station held the enable.
+    pub ignored: u64,
     /// When this source was last logged about, for rate limiting.
     last_logged: Option<Instant>,
     /// Rejections since that log line, reported with the next one.
@@ -75,6 +91,7 @@ impl Sources {
             received: 0,
             dropped: 0,
             reordered: 0,
+            ignored: 0,
             last_logged: None,
             unlogged: 0,
         });
@@ -82,14 +99,17 @@ impl Sources {
         entry
     }
 
-    /// Records a datagram of `name` with `seq` (None for meta-less senders, always applied)
-    /// and says whether to apply it. An applied seq becomes the source's last.
+    /// Records a datagram of `name` with `seq` (None for meta-less and sealed senders,
+    /// always applied) and says whether to apply it. An applied seq becomes the source's
+    /// last; one not above it is stale only within [`REORDER_SPAN`] of the last applied.
     pub fn check_seq(&mut self, name: &str, seq: Option<u64>, now: Instant) -> SeqVerdict {
         let src = self.touch(name, now);
-        let silent = now.duration_since(src.last_seen);
         src.last_seen = now;
+        let recent = src
+            .last_applied
+            .is_some_and(|t| now.saturating_duration_since(t) < REORDER_SPAN);
         let verdict = match (seq, src.last_seq) {
-            (Some(seq), Some(last)) if seq <= last && silent < SEQ_RESET_AFTER => {
+            (Some(seq), Some(last)) if seq <= last && recent => {
                 src.reordered += 1;
                 SeqVerdict::Stale
             }
@@ -129,6 +149,14 @@ impl Sources {
         }
     }
 
+    /// Counts a datagram of `name` whose gamepads were ignored (another station held the
+    /// enable); `name` was just checked, so it is in the table.
+    pub fn ignored(&mut self, name: &str) {
+        if let Some(src) = self.map.get_mut(name) {
+            src.ignored += 1;
+        }
+    }
+
     /// Every remembered source, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Source)> {
         self.map.iter()
@@ -164,12 +192,30 @@ mod tests {
     }
 
     #[test]
-    fn a_restarted_sender_is_taken_back_after_silence() {
+    fn a_restarted_sender_is_taken_back_after_the_reorder_span() {
         let mut s = Sources::default();
         let t = Instant::now();
         assert_eq!(s.check_seq("a", Some(500), t), SeqVerdict::Apply);
-        let later = t + SEQ_RESET_AFTER;
+        let later = t + REORDER_SPAN;
         assert_eq!(s.check_seq("a", Some(1), later), SeqVerdict::Apply);
+    }
+
+    #[test]
+    fn one_forged_maximum_seq_holds_a_live_sender_back_for_the_reorder_span_only() {
+        let mut s = Sources::default();
+        let t = Instant::now();
+        let at = |ms: u64| t + Duration::from_millis(ms);
+        assert_eq!(s.check_seq("driver", Some(10), at(0)), SeqVerdict::Apply);
+        assert_eq!(
+            s.check_seq("driver", Some(u64::MAX), at(5)),
+            SeqVerdict::Apply
+        );
+        // The live sender goes on at 50 Hz: its next datagram is within the span of the
+        // forged one and dropped, the one after is taken, and so is every later one.
+        assert_eq!(s.check_seq("driver", Some(11), at(20)), SeqVerdict::Stale);
+        assert_eq!(s.check_seq("driver", Some(12), at(40)), SeqVerdict::Apply);
+        assert_eq!(s.check_seq("driver", Some(13), at(60)), SeqVerdict::Apply);
+        assert_eq!(s.check_seq("driver", Some(12), at(61)), SeqVerdict::Stale);
     }
 
     #[test]

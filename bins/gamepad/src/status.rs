@@ -1,5 +1,5 @@
 //! The `gamepad-service` RPC: `status` reports, from the receiver's state, each source
-//! (last seq, age, received, dropped, reordered), each gamepad (connected, values), the
+//! (last seq, age, received, dropped, reordered, ignored), each gamepad (connected, values), the
 //! watchdog (tripped, trips) and the drop counters.
 
 use std::sync::{Arc, Mutex};
@@ -29,6 +29,7 @@ pub fn snapshot(st: &State, now: Instant) -> serde_json::Value {
                 "received": s.received,
                 "dropped": s.dropped,
                 "reordered": s.reordered,
+                "ignored": s.ignored,
             })
         })
         .collect();
@@ -80,6 +81,7 @@ pub fn snapshot(st: &State, now: Instant) -> serde_json::Value {
             "replayed": c.replayed,
             "superseded": c.superseded,
             "field": c.field,
+            "not_enabling": c.not_enabling,
         },
         "sources": sources,
         "gamepads": gamepads,

@@ -22,7 +22,7 @@
 //!   middle, or recorded before the suite restarted (challenges are new in every process) —
 //!   and changes nothing; it is answered with the current challenge only, which is smaller
 //!   than what it answers, so the robot cannot be used to amplify traffic. A datagram is
-//!   therefore at most about half a second old when it is applied.
+//!   therefore at most [`FRESH_WINDOW`] (400 ms) old when it is applied.
 //!
 //! Answers to a station are sealed too (`"PCR1"`, the reply subkey), carry the session and
 //! counter they answer, and are accepted by the station only for its own session.
@@ -55,9 +55,13 @@ pub const OVERHEAD: usize = HEADER_BYTES + TAG_BYTES;
 pub const MAX_PAYLOAD: usize = MAX_DATAGRAM_BYTES - OVERHEAD;
 /// How often the robot draws a new challenge (when it answers a datagram).
 pub const CHALLENGE_PERIOD: Duration = Duration::from_millis(50);
-/// How long a challenge stays valid after it was drawn: the bound on a datagram's age, with
-/// room for a round trip over a congested event network.
-pub const FRESH_WINDOW: Duration = Duration::from_millis(500);
+/// How long a challenge stays valid after it was drawn: the bound on a datagram's age. The
+/// README's "Who may drive", which spec/wire.md makes normative for challenges, says
+/// 400 ms: a station's challenge is at most a [`CHALLENGE_PERIOD`] and a round trip old
+/// when it seals with it, so this leaves 350 ms for the round trip over a congested event
+/// network, more than the control timeout (100 ms) lets a driver link go without a
+/// datagram anyway; a longer window would only give a delaying attacker more time.
+pub const FRESH_WINDOW: Duration = Duration::from_millis(400);
 /// How many sender sessions the robot remembers (a robot has one or two stations; the bound
 /// keeps memory fixed whatever a key holder does).
 pub const MAX_SESSIONS: usize = 64;
