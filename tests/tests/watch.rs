@@ -70,4 +70,7 @@ fn piped_it_prints_plain_lines() {
         !text.contains('\u{1b}'),
         "escape sequences in piped output: {text}"
     );
+    // The broker's other notifications on the group (the robot state) are not malformed.
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!said.contains("malformed"), "on a healthy suite: {said}");
 }

@@ -29,16 +29,30 @@ pub struct WatchArgs {
     pub count: Option<u64>,
 }
 
-/// Validates `[2, "update", [devices, meta]]`, returning `(devices, meta)` as JSON.
-fn parse_update(bytes: &[u8]) -> Option<(serde_json::Value, serde_json::Value)> {
+/// What one datagram on the update group is.
+#[derive(Debug, PartialEq)]
+enum Datagram {
+    /// `[2, "update", [devices, meta]]`: the devices' values, as JSON.
+    Update(serde_json::Value, serde_json::Value),
+    /// Another notification the broker publishes on the group (`robot_state`): not ours
+    /// to show, and not malformed.
+    Other,
+}
+
+/// Validates a datagram: a device update, another well-formed notification, or `None`
+/// when it is malformed.
+fn parse_update(bytes: &[u8]) -> Option<Datagram> {
     let v = to_json(&codec::decode(bytes).ok()?);
-    if v.get(0)? != 2 || v.get(1)? != "update" {
+    if v.get(0)? != 2 || v.as_array()?.len() != 3 {
         return None;
+    }
+    if v.get(1)? != "update" {
+        return v.get(1)?.is_string().then_some(Datagram::Other);
     }
     let body = v.get(2)?;
     let devices = body.get(0)?.as_object()?.clone();
     let meta = body.get(1)?.as_object()?.clone();
-    Some((devices.into(), meta.into()))
+    Some(Datagram::Update(devices.into(), meta.into()))
 }
 
 impl WatchArgs {
@@ -59,12 +73,16 @@ impl WatchArgs {
         let mut malformed = 0u64;
         while self.count.is_none_or(|c| seen < c) {
             let n = socket.recv(&mut buf).await.context("receive")?;
-            let Some((devices, meta)) = parse_update(buf.get(..n).unwrap_or_default()) else {
-                malformed += 1;
-                if malformed == 1 {
-                    eprintln!("pitcrew: ignoring a malformed update datagram");
+            let (devices, meta) = match parse_update(buf.get(..n).unwrap_or_default()) {
+                Some(Datagram::Update(devices, meta)) => (devices, meta),
+                Some(Datagram::Other) => continue,
+                None => {
+                    malformed += 1;
+                    if malformed == 1 {
+                        eprintln!("pitcrew: ignoring a malformed update datagram");
+                    }
+                    continue;
                 }
-                continue;
             };
             seen += 1;
             let mut out = std::io::stdout().lock();
