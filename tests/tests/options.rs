@@ -238,7 +238,13 @@ fn an_unreadable_catalog_is_a_one_line_usage_error() {
     let bad = inst.ipc_dir.join("bad.yaml");
     std::fs::write(&bad, "koala-bear: [not, a, type]\n").expect("a file");
     let missing = inst.ipc_dir.join("missing.yaml");
-    for file in [&bad, &missing] {
+    // 20 MB (sparse: it costs no disk) is refused before it is read, not parsed into
+    // hundreds of megabytes in every process.
+    let huge = inst.ipc_dir.join("huge.yaml");
+    std::fs::File::create(&huge)
+        .and_then(|f| f.set_len(20_000_000))
+        .expect("a sparse file");
+    for file in [&bad, &missing, &huge] {
         for (binary, before) in [
             ("pitcrew-devices", inst.broker_args()),
             ("pitcrew-gamepad", vec!["receive".to_owned()]),

@@ -12,6 +12,11 @@ use pitcrew_sdp::Uid;
 /// The shipped catalog, compiled in so that every binary runs without a file.
 pub const EMBEDDED_YAML: &str = include_str!("../../../catalog/devices.yaml");
 
+/// The largest catalog file loaded: 1 MiB, over a hundred times the shipped catalog (a
+/// robot has tens of device types, each a few lines), and small enough that the parsed
+/// catalog in each process of the suite stays around 25 MiB at worst.
+pub const MAX_CATALOG_BYTES: u64 = 1 << 20;
+
 /// The origin named in errors about the embedded catalog.
 pub const EMBEDDED_ORIGIN: &str = "catalog/devices.yaml (embedded)";
 
@@ -47,11 +52,30 @@ impl Catalog {
     /// [`LoadError::Io`] when the file cannot be read; otherwise as
     /// [`Catalog::from_yaml_str`].
     pub fn load(path: impl AsRef<Path>) -> Result<Catalog, LoadError> {
+        use std::io::Read;
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        let io = |source| LoadError::Io {
             file: path.to_owned(),
             source,
-        })?;
+        };
+        let too_large = |size| LoadError::TooLarge {
+            file: path.to_owned(),
+            size,
+            max: MAX_CATALOG_BYTES,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let size = file.metadata().map_err(io)?.len();
+        if size > MAX_CATALOG_BYTES {
+            return Err(too_large(size));
+        }
+        // The size is checked again as read: a file growing meanwhile (or a FIFO) is cut.
+        let mut text = String::new();
+        file.take(MAX_CATALOG_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(io)?;
+        if text.len() as u64 > MAX_CATALOG_BYTES {
+            return Err(too_large(text.len() as u64));
+        }
         Catalog::from_yaml_str(&text, &path.display().to_string())
     }
 

@@ -15,6 +15,18 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
+    /// The file is larger than any catalog has reason to be ([`crate::MAX_CATALOG_BYTES`]):
+    /// refused before it is read, since every process of the suite loads it and a parsed
+    /// catalog takes about 25 times its text in memory.
+    #[error("{}: the catalog is {size} bytes, more than the {max} a catalog may have (the shipped one is under 10 000)", file.display())]
+    TooLarge {
+        /// The catalog file.
+        file: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
     /// The text is not valid YAML.
     #[error("{file}:{line}: YAML syntax error: {message}")]
     Syntax {
@@ -43,7 +55,7 @@ impl LoadError {
     /// The 1-based line, when the error has one.
     pub fn line(&self) -> Option<usize> {
         match self {
-            LoadError::Io { .. } => None,
+            LoadError::Io { .. } | LoadError::TooLarge { .. } => None,
             LoadError::Syntax { line, .. } | LoadError::Invalid { line, .. } => Some(*line),
         }
     }

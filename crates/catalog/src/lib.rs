@@ -19,7 +19,7 @@ mod schema;
 mod yaml;
 
 pub use bounds::{Bounds, Clamp};
-pub use catalog::{Catalog, EMBEDDED_ORIGIN, EMBEDDED_YAML};
+pub use catalog::{Catalog, EMBEDDED_ORIGIN, EMBEDDED_YAML, MAX_CATALOG_BYTES};
 pub use device::{Access, DeviceType, Param, MAX_SMART_PARAMS, MAX_SMART_PARAM_WIDTH};
 pub use error::{LoadError, LoadErrorKind};
 pub use param_type::ParamType;
