@@ -132,6 +132,10 @@ impl Stats {
             ("records_in".into(), self.records_in.into()),
             ("records_out".into(), self.records_out.into()),
             ("malformed".into(), self.malformed.into()),
+            (
+                "refused_connections".into(),
+                pitcrew::endpoint::curve::refused_connections().into(),
+            ),
             ("publishers".into(), Value::Array(publishers)),
         ]
     }
