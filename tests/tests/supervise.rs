@@ -500,3 +500,55 @@ fn clean_refuses_while_the_owner_lives_then_removes_exactly_its_namespace() {
         "{left:?}"
     );
 }
+
+/// As deployed: a team key in `PITCREW_KEY_FILE` (the systemd unit's), and the team's
+/// Python code under the supervisor. Every Python object of the executor and its worker
+/// sets the process's keys; before, the second failed to bind the ZAP handler and the
+/// supervisor restart-looped `pitcrew run`.
+#[test]
+fn python_team_code_runs_under_the_supervisor_with_a_team_key() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let key = dir.path().join("team.key");
+    pitcrew_e2e::run_ok(
+        std::process::Command::new(bin("pitcrew"))
+            .args(["key", "new"])
+            .arg(&key),
+    );
+    let key = key.display().to_string();
+    let drive =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python/drive.py");
+    let run = format!("pitcrew run {}", drive.display());
+    let inst = Instance::new("pykey");
+    let sup = Supervisor::start_with_env(
+        &inst,
+        &["--emulate", "--no-record", "--run", &run],
+        &[("PITCREW_KEY_FILE", &key)],
+    );
+    // The executor logs that it runs the code, and keeps running.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let out = inst
+            .cli(&[
+                "call",
+                "logfwd-service",
+                "recent_logs",
+                "50",
+                "\"info\"",
+                "\"run-drive\"",
+            ])
+            .output()
+            .expect("pitcrew runs");
+        if String::from_utf8_lossy(&out.stdout).contains("running ") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "pitcrew run never ran the code");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let restarts: Vec<String> = sup
+        .log_lines()
+        .into_iter()
+        .filter(|l| l.contains("restarting"))
+        .collect();
+    assert!(restarts.is_empty(), "{restarts:#?}");
+}
