@@ -266,7 +266,8 @@ pub async fn run(args: &ReplayArgs, cmd: &str, config: &Config) -> anyhow::Resul
             }
         }
     }
-    report(&want, &got, &types, args.tolerance)
+    // The safe values are those of the catalog the emulator and the broker were given.
+    report(&want, &got, &types, &config.catalog, args.tolerance)
 }
 
 /// How many of `uids` the broker lists as connected and identified.
@@ -289,9 +290,9 @@ fn report(
     want: &Writes,
     got: &Writes,
     types: &BTreeMap<String, String>,
+    catalog: &Catalog,
     tolerance: f64,
 ) -> anyhow::Result<()> {
-    let catalog = Catalog::embedded();
     let mut keys: Vec<&String> = want.keys().chain(got.keys()).collect();
     keys.sort();
     keys.dedup();
@@ -331,6 +332,33 @@ mod tests {
             .enumerate()
             .map(|(i, v)| (Duration::from_millis(i as u64 * 10), *v))
             .collect()
+    }
+
+    #[test]
+    fn leading_safe_values_are_those_of_the_configured_catalog() {
+        // A team's catalog whose koala-bear rests at 0.25 rather than 0.
+        let text = pitcrew_catalog::EMBEDDED_YAML.replacen(
+            "{name: duty_cycle_a, type: float, writeable: true, lower: -1, upper: 1, safe: 0}",
+            "{name: duty_cycle_a, type: float, writeable: true, lower: -1, upper: 1, safe: 0.25}",
+            1,
+        );
+        assert_ne!(
+            text,
+            pitcrew_catalog::EMBEDDED_YAML,
+            "the shipped line changed"
+        );
+        let team = Catalog::from_yaml_str(&text, "team.yaml").unwrap();
+        let key = "61390764277305387782290.duty_cycle_a".to_owned();
+        let types = BTreeMap::from([(
+            "61390764277305387782290".to_owned(),
+            "koala-bear".to_owned(),
+        )]);
+        // Recorded from a suite that held the output at its safe 0.25 first; the replayed
+        // controller's writes start once it drives.
+        let want = Writes::from([(key.clone(), at(&[0.25, 0.5, 0.25]))]);
+        let got = Writes::from([(key, at(&[0.5, 0.25]))]);
+        assert!(report(&want, &got, &types, &team, 0.001).is_ok());
+        assert!(report(&want, &got, &types, Catalog::embedded(), 0.001).is_err());
     }
 
     #[test]
