@@ -73,4 +73,13 @@ fn piped_it_prints_plain_lines() {
     // The broker's other notifications on the group (the robot state) are not malformed.
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(!said.contains("malformed"), "on a healthy suite: {said}");
+    // Nor do the emulated devices count errors (they answered the broker's answers to their
+    // heartbeats with INVALID_TYPE, four a second each), as `pitcrew devices` shows them.
+    let out = pitcrew_e2e::run_ok(inst.cli(&["devices", "--json"]));
+    let devices: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let devices = devices.as_array().expect("a list");
+    assert_eq!(devices.len(), 11);
+    for d in devices {
+        assert_eq!(d["counters"]["errors"], 0, "{d}");
+    }
 }

@@ -77,7 +77,7 @@ impl DevicesArgs {
                 if valid { "yes" } else { "no" },
                 c("to_device"),
                 c("from_device"),
-                c("decode_errors") + c("invalid_types"),
+                c("errors"),
             )?;
         }
         out.flush()?;

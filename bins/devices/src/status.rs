@@ -20,6 +20,11 @@ fn epoch_secs(t: SystemTime) -> Option<f64> {
 /// device so that a client which only lists devices still learns that its writes are
 /// being discarded.
 pub fn device_json(d: &DeviceInfo, latch: &Latch) -> serde_json::Value {
+    let count = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let c = &d.counters;
+    // A device's errors, as every tool shows them: frames it sent that did not decode,
+    // packets of the wrong direction, and ERROR packets it sent.
+    let errors = count(&c.decode_errors) + count(&c.invalid_types) + count(&c.device_errors);
     json!({
         "uid": d.uid.to_string(),
         "type": d.type_name,
@@ -33,6 +38,7 @@ pub fn device_json(d: &DeviceInfo, latch: &Latch) -> serde_json::Value {
             "decode_errors": d.counters.decode_errors.load(Ordering::Relaxed),
             "invalid_types": d.counters.invalid_types.load(Ordering::Relaxed),
             "device_errors": d.counters.device_errors.load(Ordering::Relaxed),
+            "errors": errors,
             "timeouts": d.counters.timeouts.load(Ordering::Relaxed),
             "connections": d.counters.connections.load(Ordering::Relaxed),
             "writes_discarded": d.counters.writes_discarded.load(Ordering::Relaxed),

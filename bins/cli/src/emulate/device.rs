@@ -233,7 +233,9 @@ impl State {
                 event(self.uid, "error", json!({ "code": code.name() }));
                 Ok(())
             }
-            Message::HbRes(_) | Message::SubRes { .. } | Message::DevData(_) => {
+            // The answer to this device's own heartbeat (HB_RES goes both ways).
+            Message::HbRes(_) => Ok(()),
+            Message::SubRes { .. } | Message::DevData(_) => {
                 Message::Error(ErrorCode::InvalidType).encode_frame(out)
             }
         };
