@@ -217,6 +217,13 @@ where
         tap: ctx.tap.clone(),
         device: None,
     };
+    // A serial device keeps what it read of the previous session: a frame that session's
+    // broker was cut off in the middle of would swallow our first PING. A lone delimiter
+    // ends it (an empty frame is ignored by the protocol), so it costs nothing.
+    if let Err(e) = host.line.write_all(&[pitcrew_sdp::frame::DELIMITER]).await {
+        tracing::info!(port = %host.port, error = %e, "connection failed before discovery");
+        return SessionEnd::Closed;
+    }
     let mut decoder = FrameDecoder::new();
     let uid = match discover(&mut reader, &mut host, &mut decoder, &ctx).await {
         Ok(Ok(uid)) => uid,

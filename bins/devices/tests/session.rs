@@ -77,6 +77,42 @@ async fn send(dev: &mut UnixStream, msg: Message<'_>) {
 }
 
 #[tokio::test]
+async fn a_frame_torn_by_the_previous_session_does_not_swallow_the_first_ping() {
+    let ns = ns("torn");
+    let ctx = ctx(&ns, Timing::default());
+    let (host_end, mut dev) = UnixStream::pair().expect("a socket pair");
+    let task = tokio::spawn(session::run(host_end, "test".into(), ctx.clone()));
+    // The device's decoder still holds the start of a frame the previous broker was killed
+    // in the middle of writing (half of a DEV_WRITE).
+    let mut decoder = FrameDecoder::new();
+    assert!(decoder.decode(&[0x04, 0x14, 0x03, 0x02]).next().is_none());
+    // The torn frame ends as a bad frame of its own; the PING after it arrives whole,
+    // well within the ping interval (1 s) after which a lost one would be repeated.
+    let mut buf = [0u8; 256];
+    let widths = ParamWidths::new();
+    let first_ping = async {
+        loop {
+            let n = dev.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed");
+            let frames: Vec<_> = decoder.decode(&buf[..n]).collect();
+            if frames
+                .into_iter()
+                .filter_map(Result::ok)
+                .any(|p| Message::from_packet(&p, &widths).ok() == Some(Message::Ping))
+            {
+                return true;
+            }
+        }
+    };
+    let ping = tokio::time::timeout(Duration::from_millis(500), first_ping)
+        .await
+        .is_ok();
+    assert!(ping, "the first PING was lost to the torn frame");
+    ctx.shutdown.cancel();
+    let _ = task.await;
+}
+
+#[tokio::test]
 async fn discovery_then_errors_then_data_reach_the_buffer() {
     let ns = ns("flow");
     let ctx = ctx(&ns, Timing::default());
