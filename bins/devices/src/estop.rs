@@ -135,18 +135,26 @@ pub fn param_names(ty: &DeviceType, bits: u64) -> String {
 
 /// The `estop` RPC: engages the latch (so no consumer write is forwarded from now on), has
 /// every session send DEV_DISABLE and the safe values, and waits up to
-/// [`CONFIRM_DEADLINE`] for them to be on the line. Returns the UIDs whose session
-/// confirmed; the others are logged (a session disables its device at its next heartbeat
-/// tick when it sees the latch, and their writes are discarded by the latch).
+/// [`CONFIRM_DEADLINE`] for them to be on the line. A device that is not reading (its
+/// line stalled) is not waited for: its session tries DEV_DISABLE when it gets the line,
+/// without waiting, and ends as the stall fails the line; the answer does not wait out the
+/// stall. Returns the UIDs whose session confirmed; the others are logged (a session
+/// disables its device at its next heartbeat tick when it sees the latch, and their writes
+/// are discarded by the latch).
 pub async fn run(registry: &Registry, latch: &Latch) -> Vec<String> {
     let first = latch.engage();
     let deadline = tokio::time::Instant::now() + CONFIRM_DEADLINE;
     let mut waiting = Vec::new();
     for uid in registry.connected() {
-        let Some(tx) = registry.commands(uid) else {
+        let Some((tx, line)) = registry.link(uid) else {
             continue;
         };
         let (reply, rx) = oneshot::channel();
+        if line.is_stalled() {
+            let queued = tx.try_send(Command::Estop(reply)).is_ok();
+            tracing::error!(%uid, queued, "estop: the device is not reading (its line is stalled): DEV_DISABLE is tried when its session gets the line; not waiting for it");
+            continue;
+        }
         // Waits for room in a full command queue rather than skipping the device; a session
         // that never makes room still disables its device at its next heartbeat tick, when
         // it sees the latch (`Active::serve`).

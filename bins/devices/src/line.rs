@@ -32,6 +32,7 @@
 use std::fs::File;
 use std::io::{ErrorKind, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -55,6 +56,8 @@ pub struct Line {
     stall: Duration,
     /// The first write error, kind and text: the line's answer to every later write.
     failed: OnceLock<(ErrorKind, String)>,
+    /// A write is waiting for room: the device is not reading (for now).
+    waiting: AtomicBool,
 }
 
 impl Line {
@@ -81,7 +84,15 @@ impl Line {
             room,
             stall,
             failed: OnceLock::new(),
+            waiting: AtomicBool::new(false),
         })
+    }
+
+    /// Whether the device is not reading: a write waits for room on this line, or one
+    /// waited out the stall and failed it. An emergency stop does not wait for such a
+    /// device to confirm its DEV_DISABLE (its session tries it when it gets the line).
+    pub fn is_stalled(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) || self.failed.get().is_some()
     }
 
     /// How long a write waits for room before the line fails.
@@ -150,6 +161,7 @@ impl LineGuard<'_> {
                     break Err(stalled(self.line.stall))
                 }
                 Ok(false) => {
+                    self.line.waiting.store(true, Ordering::Relaxed);
                     match tokio::time::timeout_at(deadline, self.line.room.writable()).await {
                         // Cleared before the next try: an edge after it sets it again.
                         Ok(Ok(mut ready)) => ready.clear_ready(),
@@ -176,6 +188,7 @@ impl LineGuard<'_> {
             match self.write_some(&mut rest) {
                 Ok(true) => break Ok(()),
                 Ok(false) => {
+                    self.line.waiting.store(true, Ordering::Relaxed);
                     if let Err(e) = self.wait_for_room(deadline) {
                         break Err(e);
                     }
@@ -235,6 +248,7 @@ impl LineGuard<'_> {
     /// otherwise wait for them (the tty's `closing_wait`, 30 s by default) wherever it
     /// happens, the event loop included. (On a socket `tcflush` fails, harmlessly.)
     fn remember(&self, result: std::io::Result<()>) -> std::io::Result<()> {
+        self.line.waiting.store(false, Ordering::Relaxed);
         if let Err(e) = &result {
             let _ = self.line.failed.set((e.kind(), e.to_string()));
             if e.kind() == ErrorKind::TimedOut {

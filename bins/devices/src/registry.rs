@@ -15,6 +15,7 @@ use pitcrew_catalog::{Catalog, DeviceType, Uid};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::arrivals::Arrivals;
+use crate::line::Line;
 
 /// Commands other parts of the broker (RPC, estop, shutdown) send to a device's session.
 #[derive(Debug)]
@@ -99,6 +100,8 @@ struct Entry {
 struct Link {
     id: u64,
     commands: mpsc::Sender<Command>,
+    /// The session's line to the device, to see whether the device reads.
+    line: Arc<Line>,
 }
 
 /// What a session gets when its device is attached.
@@ -179,7 +182,7 @@ impl Registry {
     ///
     /// # Errors
     /// [`AttachError`] when the UID is connected elsewhere, unknown, or its buffer fails.
-    pub fn attach(&self, uid: Uid, port: &str) -> Result<Attached, AttachError> {
+    pub fn attach(&self, uid: Uid, port: &str, line: Arc<Line>) -> Result<Attached, AttachError> {
         let ty = self.type_of(uid).ok_or(AttachError::UnknownType {
             uid,
             device_id: uid.device_id(),
@@ -214,7 +217,11 @@ impl Registry {
         let id = self.next_link.fetch_add(1, Ordering::Relaxed);
         entry.port = port.to_owned();
         entry.connected_since = Some(SystemTime::now());
-        entry.link = Some(Link { id, commands: tx });
+        entry.link = Some(Link {
+            id,
+            commands: tx,
+            line,
+        });
         entry.counters.connections.fetch_add(1, Ordering::Relaxed);
         Ok(Attached {
             owner: Arc::clone(&entry.owner),
@@ -280,6 +287,15 @@ impl Registry {
         self.lock()
             .get(&uid)
             .and_then(|e| e.link.as_ref().map(|l| l.commands.clone()))
+    }
+
+    /// The command queue of `uid`'s session and its line to the device, if connected.
+    pub fn link(&self, uid: Uid) -> Option<(mpsc::Sender<Command>, Arc<Line>)> {
+        self.lock().get(&uid).and_then(|e| {
+            e.link
+                .as_ref()
+                .map(|l| (l.commands.clone(), Arc::clone(&l.line)))
+        })
     }
 
     /// The UIDs with a session now.

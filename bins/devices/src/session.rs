@@ -233,7 +233,7 @@ where
             return SessionEnd::Closed;
         }
     };
-    let attached = match ctx.registry.attach(uid, &host.port) {
+    let attached = match ctx.registry.attach(uid, &host.port, Arc::clone(&host.line)) {
         Ok(a) => a,
         Err(e @ AttachError::AlreadyConnected { .. }) => {
             tracing::warn!(port = %host.port, %uid, error = %e, "duplicate UID refused");
