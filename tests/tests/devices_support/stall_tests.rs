@@ -28,10 +28,25 @@ const CALL_BOUND: Duration = Duration::from_millis(500);
 /// confirmation was waited for.
 const ANSWER_BOUND: Duration = Duration::from_millis(200);
 
-#[tokio::test]
-async fn a_device_that_floods_without_reading_holds_up_only_itself() {
-    let ns = Namespace::new("stall");
-    let dir = PtyDir::new(&ns, "stall");
+/// A broker with a healthy emulated koala-bear, and a device on a real pty (played here)
+/// that floods heartbeat requests and reads nothing, returned once the flood is refused:
+/// the broker's write to its line waits for room.
+struct Stalled {
+    broker: Broker,
+    emu: Emu,
+    healthy: String,
+    flooder: String,
+    /// When the flood's writes began to be refused.
+    stall_began: Instant,
+    master: std::fs::File,
+    _slave: std::os::fd::OwnedFd,
+    _dir: PtyDir,
+    ns: Namespace,
+}
+
+async fn stalled(tag: &str) -> Stalled {
+    let ns = Namespace::new(tag);
+    let dir = PtyDir::new(&ns, tag);
     let (mut master, _slave) = pty(std::path::Path::new(&dir.link(0))).expect("a pty");
     let glob = dir.glob();
     let stall = format!("{}ms", STALL.as_millis());
@@ -95,6 +110,30 @@ async fn a_device_that_floods_without_reading_holds_up_only_itself() {
         }
     }
     let stall_began = refused_since.expect("the flood was refused");
+    Stalled {
+        broker,
+        emu,
+        healthy,
+        flooder,
+        stall_began,
+        master,
+        _slave,
+        _dir: dir,
+        ns,
+    }
+}
+
+#[tokio::test]
+async fn a_device_that_floods_without_reading_holds_up_only_itself() {
+    let Stalled {
+        broker,
+        emu,
+        healthy,
+        flooder,
+        stall_began,
+        master,
+        ..
+    } = stalled("stall").await;
 
     // The broker still answers calls...
     let asked = Instant::now();
@@ -167,4 +206,34 @@ fn set_nonblocking(file: &std::fs::File) {
         "O_NONBLOCK on the pty: {}",
         std::io::Error::last_os_error()
     );
+}
+
+#[tokio::test]
+async fn a_broker_stopped_while_a_line_is_stalled_stops_in_time_and_leaves_no_shared_memory() {
+    let Stalled {
+        mut broker,
+        emu,
+        ns,
+        master,
+        ..
+    } = stalled("stallstop").await;
+    let asked = Instant::now();
+    let status = broker
+        .devices
+        .signal_and_wait(libc::SIGTERM, Duration::from_secs(10));
+    let took = asked.elapsed();
+    eprintln!("the broker stopped {took:?} after SIGTERM, during the stall: {status:?}");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the broker did not stop cleanly: {status:?}"
+    );
+    // It waits out the stall at most (the supervisor allows 3 s before SIGKILL, which
+    // would leave the segments behind).
+    assert!(
+        took < STALL + Duration::from_millis(800),
+        "stopping took {took:?}"
+    );
+    let left = crate::devices_support::broker_segments_left(&ns.name);
+    assert!(left.is_empty(), "segments left: {left:?}");
+    drop((emu, master));
 }
