@@ -205,19 +205,14 @@ fn record(ty: &DeviceType, msg: &Message<'_>) -> J {
     }
 }
 
-/// Widths of every param of `ty` (a frame may come from either side).
-fn all_widths(ty: &DeviceType, writes: bool) -> ParamWidths {
-    let mut w = ParamWidths::new();
-    for p in ty
-        .params()
-        .iter()
-        .filter(|p| if writes { p.writeable() } else { p.readable() })
-    {
-        if let (Ok(id), Ok(width)) = (u8::try_from(p.id()), u8::try_from(p.storage_width())) {
-            let _ = w.set(id, width);
-        }
+/// The widths a frame of `ty` is decoded with: its writeable params' for a frame to the
+/// device, its readable params' for one from it.
+fn widths(ty: &DeviceType, writes: bool) -> ParamWidths {
+    if writes {
+        ty.write_widths()
+    } else {
+        ty.read_widths()
     }
-    w
 }
 
 impl SdpArgs {
@@ -256,7 +251,7 @@ impl SdpArgs {
                             }
                             Ok(p) => {
                                 let writes = p.msg_type() == MessageType::DevWrite.as_byte();
-                                match Message::from_packet(&p, &all_widths(ty, writes)) {
+                                match Message::from_packet(&p, &widths(ty, writes)) {
                                     Ok(m) => record(ty, &m),
                                     Err(e) => {
                                         json!({"error": e.error_code().name(), "detail": e.to_string()})
@@ -309,7 +304,7 @@ mod tests {
             let bytes = unhex(frame).unwrap();
             let p = FrameDecoder::new().decode(&bytes).next().unwrap().unwrap();
             let writes = p.msg_type() == MessageType::DevWrite.as_byte();
-            let m = Message::from_packet(&p, &all_widths(ty, writes)).unwrap();
+            let m = Message::from_packet(&p, &widths(ty, writes)).unwrap();
             let back = record(ty, &m);
             let want: J = serde_json::from_str(rec).unwrap();
             assert_eq!(back["msg"], want["msg"]);

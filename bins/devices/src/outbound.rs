@@ -26,7 +26,6 @@ use crate::lease::{self, LeaseClock};
 use crate::line::{Line, LineGuard};
 use crate::registry::Counters;
 use crate::robot::Outputs;
-use crate::session::{param_data, sub_req};
 use crate::tap::{BrokerEvent, BrokerTap};
 
 /// One device's outbound path, shared by its session and its waker thread.
@@ -158,7 +157,7 @@ impl Outbound {
         let owner = &self.owner;
         if let Ok(Some(sub)) = owner.take_subscription_change() {
             count += u64::from(
-                sub_req(u64::from(sub.params), sub.interval)
+                Message::sub_req(u64::from(sub.params), sub.interval)
                     .encode_frame(out)
                     .is_ok(),
             );
@@ -229,7 +228,7 @@ impl Outbound {
                 return 0;
             }
         };
-        let Some(data) = param_data(self.owner.device_type(), bits, &raw) else {
+        let Some(data) = self.owner.device_type().param_data(bits, &raw) else {
             tracing::warn!(uid = %self.uid, bits, "desired values do not match the type");
             return 0;
         };

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use pitcrew_buffer::Owner;
 use pitcrew_catalog::{DeviceType, Uid};
 use pitcrew_sdp::message::Direction;
-use pitcrew_sdp::{ErrorCode, FrameDecoder, Message, MessageType, Packet, ParamData, ParamWidths};
+use pitcrew_sdp::{ErrorCode, FrameDecoder, Message, MessageType, Packet, ParamWidths};
 use std::os::fd::AsRawFd;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -274,7 +274,7 @@ where
         last_valid: Instant::now(),
         estopped: false,
     };
-    active.read_widths = widths(active.owner.device_type(), true);
+    active.read_widths = active.owner.device_type().read_widths();
     let (end, waker) = active
         .run(
             &mut reader,
@@ -368,23 +368,6 @@ fn unexpected(packet: &Packet) -> Option<ErrorCode> {
     }
 }
 
-/// Value widths of a type's readable (`read`) or writeable params.
-pub fn widths(ty: &DeviceType, read: bool) -> ParamWidths {
-    let mut w = ParamWidths::new();
-    for p in ty.params() {
-        let wanted = if read { p.readable() } else { p.writeable() };
-        if let (true, Ok(id), Ok(width)) = (
-            wanted,
-            u8::try_from(p.id()),
-            u8::try_from(p.storage_width()),
-        ) {
-            // Only fails for ids ≥ 16 or widths > 253, which the catalog refuses to load.
-            let _ = w.set(id, width);
-        }
-    }
-    w
-}
-
 /// In-flight heartbeats by id (a u8, so the table is bounded at 256 entries).
 struct HeartbeatTable {
     next: u8,
@@ -476,7 +459,7 @@ impl Active {
             || (ty.default_subscription(), ty.sub_interval()),
             |s| (u64::from(s.params), s.interval),
         );
-        host.send(&sub_req(params, interval)).await?;
+        host.send(&Message::sub_req(params, interval)).await?;
         self.owner.count_to_device(1);
         if self.latch.is_engaged() {
             // A device that (re)connects after an emergency stop stays disabled.
@@ -693,30 +676,6 @@ impl Active {
         tracing::info!(uid = %self.uid, safe = named.len(), "emergency stop: DEV_DISABLE and safe values sent");
         (out, count)
     }
-}
-
-/// SUB_REQ for a bitmap and interval (interval saturated to u16 milliseconds).
-pub fn sub_req(params: u64, interval: Duration) -> Message<'static> {
-    Message::SubReq {
-        params: (params & 0xFFFF) as u16,
-        interval_ms: u16::try_from(interval.as_millis()).unwrap_or(u16::MAX),
-    }
-}
-
-/// Slices `raw` (values of `bits` at storage width, ascending id) into a [`ParamData`].
-pub fn param_data<'a>(ty: &DeviceType, bits: u64, raw: &'a [u8]) -> Option<ParamData<'a>> {
-    let mut data = ParamData::new();
-    let mut at = 0usize;
-    for p in ty.params() {
-        if p.id() >= 16 || bits & (1 << p.id()) == 0 {
-            continue;
-        }
-        let width = p.storage_width();
-        let value = raw.get(at..at + width)?;
-        data.insert(u8::try_from(p.id()).ok()?, value).ok()?;
-        at += width;
-    }
-    (at == raw.len()).then_some(data)
 }
 
 /// Sleeps until `deadline` (forever without one; the caller's select guard skips that).

@@ -139,7 +139,7 @@ impl TapEvent for BrokerEvent {
             BrokerEvent::Sent {
                 uid, ty, frames, ..
             } => {
-                let widths = crate::session::widths(ty, false);
+                let widths = ty.write_widths();
                 for packet in FrameDecoder::new().decode(frames).flatten() {
                     let kind = MessageType::from_byte(packet.msg_type());
                     if kind == Some(MessageType::DevDisable) {

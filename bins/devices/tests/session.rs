@@ -287,7 +287,7 @@ async fn an_estop_disables_sends_safe_values_and_discards_later_writes() {
     assert_eq!(done, [uid.to_string()]);
     assert!(ctx.latch.is_engaged());
     let ty = Arc::clone(Catalog::embedded().get("polar-bear").unwrap());
-    let widths = session::widths(&ty, false);
+    let widths = ty.write_widths();
     // Confirmed means on the line: both frames are readable now.
     let packets = drain(&mut dev, &widths, Duration::from_millis(200)).await;
     let kinds: Vec<u8> = packets

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::bounds::{Bounds, Clamp};
 use crate::param_type::ParamType;
-use pitcrew_sdp::{ScalarType, Value, ValueError};
+use pitcrew_sdp::{ParamData, ParamWidths, ScalarType, Value, ValueError};
 
 /// The most params a Smart Device type may have (the SDP params bitmap is 16 bits).
 pub const MAX_SMART_PARAMS: usize = 16;
@@ -185,6 +185,48 @@ impl DeviceType {
         self.outputs().fold(0, |m, (p, _)| m | 1 << p.id)
     }
 
+    /// The value widths of this type's readable params: how DEV_DATA from a device of
+    /// this type is decoded.
+    pub fn read_widths(&self) -> ParamWidths {
+        self.widths(Param::readable)
+    }
+
+    /// The value widths of this type's writeable params: how DEV_WRITE to a device of this
+    /// type is decoded.
+    pub fn write_widths(&self) -> ParamWidths {
+        self.widths(Param::writeable)
+    }
+
+    fn widths(&self, wanted: impl Fn(&Param) -> bool) -> ParamWidths {
+        let mut w = ParamWidths::new();
+        for p in self.params.iter().filter(|p| wanted(p)) {
+            if let (Ok(id), Ok(width)) = (u8::try_from(p.id), u8::try_from(p.storage_width())) {
+                // Only fails for ids ≥ 16 or widths > 253, which a Smart Device type cannot
+                // have (the catalog refuses to load it).
+                let _ = w.set(id, width);
+            }
+        }
+        w
+    }
+
+    /// Slices `raw` (the values of params `bits` at their storage widths, in id order, as a
+    /// buffer holds them) into the [`ParamData`] of a DEV_WRITE or DEV_DATA; `None` when
+    /// `raw` does not hold exactly those values.
+    pub fn param_data<'a>(&self, bits: u64, raw: &'a [u8]) -> Option<ParamData<'a>> {
+        let mut data = ParamData::new();
+        let mut at = 0usize;
+        for p in &self.params {
+            if p.id >= MAX_SMART_PARAMS || bits & (1 << p.id) == 0 {
+                continue;
+            }
+            let width = p.storage_width();
+            let value = raw.get(at..at + width)?;
+            data.insert(u8::try_from(p.id).ok()?, value).ok()?;
+            at += width;
+        }
+        (at == raw.len()).then_some(data)
+    }
+
     /// The kebab-case type name (`polar-bear`).
     pub fn name(&self) -> &str {
         &self.name
@@ -287,5 +329,33 @@ impl Fnv1a {
 
     fn finish(&self) -> u64 {
         self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Catalog;
+
+    #[test]
+    fn widths_and_param_data_follow_the_params_access_and_storage() {
+        let catalog = Catalog::embedded();
+        let koala = catalog.get("koala-bear").expect("shipped");
+        let id = |ty: &super::DeviceType, name| ty.param(name).expect("a param").id() as u8;
+        let (duty, gain) = (id(koala, "duty_cycle_a"), id(koala, "pid_kp_a"));
+        let (read, write) = (koala.read_widths(), koala.write_widths());
+        assert_eq!(write.width(duty), Some(4), "a float is written");
+        assert_eq!(read.width(duty), Some(4), "and read back");
+        assert_eq!(read.width(gain), None, "a gain is not readable");
+        let switch = catalog.get("limit-switch").expect("shipped");
+        assert_eq!(switch.read_widths().width(id(switch, "switch0")), Some(1));
+        assert_eq!(switch.write_widths().width(id(switch, "switch0")), None);
+        // Two floats as a buffer stores them, sliced for a DEV_WRITE.
+        let bits = 1 << duty | 1 << gain;
+        let raw = [1, 2, 3, 4, 5, 6, 7, 8];
+        let data = koala.param_data(bits, &raw).expect("exactly their values");
+        assert_eq!(data.get(duty), Some(&raw[..4]));
+        assert_eq!(data.get(gain), Some(&raw[4..]));
+        assert!(koala.param_data(bits, &raw[..7]).is_none(), "short");
+        assert!(koala.param_data(1 << duty, &raw).is_none(), "long");
     }
 }

@@ -215,6 +215,18 @@ pub enum Message<'a> {
     Error(ErrorCode),
 }
 
+impl Message<'static> {
+    /// SUB_REQ for the params of a bitmap (ids below 16) and an interval, saturated to
+    /// the wire's u16 milliseconds.
+    #[must_use]
+    pub fn sub_req(params: u64, interval: std::time::Duration) -> Message<'static> {
+        Message::SubReq {
+            params: (params & 0xFFFF) as u16,
+            interval_ms: u16::try_from(interval.as_millis()).unwrap_or(u16::MAX),
+        }
+    }
+}
+
 impl<'a> Message<'a> {
     /// The message's type byte.
     #[must_use]

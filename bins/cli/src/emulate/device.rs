@@ -94,12 +94,7 @@ impl State {
                 }
             }
         }
-        let mut write_widths = ParamWidths::new();
-        for p in spec.ty.params().iter().filter(|p| p.writeable()) {
-            if let (Ok(id), Ok(w)) = (u8::try_from(p.id()), u8::try_from(p.storage_width())) {
-                let _ = write_widths.set(id, w);
-            }
-        }
+        let write_widths = spec.ty.write_widths();
         State {
             ty: Arc::clone(&spec.ty),
             uid: spec.uid,
