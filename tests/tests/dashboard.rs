@@ -603,9 +603,17 @@ async fn pages_that_closed_give_their_memory_back() {
         figures.push((open, dash.rss_kb()));
     }
     eprintln!("dashboard VmRSS: {before} kB, then ({PAGES} pages open, closed): {figures:?}");
+    // Before the fixes 300 pages took about 70 MB (each held a copy of the device types and
+    // 128 KiB buffers), and two rounds left about 70 MB behind; now a page holds about
+    // 20 KB and a few MB of a fragmented heap remain.
+    for (open, _) in &figures {
+        assert!(
+            *open < before + 30 * 1024,
+            "{PAGES} pages took {} kB",
+            open - before
+        );
+    }
     let (_, after) = figures[figures.len() - 1];
-    // Before the fix two rounds of 300 pages left about 70 MB behind; now a few MB of a
-    // fragmented heap remain.
     assert!(
         after < before + 20 * 1024,
         "closed pages kept {} kB",
