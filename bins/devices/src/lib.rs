@@ -23,6 +23,7 @@ pub mod lease;
 pub mod line;
 pub mod listener;
 pub mod outbound;
+pub mod policy;
 pub mod registry;
 pub mod robot;
 pub mod serial;

@@ -24,6 +24,7 @@ use tokio::sync::{watch, Notify};
 use crate::estop::{self, Latch};
 use crate::lease::{self, LeaseClock};
 use crate::line::{Line, LineGuard};
+use crate::policy;
 use crate::registry::Counters;
 use crate::robot::Outputs;
 use crate::tap::{BrokerEvent, BrokerTap};
@@ -163,26 +164,23 @@ impl Outbound {
             );
         }
         if let Ok(bits) = owner.take_write() {
-            let outputs = bits & owner.device_type().output_mask();
+            let outputs = owner.device_type().output_mask();
             let state = *self.outputs.borrow();
-            if bits != 0 && (self.latch.is_engaged() || state == Outputs::Estopped) {
-                self.discard_writes(bits);
-            } else if bits != 0 && state == Outputs::Driven {
-                count += self.write_frames(bits, out);
+            let route = policy::route(bits, outputs, state, self.latch.is_engaged());
+            if route.discard != 0 {
+                self.discard_writes(route.discard);
+            }
+            if route.send != 0 {
+                count += self.write_frames(route.send, out);
+                // Outputs sent start or renew their lease.
                 look = lease::lock_clock(&self.clock).forwarded(
-                    outputs,
+                    route.send & outputs,
                     owner.last_writer(),
                     Instant::now(),
                 );
-            } else if bits != 0 {
-                // Disabled: outputs are held safe and the write is not applied later
-                // (rule 2); other params (LEDs, gains) pass.
-                if bits & !outputs != 0 {
-                    count += self.write_frames(bits & !outputs, out);
-                }
-                if outputs != 0 {
-                    self.hold(outputs);
-                }
+            }
+            if route.hold != 0 {
+                self.hold(route.hold);
             }
         }
         if let Ok(bits) = owner.take_read() {

@@ -25,26 +25,7 @@ use crate::registry::Registry;
 use crate::tap::{BrokerEvent, BrokerTap};
 use machine::{Machine, Refusal, Step};
 
-/// What device sessions may do with their outputs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outputs {
-    /// Not enabled: outputs at their safe values; consumer writes to outputs are dropped.
-    Safe,
-    /// Enabled: consumer writes to outputs are forwarded and held for their lease.
-    Driven,
-    /// Emergency stop: nothing but DEV_DISABLE (the latch does the rest).
-    Estopped,
-}
-
-impl Outputs {
-    fn of(state: State) -> Outputs {
-        match state {
-            State::Autonomous | State::Teleop => Outputs::Driven,
-            State::Disabled => Outputs::Safe,
-            State::Estopped => Outputs::Estopped,
-        }
-    }
-}
+pub use crate::policy::Outputs;
 
 /// The broker's robot state and the channels it acts through.
 #[derive(Debug)]

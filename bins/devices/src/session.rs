@@ -24,6 +24,7 @@ use crate::estop::{self, Latch};
 use crate::lease::{self, Leases};
 use crate::line::Line;
 use crate::outbound::{Outbound, OutboundParts};
+use crate::policy;
 use crate::registry::{AttachError, Command, Counters, Registry};
 use crate::robot::{Gate, Outputs};
 use crate::tap::{BrokerEvent, BrokerTap};
@@ -656,12 +657,14 @@ impl Active {
     /// writes are discarded, and the safe values are stored as the desired values so the
     /// buffer shows what the device was told. Returns the bytes and the message count.
     fn estop_frames(&self) -> (Vec<u8>, u64) {
+        let ty = self.owner.device_type();
         if let Ok(bits) = self.owner.take_write() {
-            if bits != 0 {
-                self.outbound.discard_writes(bits);
+            // The latch is engaged: the gate discards every pending write.
+            let route = policy::route(bits, ty.output_mask(), Outputs::Estopped, true);
+            if route.discard != 0 {
+                self.outbound.discard_writes(route.discard);
             }
         }
-        let ty = self.owner.device_type();
         let named: Vec<(&str, pitcrew_catalog::Value)> =
             ty.outputs().map(|(p, v)| (p.name(), v)).collect();
         if !named.is_empty() {
