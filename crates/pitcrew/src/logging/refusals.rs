@@ -5,8 +5,9 @@
 //! CURVE connection with an unknown key, junk datagrams. Logging one line per knock lets a
 //! stranger fill the log forwarder's history (and the disk) and hide what matters, so a
 //! [`Refusals`] logs the first refusal of each window from a handful of sources with its
-//! reason, and at the end of the window one summary line per source it kept quiet about:
-//! "N refused from ADDR in the last 10 s". Every refusal is still counted ([`total`]).
+//! reason, and after the window one summary line per source it kept quiet about, at the
+//! next refusal: "N refused from ADDR in the last 10 s" (the span since the window began).
+//! Every refusal is still counted ([`total`]), and services report the count.
 //!
 //! [`total`]: Refusals::total
 
@@ -106,10 +107,13 @@ impl Refusals {
             self.started = Some(now);
             return;
         };
-        if now.duration_since(started) < self.window {
+        let elapsed = now.duration_since(started);
+        if elapsed < self.window {
             return;
         }
-        let seconds = self.window.as_secs_f64();
+        // Written at the first refusal after the window (a flood that stopped is summed up
+        // when the next one comes), so the span is the real one, not the window's.
+        let seconds = elapsed.as_secs();
         for (from, count) in self.quiet.drain() {
             if count > 0 {
                 tracing::warn!(from = %from, count, what = self.what, "{count} refused from {from} in the last {seconds} s");
