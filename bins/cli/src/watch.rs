@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use pitcrew::codec::{self, to_json};
 use pitcrew::config::Config;
+use pitcrew::updates::{self, Datagram};
 
 /// Arguments of `pitcrew watch`.
 #[derive(Debug, Args)]
@@ -27,32 +27,6 @@ pub struct WatchArgs {
     /// Exit after this many datagrams.
     #[arg(long)]
     pub count: Option<u64>,
-}
-
-/// What one datagram on the update group is.
-#[derive(Debug, PartialEq)]
-enum Datagram {
-    /// `[2, "update", [devices, meta]]`: the devices' values, as JSON.
-    Update(serde_json::Value, serde_json::Value),
-    /// Another notification the broker publishes on the group (`robot_state`): not ours
-    /// to show, and not malformed.
-    Other,
-}
-
-/// Validates a datagram: a device update, another well-formed notification, or `None`
-/// when it is malformed.
-fn parse_update(bytes: &[u8]) -> Option<Datagram> {
-    let v = to_json(&codec::decode(bytes).ok()?);
-    if v.get(0)? != 2 || v.as_array()?.len() != 3 {
-        return None;
-    }
-    if v.get(1)? != "update" {
-        return v.get(1)?.is_string().then_some(Datagram::Other);
-    }
-    let body = v.get(2)?;
-    let devices = body.get(0)?.as_object()?.clone();
-    let meta = body.get(1)?.as_object()?.clone();
-    Some(Datagram::Update(devices.into(), meta.into()))
 }
 
 impl WatchArgs {
@@ -73,9 +47,10 @@ impl WatchArgs {
         let mut malformed = 0u64;
         while self.count.is_none_or(|c| seen < c) {
             let n = socket.recv(&mut buf).await.context("receive")?;
-            let (devices, meta) = match parse_update(buf.get(..n).unwrap_or_default()) {
-                Some(Datagram::Update(devices, meta)) => (devices, meta),
-                Some(Datagram::Other) => continue,
+            let (devices, meta) = match updates::decode(buf.get(..n).unwrap_or_default()) {
+                Some(Datagram::Devices { devices, meta }) => (devices, meta),
+                // The robot state beside the updates: not what this view shows.
+                Some(Datagram::RobotState(_)) => continue,
                 None => {
                     malformed += 1;
                     if malformed == 1 {
@@ -93,7 +68,7 @@ impl WatchArgs {
                     serde_json::json!({ "devices": devices, "meta": meta })
                 )?;
             } else {
-                for (uid, values) in devices.as_object().into_iter().flatten() {
+                for (uid, values) in &devices {
                     let entry = state.entry(uid.clone()).or_default();
                     for (k, v) in values.as_object().into_iter().flatten() {
                         entry.insert(k.clone(), v.clone());

@@ -12,12 +12,13 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use pitcrew::codec::{self, to_json};
+use pitcrew::codec::to_json;
 use pitcrew::config::Config;
 use pitcrew::endpoint::{PubSubOptions, Subscriber};
 use pitcrew::gamepad::{Gamepad, GamepadState};
 use pitcrew::logging::record::{level_name, LogRecord};
 use pitcrew::rpc::Client;
+use pitcrew::updates::Datagram;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Color, Modifier, Style};
@@ -49,17 +50,15 @@ struct View {
 
 impl View {
     fn update(&mut self, bytes: &[u8]) {
-        if let Some(state) = pitcrew::robot::status::parse_datagram(bytes) {
-            self.robot = Some((Instant::now(), state));
-            return;
-        }
-        let Ok(v) = codec::decode(bytes).map(|v| to_json(&v)) else {
-            return;
+        let devices = match pitcrew::updates::decode(bytes) {
+            Some(Datagram::RobotState(state)) => {
+                self.robot = Some((Instant::now(), state));
+                return;
+            }
+            Some(Datagram::Devices { devices, .. }) => devices,
+            None => return,
         };
-        if v[0] != 2 || v[1] != "update" {
-            return;
-        }
-        for (uid, vals) in v[2][0].as_object().into_iter().flatten() {
+        for (uid, vals) in &devices {
             let entry = self.values.entry(uid.clone()).or_default();
             let fresh = vals.as_object().is_some_and(|m| !m.is_empty());
             for (k, x) in vals.as_object().into_iter().flatten() {

@@ -9,12 +9,13 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use pitcrew::codec::{self, to_json, Value};
+use pitcrew::codec::{to_json, Value};
 use pitcrew::config::Config;
 use pitcrew::endpoint::{PubSubOptions, Subscriber};
 use pitcrew::gamepad::{Gamepad, GamepadState};
 use pitcrew::logging::record::LogRecord;
 use pitcrew::rpc::Client;
+use pitcrew::updates::Datagram;
 use serde_json::json;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
@@ -53,35 +54,20 @@ pub async fn updates(
             r = socket.recv(&mut buf) => r.context("cannot receive device updates")?,
         };
         let bytes = buf.get(..n).unwrap_or_default();
-        if let Some(state) = pitcrew::robot::status::parse_datagram(bytes) {
-            hub.offer(Event::Robot(state));
-        } else if let Some((devices, meta)) = parse_update(bytes) {
-            hub.offer(Event::Update { devices, meta });
-        } else {
-            malformed += 1;
-            if malformed == 1 {
-                tracing::warn!("ignoring a malformed datagram on the update group");
+        match pitcrew::updates::decode(bytes) {
+            Some(Datagram::RobotState(state)) => hub.offer(Event::Robot(state)),
+            Some(Datagram::Devices { devices, meta }) => hub.offer(Event::Update {
+                devices,
+                meta: meta.into(),
+            }),
+            None => {
+                malformed += 1;
+                if malformed == 1 {
+                    tracing::warn!("ignoring a malformed datagram on the update group");
+                }
             }
         }
     }
-}
-
-/// `[2, "update", [devices, meta]]` as JSON.
-fn parse_update(
-    bytes: &[u8],
-) -> Option<(
-    serde_json::Map<String, serde_json::Value>,
-    serde_json::Value,
-)> {
-    let v = to_json(&codec::decode(bytes).ok()?);
-    if v.get(0)? != 2 || v.get(1)? != "update" {
-        return None;
-    }
-    let body = v.get(2)?;
-    let devices = body.get(0)?.as_object()?.clone();
-    let meta = body.get(1)?;
-    meta.as_object()?;
-    Some((devices, meta.clone()))
 }
 
 /// Follows the log forwarder: fetches its recent history once, then the live records.

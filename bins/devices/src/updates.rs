@@ -4,8 +4,9 @@
 //! `[2, "update", [devices, meta]]` every `update_interval` with the params changed since
 //! the previous datagram (every connected UID appears, `{}` if unchanged), and a full
 //! snapshot every [`Options::full_interval`](crate::Options) so a late listener has the whole
-//! state within a second. Datagrams never exceed [`MAX_DATAGRAM`] bytes: larger updates are
-//! split by device across parts sharing one `seq`, each with its `part` index and `parts`.
+//! state within a second. Datagrams never exceed `pitcrew::updates::MAX_DATAGRAM` bytes: larger updates are
+//! split by device across parts sharing one `seq`, each with its `part` index and `parts`
+//! (the format is encoded and decoded in `pitcrew::updates`).
 //!
 //! Full snapshots run on a timer of their own, anchored at start: snapshot *k* goes out at
 //! `start + k × full_interval` whatever the delta ticks do, so a late tick delays one
@@ -14,10 +15,11 @@
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
-use pitcrew::codec::{self, Value};
+use pitcrew::codec::Value;
+use pitcrew::updates::datagrams;
 use pitcrew_buffer::Owner;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
@@ -25,12 +27,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::registry::Registry;
 use crate::robot::Gate;
-
-/// Largest datagram (no IP fragmentation over WiFi).
-pub const MAX_DATAGRAM: usize = 1200;
-
-/// Room kept for the envelope and meta of a datagram when packing device entries.
-const ENVELOPE_ROOM: usize = 120;
 
 /// Where and how often to publish.
 #[derive(Debug, Clone, Copy)]
@@ -98,46 +94,6 @@ fn values(owner: &Owner, bits: u64) -> Value {
     Value::Map(map)
 }
 
-/// Packs `entries` into datagrams of at most [`MAX_DATAGRAM`] bytes.
-pub fn datagrams(entries: Vec<(Value, Value)>, seq: u64, full: bool) -> Vec<Vec<u8>> {
-    let mut groups: Vec<Vec<(Value, Value)>> = vec![Vec::new()];
-    let mut size = 0;
-    for entry in entries {
-        let len = codec::encode(&entry.0).len() + codec::encode(&entry.1).len();
-        if size + len > MAX_DATAGRAM - ENVELOPE_ROOM && groups.last().is_some_and(|g| !g.is_empty())
-        {
-            groups.push(Vec::new());
-            size = 0;
-        }
-        size += len;
-        if let Some(g) = groups.last_mut() {
-            g.push(entry);
-        }
-    }
-    let parts = groups.len();
-    let sent_us = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-    groups
-        .into_iter()
-        .enumerate()
-        .map(|(part, devices)| {
-            let meta = Value::Map(vec![
-                (Value::from("seq"), Value::from(seq)),
-                (Value::from("sent_us"), Value::from(sent_us)),
-                (Value::from("full"), Value::from(full)),
-                (Value::from("part"), Value::from(part as u64)),
-                (Value::from("parts"), Value::from(parts as u64)),
-            ]);
-            codec::encode(&Value::Array(vec![
-                Value::from(2),
-                Value::from("update"),
-                Value::Array(vec![Value::Map(devices), meta]),
-            ]))
-        })
-        .collect()
-}
-
 /// Publishes until `shutdown`.
 pub async fn publish(
     registry: Arc<Registry>,
@@ -190,39 +146,4 @@ pub async fn publish(
         }
         seq += 1;
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn big_updates_are_split_below_the_limit() {
-        let entries: Vec<(Value, Value)> = (0..40)
-            .map(|i| {
-                let map = (0..16)
-                    .map(|p| (Value::from(format!("param_{p}")), Value::F32(i as f32)))
-                    .collect();
-                (
-                    Value::from(format!("5666839779443574256{i:04}")),
-                    Value::Map(map),
-                )
-            })
-            .collect();
-        let grams = datagrams(entries, 7, true);
-        assert!(grams.len() > 1);
-        let mut seen = 0;
-        for g in &grams {
-            assert!(g.len() <= MAX_DATAGRAM, "{}", g.len());
-            let v = codec::to_json(&codec::decode(g).unwrap());
-            assert_eq!(v[2][1]["seq"], 7);
-            assert_eq!(v[2][1]["parts"], grams.len());
-            seen += v[2][0].as_object().unwrap().len();
-        }
-        assert_eq!(seen, 40);
-        assert_eq!(datagrams(Vec::new(), 1, false).len(), 1);
-    }
-
-    #[test]
-    fn groups_parse() {}
 }
