@@ -225,7 +225,7 @@ function renderDevices() {
     const vals = S.values[d.uid] || {};
     const age = d.uid in S.seen ? now - S.seen[d.uid] : null;
     const c = d.counters || {};
-    const errors = (c.decode_errors || 0) + (c.device_errors || 0) + (c.invalid_types || 0);
+    const errors = c.errors || 0; // the broker's one definition (device_json)
     const text = Object.entries(vals).map(([k, v]) => `${k}=${fmt(v)}`).join(' ');
     const cells = [
       [d.type, ''], [d.uid, ''], [d.valid ? 'yes' : 'no', d.valid ? 'yes' : 'no'],

@@ -21,20 +21,12 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::IntoPyObjectExt;
 
-use pitcrew::gamepad::{Button, Gamepad as Reader, GamepadState};
+use pitcrew::gamepad::{Button, Gamepad as Reader, GamepadState, AXES};
 use pitcrew_buffer::BufferError;
 use pitcrew_catalog::Catalog;
 
 use crate::errors::{self, Kind};
 use crate::settings;
-
-/// The stick axes, in [`GamepadState::axes`] order.
-const AXES: [&str; 4] = [
-    "joystick_left_x",
-    "joystick_left_y",
-    "joystick_right_x",
-    "joystick_right_y",
-];
 
 /// A gamepad of the robot, read from the buffer the gamepad receiver writes.
 #[pyclass(module = "pitcrew._native", name = "Gamepad", frozen)]
