@@ -6,7 +6,7 @@
 //! [`session`] (the host side of the protocol); identified devices live in the
 //! [`registry`] with their buffers; a [`waker`] thread per connected device turns a
 //! consumer's write into a DEV_WRITE without a poll tick; [`service`] is the RPC surface,
-//! [`status`] what it reports and [`arrivals`] how a read waits for the device;
+//! [`status`] what it reports and [`fresh_read`] how a read waits for the device;
 //! [`updates`] multicasts the devices' values and the robot state; [`estop`] is the
 //! emergency-stop latch. [`robot`] holds the robot state (disabled / autonomous / teleop /
 //! estopped) and is the one gate between every process and the actuators: sessions send a
@@ -19,6 +19,7 @@
 
 pub mod arrivals;
 pub mod estop;
+pub mod fresh_read;
 pub mod lease;
 pub mod line;
 pub mod listener;
@@ -336,7 +337,7 @@ pub async fn run(
         serial: Arc::clone(&serial_stats),
         decode_errors: Arc::clone(&ctx.decode_errors),
         exit_on_estop: options.exit_on_estop,
-        read_timeout: arrivals::READ_ANSWER_TIMEOUT,
+        read_timeout: fresh_read::READ_ANSWER_TIMEOUT,
         gate: Arc::clone(&gate),
         tap,
     };

@@ -18,8 +18,8 @@ use pitcrew_catalog::Uid;
 use serde_json::json;
 use tokio::sync::oneshot;
 
-use crate::arrivals::{self, FreshReadError};
 use crate::estop::Latch;
+use crate::fresh_read::{self, FreshReadError};
 use crate::registry::{Command, Registry};
 use crate::serial::SerialStats;
 use crate::status::{self, StatusSources};
@@ -117,7 +117,7 @@ async fn read(
 ) -> Result<Value, RpcError> {
     let (uid, owner) = owner_of(&ctx.registry, uid)?;
     let names = readable_names(&owner, params)?;
-    arrivals::read_fresh(&ctx.registry, uid, &owner, &names, ctx.read_timeout)
+    fresh_read::read_fresh(&ctx.registry, uid, &owner, &names, ctx.read_timeout)
         .await
         .map_err(|e| {
             let code = match e {
