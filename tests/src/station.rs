@@ -242,91 +242,100 @@ pub fn control_datagram(sticks: (f32, f32, u32), seq: u64, sent_us: u64) -> Vec<
     station_datagram(sticks, seq, sent_us, "supervise-test", None)
 }
 
-/// Another machine on the network flooding a control port with junk as fast as one socket
-/// sends (a send loop at normal priority): random bytes, unsealed control datagrams under a
-/// driver's name with the largest `seq`, and datagrams sealed with a key of its own, in
-/// turn, until [`JunkFlood::stop`].
+/// Another machine on the network flooding a control port with junk as fast as it sends
+/// (`senders` threads at normal priority, each with a socket and one `sendmmsg(2)` per
+/// round): random bytes, unsealed control datagrams under a driver's name with the largest
+/// `seq`, and datagrams sealed with a key of its own, in turn, until [`JunkFlood::stop`].
 pub struct JunkFlood {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<(u64, Duration)>>,
+    threads: Vec<JoinHandle<(u64, Duration)>>,
 }
 
 impl JunkFlood {
-    /// Starts flooding `to`, claiming to be `source` in the unsealed datagrams.
-    pub fn start(to: SocketAddr, source: &str) -> JunkFlood {
+    /// Starts flooding `to` from `senders` sockets, claiming to be `source` in the
+    /// unsealed datagrams.
+    pub fn start(to: SocketAddr, source: &str, senders: usize) -> JunkFlood {
         let stranger = pitcrew::key::Key::generate(pitcrew::key::KeyKind::Team).expect("a key");
         let mut forger = pitcrew::control::auth::Sealer::new(&stranger).expect("a session");
         let unsealed = station_datagram((1.0, 0.0, 0), u64::MAX, 0, source, None);
         // Made before the flood, so the sender's own work stays small.
-        let junk: Vec<Vec<u8>> = (0..240usize)
-            .map(|i| match i % 3 {
-                0 => (0..16 + i * 5).map(|j| (j * 31 + i) as u8).collect(),
-                1 => unsealed.clone(),
-                _ => forger.seal(&unsealed),
+        let junk: Arc<Vec<Vec<u8>>> = Arc::new(
+            (0..240usize)
+                .map(|i| match i % 3 {
+                    0 => (0..16 + i * 5).map(|j| (j * 31 + i) as u8).collect(),
+                    1 => unsealed.clone(),
+                    _ => forger.seal(&unsealed),
+                })
+                .collect(),
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..senders.max(1))
+            .map(|_| {
+                let (stopping, junk) = (Arc::clone(&stop), Arc::clone(&junk));
+                std::thread::spawn(move || flood(to, &junk, &stopping))
             })
             .collect();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            let socket = UdpSocket::bind("127.0.0.1:0").expect("a UDP socket");
-            socket.connect(to).expect("a UDP destination");
-            let mut iovecs: Vec<libc::iovec> = junk
-                .iter()
-                .map(|d| libc::iovec {
-                    iov_base: d.as_ptr() as *mut libc::c_void,
-                    iov_len: d.len(),
-                })
-                .collect();
-            // SAFETY: an all-zero mmsghdr is a valid value (null pointers, zero lengths).
-            let mut headers: Vec<libc::mmsghdr> = iovecs
-                .iter()
-                .map(|_| unsafe { std::mem::zeroed() })
-                .collect();
-            for (h, iov) in headers.iter_mut().zip(iovecs.iter_mut()) {
-                h.msg_hdr.msg_iov = iov;
-                h.msg_hdr.msg_iovlen = 1;
-            }
-            let start = Instant::now();
-            let mut sent = 0u64;
-            while !stopping.load(Ordering::Relaxed) {
-                // One sendmmsg(2) for the whole list: the rate of one machine, not of a
-                // system call per datagram.
-                // SAFETY: `headers` are valid mmsghdrs pointing at live iovecs and junk
-                // buffers (the socket is connected: no address), none moved during the call.
-                let n = unsafe {
-                    libc::sendmmsg(
-                        std::os::fd::AsRawFd::as_raw_fd(&socket),
-                        headers.as_mut_ptr(),
-                        headers.len() as libc::c_uint,
-                        0,
-                    )
-                };
-                sent += u64::try_from(n).unwrap_or(0);
-            }
-            (sent, start.elapsed())
-        });
-        JunkFlood {
-            stop,
-            thread: Some(thread),
-        }
+        JunkFlood { stop, threads }
     }
 
     /// Stops the flood; returns the datagrams sent and their rate per second.
     pub fn stop(mut self) -> (u64, f64) {
         self.stop.store(true, Ordering::Relaxed);
-        let (sent, took) = self
-            .thread
-            .take()
-            .and_then(|t| t.join().ok())
-            .unwrap_or_default();
+        let (mut sent, mut took) = (0, Duration::ZERO);
+        for t in self.threads.drain(..) {
+            let (n, d) = t.join().unwrap_or_default();
+            sent += n;
+            took = took.max(d);
+        }
         (sent, sent as f64 / took.as_secs_f64().max(1e-9))
     }
+}
+
+/// One flooding socket: sends `junk` to `to` until `stop`; returns the datagrams sent and
+/// the time taken.
+fn flood(to: SocketAddr, junk: &[Vec<u8>], stop: &AtomicBool) -> (u64, Duration) {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("a UDP socket");
+    socket.connect(to).expect("a UDP destination");
+    let mut iovecs: Vec<libc::iovec> = junk
+        .iter()
+        .map(|d| libc::iovec {
+            iov_base: d.as_ptr() as *mut libc::c_void,
+            iov_len: d.len(),
+        })
+        .collect();
+    // SAFETY: an all-zero mmsghdr is a valid value (null pointers, zero lengths).
+    let mut headers: Vec<libc::mmsghdr> = iovecs
+        .iter()
+        .map(|_| unsafe { std::mem::zeroed() })
+        .collect();
+    for (h, iov) in headers.iter_mut().zip(iovecs.iter_mut()) {
+        h.msg_hdr.msg_iov = iov;
+        h.msg_hdr.msg_iovlen = 1;
+    }
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        // One sendmmsg(2) for the whole list: the rate of a machine, not of a system call
+        // per datagram.
+        // SAFETY: `headers` are valid mmsghdrs pointing at live iovecs and junk buffers
+        // (the socket is connected: no address), none moved during the call.
+        let n = unsafe {
+            libc::sendmmsg(
+                std::os::fd::AsRawFd::as_raw_fd(&socket),
+                headers.as_mut_ptr(),
+                headers.len() as libc::c_uint,
+                0,
+            )
+        };
+        sent += u64::try_from(n).unwrap_or(0);
+    }
+    (sent, start.elapsed())
 }
 
 impl Drop for JunkFlood {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
+        for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
     }

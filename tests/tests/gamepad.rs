@@ -723,7 +723,7 @@ async fn one_datagram_with_the_largest_seq_does_not_lock_a_live_sender_out() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_junk_flood_at_full_rate_neither_disables_the_robot_nor_trips_the_watchdog() {
+async fn a_junk_flood_at_full_rate_costs_the_driver_nothing_and_the_robot_little_cpu() {
     let _machine = MACHINE.write().await;
     // As deployed: a keyed robot, the receive thread at SCHED_FIFO 10 (scripts/supervise).
     let rig = Rig::start_with("padflood", &["--realtime", "10"]).await;
@@ -731,16 +731,18 @@ async fn a_junk_flood_at_full_rate_neither_disables_the_robot_nor_trips_the_watc
     driver.set(0.5, 0.0, 0);
     enable_robot(&rig.broker.client, &driver, Mode::Teleop, PATIENCE).await;
     let before = rig.broker.call_service("gamepad-service", "status").await;
-    let sent_before = driver.sent();
-    let flood = JunkFlood::start(rig.control, "driver");
+    let (sent_before, cpu_before) = (driver.sent(), pitcrew_e2e::cpu_seconds(rig.receiver.pid()));
+    // Two sockets: one machine with two cores, or two machines.
+    let flood = JunkFlood::start(rig.control, "driver", 2);
     tokio::time::sleep(Duration::from_secs(4)).await;
     let (junk, rate) = flood.stop();
+    let cpu = pitcrew_e2e::cpu_seconds(rig.receiver.pid()) - cpu_before;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let after = rig.broker.call_service("gamepad-service", "status").await;
     let count = |s: &serde_json::Value, k: &str| s["counters"][k].as_u64().unwrap_or(0);
     let sent = driver.sent() - sent_before;
     let lost = sent.saturating_sub(count(&after, "applied") - count(&before, "applied"));
-    eprintln!("flood: {junk} junk datagrams at {rate:.0}/s; the driver sent {sent}, lost {lost}");
+    eprintln!("flood: {junk} junk datagrams at {rate:.0}/s; the driver sent {sent}, lost {lost}; the receiver used {cpu:.2} s of CPU");
     assert!(rate > 50_000.0, "the flood reached only {rate:.0}/s");
     // The goal (1 %) is the benchmark's (control_flood_valid_loss_pct); generous here.
     assert!(lost * 100 <= sent * 3, "lost {lost} of {sent}: {after}");
@@ -753,5 +755,13 @@ async fn a_junk_flood_at_full_rate_neither_disables_the_robot_nor_trips_the_watc
         (state["state"].as_str(), state["link"].as_str()),
         (Some("teleop"), Some("driver")),
         "{state}"
+    );
+    // At real-time priority a receiver that works through every junk datagram takes a
+    // whole core from the robot's controllers for as long as the flood lasts (7.5 µs per
+    // junk datagram here before the flood guard, 1.5 µs with it, debug builds).
+    let per_datagram_us = cpu * 1e6 / junk as f64;
+    assert!(
+        per_datagram_us < 4.0,
+        "the receiver used {cpu:.2} s of CPU for {junk} junk datagrams"
     );
 }

@@ -14,6 +14,7 @@
 //! RPC under one mutex, held for microseconds per datagram.
 
 mod auth;
+pub mod flood;
 
 use std::collections::HashSet;
 use std::net::{SocketAddr, UdpSocket};
@@ -131,6 +132,10 @@ pub struct State {
     unauthenticated_peers: HashSet<std::net::IpAddr>,
     /// When a failed buffer write was last logged (at most once per [`LOG_INTERVAL`]).
     buffer_error_logged: Option<Instant>,
+    /// The senders of the datagrams applied in the current batch, for the flood guard.
+    applied_peers: Vec<SocketAddr>,
+    /// What the flood guard did.
+    pub flood: flood::FloodStats,
 }
 
 /// The catalog's `gamepad` type, checked once (at start, and by `--check-options`) rather
@@ -215,6 +220,8 @@ impl Receiver {
             sessions: SourceSessions::default(),
             unauthenticated_peers: HashSet::new(),
             buffer_error_logged: None,
+            applied_peers: Vec::new(),
+            flood: flood::FloodStats::default(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()
@@ -260,30 +267,41 @@ fn receive_loop(socket: &UdpSocket, state: &Mutex<State>, stop: &AtomicBool) {
         tracing::error!(error = %e, "cannot make the control socket non-blocking");
     }
     crate::batch::enlarge_receive_buffer(socket);
+    let mut guard = flood::FloodGuard::new(socket, Instant::now());
     while !stop.load(Ordering::Acquire) {
         let wait = {
             let st = lock(state);
             next_wait(&st, Instant::now())
         };
         if !wait_readable(socket, wait) {
-            lock(state).on_tick(Instant::now());
+            let now = Instant::now();
+            let mut st = lock(state);
+            st.on_tick(now);
+            guard.note(0, &[], now);
+            st.flood = guard.stats();
             continue;
         }
         // Drain every queued datagram, a batch per system call and per lock, before
-        // looking at the deadlines again.
+        // looking at the deadlines again; a batch that did not fill the call emptied the
+        // queue.
         loop {
             match batch.recv(socket) {
                 Ok(0) => break,
-                Ok(_) => {
+                Ok(n) => {
                     let now = Instant::now();
                     {
                         let mut st = lock(state);
+                        let applied = st.counters.applied;
                         for (bytes, peer) in batch.iter() {
                             if let Some(reply) = st.on_datagram(bytes, peer, now) {
                                 replies.push((reply, peer));
                             }
                         }
                         st.on_tick(now);
+                        let refused = (n as u64).saturating_sub(st.counters.applied - applied);
+                        guard.note(refused, &st.applied_peers, now);
+                        st.applied_peers.clear();
+                        st.flood = guard.stats();
                     }
                     // After the buffers are written and the lock is released: the replies
                     // are for the drivers' status lines, never on the control path.
@@ -295,6 +313,9 @@ fn receive_loop(socket: &UdpSocket, state: &Mutex<State>, stop: &AtomicBool) {
                     }
                     if sent > 0 {
                         lock(state).counters.replies += sent;
+                    }
+                    if n < crate::batch::BATCH {
+                        break;
                     }
                 }
                 Err(e) => {
@@ -454,6 +475,9 @@ impl State {
             }
         }
         self.counters.applied += 1;
+        if self.applied_peers.len() < crate::batch::BATCH {
+            self.applied_peers.push(peer);
+        }
         self.offer(payload, peer, None);
         if !ignored && self.watchdog.feed(now) == Feed::Recovered {
             tracing::info!(source = %source, "control restored");
@@ -592,6 +616,8 @@ mod tests {
             sessions: SourceSessions::default(),
             unauthenticated_peers: HashSet::new(),
             buffer_error_logged: None,
+            applied_peers: Vec::new(),
+            flood: flood::FloodStats::default(),
             config: ReceiverConfig {
                 namespace: namespace.to_owned(),
                 catalog,

@@ -83,6 +83,11 @@ pub fn snapshot(st: &State, now: Instant) -> serde_json::Value {
             "field": c.field,
             "not_enabling": c.not_enabling,
         },
+        "flood": {
+            "active": st.flood.active,
+            "floods": st.flood.floods,
+            "filtered": st.flood.filtered,
+        },
         "sources": sources,
         "gamepads": gamepads,
         "tap": st.tap_stats().to_json(),
