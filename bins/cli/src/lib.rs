@@ -169,7 +169,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Clean(args) => args.run(&config),
             Command::Record(args) => args.run(&config).await,
             Command::Recording(args) => args.run(),
-            Command::Replay(args) => args.run(&config).await,
+            Command::Replay(args) => recording::replay_or_check(args, &config).await,
             // Handled above, before the runtime starts: `run` execs the executor and
             // `key` works without loading the keys.
             Command::Run(_) | Command::Key(_) => Ok(()),

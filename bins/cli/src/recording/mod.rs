@@ -18,6 +18,21 @@ pub mod read;
 pub mod record;
 pub mod replay;
 
+/// `pitcrew replay`: the control input played back, or with `--run CMD` a controller
+/// checked against the recording.
+///
+/// # Errors
+/// As [`replay::ReplayArgs::run`] and [`check::run`].
+pub async fn replay_or_check(
+    args: replay::ReplayArgs,
+    config: &pitcrew::config::Config,
+) -> anyhow::Result<()> {
+    match args.run.clone() {
+        Some(cmd) => check::run(&args, &cmd, config).await,
+        None => args.run(config).await,
+    }
+}
+
 use clap::{Args, Subcommand};
 
 /// `pitcrew recording ...`.

@@ -164,15 +164,13 @@ pub fn datagram(
 }
 
 impl ReplayArgs {
-    /// Replays until done (or, with `--loop`, until interrupted).
+    /// Replays until done (or, with `--loop`, until interrupted). With `--run` (the
+    /// check), see [`super::check::run`]: [`super::replay_or_check`] chooses.
     ///
     /// # Errors
     /// When the recording cannot be read or holds no control input in the range, or the
     /// target cannot be reached.
     pub async fn run(self, config: &Config) -> anyhow::Result<()> {
-        if let Some(cmd) = &self.run {
-            return super::check::run(&self, cmd, config).await;
-        }
         let rec = read::read(&self.file)?;
         let items = self.control_input(&rec)?;
         let target = self.target(config)?;
