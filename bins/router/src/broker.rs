@@ -16,7 +16,7 @@ use pitcrew::endpoint::{
 use pitcrew::key::KeyKind;
 use pitcrew::rpc::{ErrorCode, Message, Response, RpcError};
 
-use crate::control;
+use crate::control::{self, Counters};
 use crate::in_flight::InFlight;
 use crate::peers::{Peers, Side};
 
@@ -60,28 +60,6 @@ enum Drained {
 
 /// How many distinct senders of malformed messages are remembered to log each only once.
 const MAX_REMEMBERED_SENDERS: usize = 1024;
-
-/// Counters served by `stats`.
-#[derive(Debug, Default, Clone)]
-pub struct Counters {
-    /// Messages forwarded.
-    pub routed: u64,
-    /// Messages for an identity that is not connected.
-    pub unreachable: u64,
-    /// Messages refused because the destination's pipe was full.
-    pub busy: u64,
-    /// Messages with the wrong number of frames.
-    pub malformed: u64,
-    /// Messages addressed to their own sender.
-    pub self_addressed: u64,
-    /// Responses and notifications that could not be delivered (dropped).
-    pub undeliverable: u64,
-    /// Requests answered by the router itself.
-    pub router_calls: u64,
-    /// Requests of field-key clients for something other than match phases and the
-    /// emergency stop (refused).
-    pub forbidden: u64,
-}
 
 /// The only service a field controller's key reaches, and its methods there: match phases
 /// and the emergency stop (robot-state.md, "Who may drive").
@@ -438,7 +416,12 @@ impl Broker {
         }
         if &*destination == ROUTER_IDENTITY {
             self.counters.router_calls += 1;
-            if let Some(reply) = control::handle(self, side, &sender, &payload) {
+            let view = control::RouterView {
+                peers: &self.peers,
+                counters: &self.counters,
+                started: self.started,
+            };
+            if let Some(reply) = control::handle(&view, side, &sender, &payload) {
                 let _ = self.send(side, &sender, ROUTER_IDENTITY, reply.into());
             }
             return;

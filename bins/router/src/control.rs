@@ -4,12 +4,46 @@
 use pitcrew::codec::Value;
 use pitcrew::rpc::{ErrorCode, Message, Response, RpcError};
 
-use crate::broker::Broker;
-use crate::peers::Side;
+use std::time::Instant;
+
+use crate::peers::{Peers, Side};
+
+/// What the router's own methods read of it.
+#[derive(Debug, Clone, Copy)]
+pub struct RouterView<'a> {
+    /// Who is connected.
+    pub peers: &'a Peers,
+    /// What was routed and refused.
+    pub counters: &'a Counters,
+    /// When the router started.
+    pub started: Instant,
+}
+
+/// Counters served by `stats`.
+#[derive(Debug, Default, Clone)]
+pub struct Counters {
+    /// Messages forwarded.
+    pub routed: u64,
+    /// Messages for an identity that is not connected.
+    pub unreachable: u64,
+    /// Messages refused because the destination's pipe was full.
+    pub busy: u64,
+    /// Messages with the wrong number of frames.
+    pub malformed: u64,
+    /// Messages addressed to their own sender.
+    pub self_addressed: u64,
+    /// Responses and notifications that could not be delivered (dropped).
+    pub undeliverable: u64,
+    /// Requests answered by the router itself.
+    pub router_calls: u64,
+    /// Requests of field-key clients for something other than match phases and the
+    /// emergency stop (refused).
+    pub forbidden: u64,
+}
 
 /// Handles one message addressed to the router; returns the encoded response, if any.
-pub(crate) fn handle(
-    broker: &mut Broker,
+pub fn handle(
+    router: &RouterView<'_>,
     side: Side,
     sender: &[u8],
     payload: &[u8],
@@ -30,8 +64,8 @@ pub(crate) fn handle(
     };
     let result = match (request.method.as_str(), request.params.len()) {
         ("ping", 0) => Ok(Value::from("pong")),
-        ("list_peers", 0) => Ok(broker.peers.to_value()),
-        ("stats", 0) => Ok(stats(broker)),
+        ("list_peers", 0) => Ok(router.peers.to_value()),
+        ("stats", 0) => Ok(stats(router)),
         ("ping" | "list_peers" | "stats", n) => Err(RpcError::new(
             ErrorCode::InvalidParams,
             format!("{} takes no parameters, got {n}", request.method),
@@ -48,12 +82,12 @@ fn response(msgid: u32, result: Result<Value, RpcError>) -> Vec<u8> {
     Message::Response(Response { msgid, result }).encode()
 }
 
-fn stats(broker: &Broker) -> Value {
-    let c = &broker.counters;
+fn stats(router: &RouterView<'_>) -> Value {
+    let c = router.counters;
     Value::Map(vec![
         (
             "uptime_s".into(),
-            broker.started.elapsed().as_secs_f64().into(),
+            router.started.elapsed().as_secs_f64().into(),
         ),
         ("routed".into(), c.routed.into()),
         ("unreachable".into(), c.unreachable.into()),
@@ -67,7 +101,7 @@ fn stats(broker: &Broker) -> Value {
             "refused_connections".into(),
             pitcrew::endpoint::curve::refused_connections().into(),
         ),
-        ("clients".into(), broker.peers.count(Side::Client).into()),
-        ("services".into(), broker.peers.count(Side::Service).into()),
+        ("clients".into(), router.peers.count(Side::Client).into()),
+        ("services".into(), router.peers.count(Side::Service).into()),
     ])
 }
