@@ -8,6 +8,7 @@
 //!   sends (`publisher` explains the queue, its bound and the drop accounting).
 
 mod layer;
+mod pending;
 mod publisher;
 pub mod record;
 pub mod refusals;

@@ -12,31 +12,15 @@ use std::time::SystemTime;
 
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Metadata, Subscriber};
+use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
+use super::pending::{Fields, Pending};
 use super::publisher::Queue;
 use super::record::MAX_STRING_BYTES;
 use crate::codec::Value;
-
-/// Named field values, in the order recorded.
-pub(crate) type Fields = Vec<(&'static str, Value)>;
-
-/// An event as queued for the publisher thread.
-pub(crate) struct Pending {
-    /// When it happened.
-    pub(crate) time: SystemTime,
-    /// Level, target and callsite.
-    pub(crate) meta: &'static Metadata<'static>,
-    /// The `message` field, if any.
-    pub(crate) message: Option<String>,
-    /// The event's other fields.
-    pub(crate) fields: Fields,
-    /// The fields of the spans the event is in, outermost first.
-    pub(crate) spans: Vec<Arc<Fields>>,
-}
 
 /// A span's fields, kept in the span's extensions. Shared by `Arc` so that each event in
 /// the span costs a reference count, not a copy.

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracing::Metadata;
 
-use super::layer::{Fields, Pending};
+use super::pending::{Fields, Pending};
 use super::record::{self, Envelope, DROPPED_FIELD, DROP_NOTICE};
 use crate::codec::Value;
 use crate::doorbell::Doorbell;
