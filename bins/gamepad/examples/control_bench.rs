@@ -15,13 +15,15 @@
 //!
 //! * `control_flood_valid_loss_pct` and `control_flood_false_trips`: a keyed receiver at
 //!   `--realtime 10` (as deployed) while a driver station (sealed, 250 datagrams/s, at
-//!   SCHED_FIFO 20 like another machine) drives and one socket floods the control port with
-//!   junk as fast as it can (`sendmmsg`, a third each random bytes, unsealed control
+//!   SCHED_FIFO 20 like another machine) drives and two sockets flood the control port with
+//!   junk as fast as they can (`sendmmsg`, a third each random bytes, unsealed control
 //!   datagrams and datagrams sealed with another key) for [`FLOOD_SECONDS`]: the share of
 //!   the station's datagrams that were not applied (an applied one is answered with the
 //!   robot state), and the watchdog trips seen in the gamepad buffer plus the gaps between
 //!   applied datagrams longer than the control timeout (a broker would call the link lost),
-//!   each with the flood's measured rate. `PAD_BENCH_FLOOD_RATE` paces the flood instead.
+//!   each with the flood's measured rate. `PAD_BENCH_FLOOD_THREADS=N` floods from N
+//!   sockets, `PAD_BENCH_FLOOD_RATE` paces the flood, `PAD_BENCH_FLOOD_NORMAL=1` runs the
+//!   receiver at normal priority (the flood then competes with it for the CPU).
 //!
 //! `PAD_BENCH_RECEIVER=PATH` measures another build's `pitcrew-gamepad` (an A/B).
 //!

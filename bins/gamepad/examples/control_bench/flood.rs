@@ -70,11 +70,12 @@ pub fn run(namespace: &str) -> anyhow::Result<()> {
     let rate = std::env::var("PAD_BENCH_FLOOD_RATE")
         .ok()
         .and_then(|r| r.parse::<f64>().ok());
-    // PAD_BENCH_FLOOD_THREADS senders (1 by default), each with its own socket.
+    // PAD_BENCH_FLOOD_THREADS senders (2 by default: a machine with two cores), each with
+    // its own socket.
     let threads = std::env::var("PAD_BENCH_FLOOD_THREADS")
         .ok()
         .and_then(|n| n.parse::<usize>().ok())
-        .unwrap_or(1)
+        .unwrap_or(2)
         .clamp(1, 8);
     let window = Instant::now();
     let floods: Vec<_> = (0..threads)
