@@ -372,9 +372,11 @@ fn next_wait(st: &State, now: Instant) -> Duration {
 }
 
 /// Whether a station other than `source` holds the enable: then only its datagrams move
-/// the gamepads, as a driver expects (a second laptop with the team key, started by
-/// mistake or by a teammate, must not take the sticks). With nobody holding it (disabled,
-/// no broker) every station's gamepads are applied, as before.
+/// the gamepads among the driver stations', as a driver expects (a second laptop with the
+/// team key, started by mistake or by a teammate, must not take the sticks). With nobody
+/// holding it (disabled, no broker) every station's gamepads are applied, as before.
+/// Datagrams without driver-station fields are no station (a gamepad on the robot itself,
+/// a PiE-style sender, beside a dashboard page that enabled): they move gamepads as before.
 fn driven_by_another(status: &RobotStatus, source: &str) -> bool {
     status.state.is_enabled() && !status.link.is_empty() && status.link != source
 }
@@ -444,7 +446,8 @@ impl State {
         let mut robot = None;
         if !msg.gamepads.is_empty() {
             let status = self.robot.status();
-            if driven_by_another(&status, &source) {
+            let station = msg.meta.as_ref().is_some_and(|m| m.station.is_some());
+            if station && driven_by_another(&status, &source) {
                 // A second station (the same key, another name) does not take the
                 // enabling driver's sticks; its requests (an estop) still go through.
                 self.counters.not_enabling += 1;
