@@ -442,21 +442,22 @@ impl State {
                 return None;
             }
         }
-        // Read once per datagram that moves gamepads, and kept for the reply.
-        let mut robot = None;
-        if !msg.gamepads.is_empty() {
+        // Read once per driver-station datagram, which needs it for its reply anyway;
+        // other datagrams pay nothing for it.
+        let (mut robot, mut ignored) = (None, false);
+        let station = msg.meta.as_ref().is_some_and(|m| m.station.is_some());
+        if station {
             let status = self.robot.status();
-            let station = msg.meta.as_ref().is_some_and(|m| m.station.is_some());
-            if station && driven_by_another(&status, &source) {
+            if !msg.gamepads.is_empty() && driven_by_another(&status, &source) {
                 // A second station (the same key, another name) does not take the
                 // enabling driver's sticks; its requests (an estop) still go through.
                 self.counters.not_enabling += 1;
                 self.sources.ignored(&source);
                 msg.gamepads.clear();
+                ignored = true;
             }
             robot = Some(status);
         }
-        let ignored = robot.is_some() && msg.gamepads.is_empty();
         match self.pads.apply(&msg.gamepads, now) {
             Ok(skipped) => self.counters.buffer_errors += skipped as u64,
             Err(crate::pads::ApplyError::OffCircle(i)) => {
