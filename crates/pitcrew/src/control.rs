@@ -148,6 +148,11 @@ pub fn parse(bytes: &[u8]) -> Result<ControlMessage, Rejection> {
     if bytes.len() > MAX_DATAGRAM_BYTES {
         return Err(Rejection::Oversized(bytes.len()));
     }
+    // The cheapest test first: a control datagram is a MessagePack array, so junk is
+    // refused by its first byte before anything is decoded.
+    if !matches!(bytes.first(), Some(0x90..=0x9f | 0xdc | 0xdd)) {
+        return Err(malformed("not an array"));
+    }
     let value = codec::decode(bytes).map_err(|e| malformed(e.to_string()))?;
     let Value::Array(mut top) = value else {
         return Err(malformed("not an array"));
@@ -562,6 +567,8 @@ mod tests {
             "malformed"
         );
         assert_eq!(parse(b"\xc1").unwrap_err().kind(), "malformed");
+        assert_eq!(parse(b"").unwrap_err(), malformed("not an array"));
+        assert_eq!(parse(b"\x02junk").unwrap_err(), malformed("not an array"));
         assert_eq!(
             parse(&[0u8; MAX_DATAGRAM_BYTES + 1]).unwrap_err().kind(),
             "oversized"
