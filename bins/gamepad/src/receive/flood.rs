@@ -9,7 +9,7 @@
 //! drops whatever arrives, the driver's datagrams with the junk. A queue is first come,
 //! first served; nothing in user space can put the driver first.
 //!
-//! So when more than [`FLOOD_RATE`] datagrams a second are refused (or [`FLOOD_BURST`] in
+//! So when more than [`FLOOD_RATE`] datagrams a second are refused (or `FLOOD_BURST` in
 //! less than a tenth of a second), the receiver attaches
 //! a classic BPF socket filter (`SO_ATTACH_FILTER`, no privilege needed) that lets through
 //! only the datagrams of the senders whose datagrams were applied in the last
@@ -99,7 +99,7 @@ impl FloodGuard {
     }
 
     /// Notes a batch: `refused` of its datagrams were refused, and `applied` are the
-    /// senders of those applied. Measures the rates every [`WINDOW`] and turns the filter
+    /// senders of those applied. Measures the rates every `WINDOW` and turns the filter
     /// on, updates or removes it. The socket must be the one given to [`FloodGuard::new`],
     /// still open.
     pub fn note(&mut self, refused: u64, applied: &[SocketAddr], now: Instant) {
