@@ -5,7 +5,7 @@
 //! loop serves the same router with hyper's own connection builder, which bounds the time
 //! to receive the request headers ([`HEADER_READ_TIMEOUT`]), and takes each connection
 //! only within the connection bounds; a refused one is answered with its status and
-//! closed. The connection's permit travels with its socket ([`Held`]), so a connection
+//! closed. The connection's permit travels with its socket (`Held`), so a connection
 //! upgraded to a WebSocket page stays counted against its address until the page closes.
 
 use std::io;
