@@ -59,7 +59,7 @@ def test_set_value_reaches_the_emulated_device_and_reads_back(suite):
 
 def test_sensed_values_have_the_param_type(suite):
     robot = suite.robot
-    assert robot.get_value("left_drive", "enc_pos_a") == 12.5
+    eventually("the sensed 12.5", lambda: robot.get_value("left_drive", "enc_pos_a") == 12.5, patience=5.0)
     assert robot.get_value("bump", "switch1") is True
     assert robot.get_value("bump", "switch0") is False
     assert isinstance(robot.get_value("left_drive", "drive_mode_a"), int)
