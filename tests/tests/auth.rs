@@ -26,18 +26,8 @@ use pitcrew_e2e::Namespace;
 async fn only_the_key_holders_fresh_datagrams_move_the_robot_and_everything_else_is_counted() {
     let rig = Rig::start("authforge").await;
     // The real driver: sealed, enabled in teleop, left stick at 0.25.
-    let driver = ControlSender::sealed(rig.control, "driver", &rig.key.key);
-    driver.set(0.25, 0.0, 0);
-    enable_robot(&rig.broker.client, &driver, Mode::Teleop, PATIENCE).await;
-    let deadline = Instant::now() + PATIENCE;
-    while rig.left_y() != 0.25 {
-        assert!(
-            Instant::now() < deadline,
-            "the driver's stick never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    // Everything below is on record as well.
+    let _driver = rig.driver().await; // drives for the whole test
+                                      // Everything below is on record as well.
     let recorder = Recorder::start(&rig).await;
     let before = rig.counters().await;
 
@@ -300,17 +290,7 @@ async fn a_field_controllers_datagrams_stop_the_robot_and_do_nothing_else() {
 async fn a_second_key_holder_does_not_take_the_sticks_from_the_station_that_holds_the_enable() {
     let rig = Rig::start("authsecond").await;
     // The driver enables the robot and drives with the left stick at 0.25.
-    let driver = ControlSender::sealed(rig.control, "driver", &rig.key.key);
-    driver.set(0.25, 0.0, 0);
-    enable_robot(&rig.broker.client, &driver, Mode::Teleop, PATIENCE).await;
-    let deadline = Instant::now() + PATIENCE;
-    while rig.left_y() != 0.25 {
-        assert!(
-            Instant::now() < deadline,
-            "the driver's stick never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let driver = rig.driver().await;
     // A teammate's laptop with the same key, under another name, pushes its stick forward.
     let second = ControlSender::sealed(rig.control, "teammate", &rig.key.key);
     second.set(-0.75, 0.0, 0);

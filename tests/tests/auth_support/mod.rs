@@ -82,6 +82,30 @@ impl Rig {
             .and_then(|g| g.joystick_left_y())
             .unwrap_or(f32::NAN)
     }
+
+    /// The real driver: a sealed station named `driver` that enables the robot in teleop
+    /// and holds the left stick at 0.25, returned once the stick is on gamepad 0.
+    pub async fn driver(&self) -> pitcrew_e2e::supervisor::ControlSender {
+        let driver =
+            pitcrew_e2e::supervisor::ControlSender::sealed(self.control, "driver", &self.key.key);
+        driver.set(0.25, 0.0, 0);
+        pitcrew_e2e::supervisor::enable_robot(
+            &self.broker.client,
+            &driver,
+            Mode::Teleop,
+            devices_support::PATIENCE,
+        )
+        .await;
+        let deadline = Instant::now() + devices_support::PATIENCE;
+        while self.left_y() != 0.25 {
+            assert!(
+                Instant::now() < deadline,
+                "the driver's stick never arrived"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        driver
+    }
 }
 
 pub fn spawn_receiver(ns: &Namespace, control: SocketAddr, key: &KeyFile, extra: &[&str]) -> Proc {
