@@ -68,9 +68,7 @@ fn bitmap(ty: &DeviceType, v: &J) -> anyhow::Result<u16> {
 
 fn names(ty: &DeviceType, bits: u16) -> J {
     J::Array(
-        ty.params()
-            .iter()
-            .filter(|p| p.id() < 16 && bits & (1 << p.id()) != 0)
+        ty.params_in(u64::from(bits))
             .map(|p| J::from(p.name()))
             .collect(),
     )

@@ -125,9 +125,7 @@ pub fn frames(ty: &DeviceType, out: &mut Vec<u8>) -> u64 {
 
 /// The names of the params of `bits`, comma separated (for log lines).
 pub fn param_names(ty: &DeviceType, bits: u64) -> String {
-    ty.params()
-        .iter()
-        .filter(|p| p.id() < 64 && bits & (1 << p.id()) != 0)
+    ty.params_in(bits)
         .map(Param::name)
         .collect::<Vec<_>>()
         .join(",")

@@ -75,12 +75,7 @@ pub async fn read_fresh(
         _ => return Err(FreshReadError::NotConnected { uid }),
     };
     let ty = owner.device_type();
-    let mut bits = 0u64;
-    for name in names {
-        if let Some(p) = ty.param(name) {
-            bits |= 1 << p.id();
-        }
-    }
+    let bits = pitcrew_catalog::mask_of(names.iter().filter_map(|name| ty.param(name)));
     let since = arrivals.borrow_and_update().stamp();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     owner

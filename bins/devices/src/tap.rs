@@ -110,10 +110,7 @@ fn values_json(ty: &DeviceType, data: &ParamData<'_>) -> serde_json::Value {
 fn raw_values_json(ty: &DeviceType, bits: u64, raw: &[u8]) -> serde_json::Value {
     let mut map = Map::new();
     let mut at = 0usize;
-    for p in ty.params() {
-        if p.id() >= 64 || bits & (1 << p.id()) == 0 {
-            continue;
-        }
+    for p in ty.params_in(bits) {
         let width = p.storage_width();
         let Some(bytes) = raw.get(at..at + width) else {
             break;

@@ -84,11 +84,9 @@ fn wire_value(v: pitcrew_catalog::Value) -> Value {
 fn values(owner: &Owner, bits: u64) -> Value {
     let ty = owner.device_type();
     let mut map = Vec::new();
-    for p in ty.params() {
-        if p.readable() && p.id() < 64 && bits & (1 << p.id()) != 0 {
-            if let Ok(v) = owner.get_value(p.name()) {
-                map.push((Value::from(p.name()), wire_value(v)));
-            }
+    for p in ty.params_in(bits).filter(|p| p.readable()) {
+        if let Ok(v) = owner.get_value(p.name()) {
+            map.push((Value::from(p.name()), wire_value(v)));
         }
     }
     Value::Map(map)

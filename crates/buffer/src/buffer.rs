@@ -413,13 +413,7 @@ impl Buffer {
     /// block (`desired`) or the read block.
     pub(crate) fn raw_of(&self, params: u64, desired: bool) -> Result<Vec<u8>, BufferError> {
         self.usable()?;
-        let total: usize = self
-            .ty
-            .params()
-            .iter()
-            .filter(|p| p.id() < 64 && params & (1 << p.id()) != 0)
-            .map(|p| p.storage_width())
-            .sum();
+        let total: usize = self.ty.params_in(params).map(|p| p.storage_width()).sum();
         let spans = self.spans(params, total, desired)?;
         let mut out = vec![0u8; total];
         let block = if desired {

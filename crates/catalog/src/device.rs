@@ -160,6 +160,15 @@ impl Param {
     }
 }
 
+/// The bitmap of `params` (ids at 64 or above have no bit): the inverse of
+/// [`DeviceType::params_in`].
+pub fn mask_of<'a>(params: impl IntoIterator<Item = &'a Param>) -> u64 {
+    params
+        .into_iter()
+        .filter(|p| p.id < 64)
+        .fold(0, |m, p| m | (1u64 << p.id))
+}
+
 /// One validated peripheral type. Immutable once loaded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceType {
@@ -182,7 +191,7 @@ impl DeviceType {
 
     /// The bitmap of this type's outputs.
     pub fn output_mask(&self) -> u64 {
-        self.outputs().fold(0, |m, (p, _)| m | 1 << p.id)
+        mask_of(self.outputs().map(|(p, _)| p))
     }
 
     /// The value widths of this type's readable params: how DEV_DATA from a device of
@@ -215,9 +224,9 @@ impl DeviceType {
     pub fn param_data<'a>(&self, bits: u64, raw: &'a [u8]) -> Option<ParamData<'a>> {
         let mut data = ParamData::new();
         let mut at = 0usize;
-        for p in &self.params {
-            if p.id >= MAX_SMART_PARAMS || bits & (1 << p.id) == 0 {
-                continue;
+        for p in self.params_in(bits) {
+            if p.id >= MAX_SMART_PARAMS {
+                return None;
             }
             let width = p.storage_width();
             let value = raw.get(at..at + width)?;
@@ -268,6 +277,15 @@ impl DeviceType {
         self.params.get(id)
     }
 
+    /// The params whose bit is set in `bits`, in id order: the one walk over "the params of
+    /// a bitmap" (a subscription, a DEV_DATA, a write), so every reader of a bitmap skips
+    /// the same ids (none beyond this type's params, none at 64 or above).
+    pub fn params_in(&self, bits: u64) -> impl Iterator<Item = &Param> {
+        self.params
+            .iter()
+            .filter(move |p| p.id < 64 && bits & (1u64 << p.id) != 0)
+    }
+
     /// Bitmap of the default subscription: params marked `subscribed` that are readable.
     pub fn default_subscription(&self) -> u64 {
         self.mask(|p| p.subscribed && p.readable())
@@ -284,10 +302,7 @@ impl DeviceType {
     }
 
     fn mask(&self, pred: impl Fn(&Param) -> bool) -> u64 {
-        self.params
-            .iter()
-            .filter(|p| pred(p) && p.id < 64)
-            .fold(0, |m, p| m | (1u64 << p.id))
+        mask_of(self.params.iter().filter(|p| pred(p)))
     }
 
     /// A stable 64-bit FNV-1a hash of the layout (type name, and each param's id, name,

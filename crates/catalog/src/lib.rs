@@ -20,7 +20,7 @@ mod yaml;
 
 pub use bounds::{Bounds, Clamp};
 pub use catalog::{Catalog, EMBEDDED_ORIGIN, EMBEDDED_YAML, MAX_CATALOG_BYTES};
-pub use device::{Access, DeviceType, Param, MAX_SMART_PARAMS, MAX_SMART_PARAM_WIDTH};
+pub use device::{mask_of, Access, DeviceType, Param, MAX_SMART_PARAMS, MAX_SMART_PARAM_WIDTH};
 pub use error::{LoadError, LoadErrorKind};
 pub use param_type::ParamType;
 pub use pitcrew_sdp::value::{LeBytes, Scalar, ScalarType, Value, ValueError};
