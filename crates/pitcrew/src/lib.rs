@@ -5,28 +5,24 @@
 //! * [`instance`]: the namespace lock that keeps a daemon to one instance per namespace;
 //! * [`rpc`]: MessagePack-RPC client and services over the router;
 //! * [`endpoint`]: the ZeroMQ sockets behind all of it (the only module that uses libzmq);
-//! * [`codec`]: the one place that knows the MessagePack serializer;
-//! * for controllers: [`robot`] (the robot state and its wait), [`gamepad`] (buttons, axes,
-//!   the gamepad reader), [`device`] (a Smart Device by UID), and [`control`], the control
-//!   datagram every driver station sends;
+//! * re-exported from the crates below it, so a daemon needs one import path: the controller
+//!   API of `pitcrew-controller` ([`robot`], [`gamepad`], [`device`], [`codec`],
+//!   [`realtime`]) and the control link of `pitcrew-control` ([`control`], the datagram
+//!   every driver station sends and its sealing, and [`key`], the team key);
 //! * [`tap`]: the bounded, non-blocking event tap a process offers to recorders.
 #![warn(missing_docs)]
 
 pub mod app;
-pub mod codec;
 pub mod config;
-pub mod control;
-pub mod device;
 mod doorbell;
 pub mod endpoint;
-pub mod gamepad;
 pub mod instance;
-pub mod key;
 pub mod logging;
 pub mod options;
-pub mod realtime;
-pub mod robot;
 pub mod rpc;
 pub mod signals;
 pub mod tap;
 pub mod updates;
+
+pub use pitcrew_control::{self as control, key};
+pub use pitcrew_controller::{codec, device, gamepad, realtime, robot};

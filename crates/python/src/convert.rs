@@ -1,4 +1,4 @@
-//! Python objects ↔ the two value models: MessagePack values ([`pitcrew::codec::Value`]) for
+//! Python objects ↔ the two value models: MessagePack values ([`pitcrew_controller::codec::Value`]) for
 //! RPC, and catalog values ([`pitcrew_catalog::Value`]) for buffers.
 //!
 //! RPC: `None`, `bool`, `int` (64-bit, signed or unsigned), `float`, `str`, `bytes`,
@@ -13,7 +13,7 @@ use pyo3::types::{
 };
 use pyo3::IntoPyObjectExt;
 
-use pitcrew::codec::{Value, MAX_DEPTH};
+use pitcrew_controller::codec::{Value, MAX_DEPTH};
 use pitcrew_catalog::Value as ParamValue;
 
 use crate::coerce::Given;

@@ -1,6 +1,6 @@
 //! `pitcrew.Gamepad`: one gamepad's buttons and sticks, by catalog name.
 //!
-//! It wraps the application crate's typed gamepad reader (`pitcrew::gamepad::Gamepad`,
+//! It wraps the controller crate's typed gamepad reader (`pitcrew_controller::gamepad::Gamepad`,
 //! `Button`, `GamepadState`), as a Rust controller reads it. Every read goes through
 //! `Gamepad::state()`, which reads all inputs from one version of the buffer and returns
 //! neutral (nothing pressed, sticks centred, not connected) when the driver's laptop is
@@ -21,7 +21,7 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::IntoPyObjectExt;
 
-use pitcrew::gamepad::{Button, Gamepad as Reader, GamepadState, AXES};
+use pitcrew_controller::gamepad::{Button, Gamepad as Reader, GamepadState, AXES};
 use pitcrew_buffer::BufferError;
 use pitcrew_catalog::Catalog;
 

@@ -48,7 +48,7 @@ pub(crate) struct Robot {
     /// Opened buffers, keyed by the device as the caller wrote it.
     open: Mutex<HashMap<String, Opened>>,
     /// The robot-state reader, and the change count last returned by `wait_for_change`.
-    state: Mutex<(pitcrew::robot::Robot, u32)>,
+    state: Mutex<(pitcrew_controller::robot::Robot, u32)>,
 }
 
 #[pymethods]
@@ -124,7 +124,7 @@ impl Robot {
             .map(|path| RobotFile::load(&path, &catalog))
             .transpose()
             .map_err(|e| errors::robot_file(py, &e))?;
-        let mut reader = pitcrew::robot::Robot::new(&config.namespace);
+        let mut reader = pitcrew_controller::robot::Robot::new(&config.namespace);
         let seen = reader.change_count();
         Ok(Robot {
             namespace: config.namespace,
@@ -148,7 +148,7 @@ impl Robot {
         self.robot_status(py)
             .state
             .mode()
-            .map(pitcrew::robot::Mode::name)
+            .map(pitcrew_controller::robot::Mode::name)
     }
 
     /// Whether controllers drive the outputs now.
@@ -162,7 +162,7 @@ impl Robot {
     fn match_time_left(&self, py: Python<'_>) -> Option<f64> {
         let status = self.robot_status(py);
         status
-            .match_left(pitcrew::robot::monotonic_ns())
+            .match_left(pitcrew_controller::robot::monotonic_ns())
             .map(|d| d.as_secs_f64())
     }
 
@@ -171,8 +171,8 @@ impl Robot {
     fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let json = self
             .robot_status(py)
-            .to_json(pitcrew::robot::monotonic_ns(), None);
-        convert::to_py(py, &pitcrew::codec::from_json(&json))
+            .to_json(pitcrew_controller::robot::monotonic_ns(), None);
+        convert::to_py(py, &pitcrew_controller::codec::from_json(&json))
     }
 
     /// Blocks until the robot state changes or `timeout` seconds pass (the GIL released);
@@ -325,7 +325,7 @@ impl Robot {
     /// The cache, locked without holding the GIL while waiting (pyo3's `MutexExt`): an
     /// uncontended lock costs one atomic; a contended one cannot deadlock with a thread
     /// that holds the GIL and waits for this lock.
-    fn robot_status(&self, py: Python<'_>) -> pitcrew::robot::RobotStatus {
+    fn robot_status(&self, py: Python<'_>) -> pitcrew_controller::robot::RobotStatus {
         let mut guard = self
             .state
             .lock_py_attached(py)

@@ -21,7 +21,7 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::PyTuple;
 
-use pitcrew::codec::Value;
+use pitcrew_controller::codec::Value;
 use pitcrew::rpc::Client as RpcClient;
 
 use crate::convert;

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use pitcrew::config::Config;
-use pitcrew::gamepad::{Gamepad, GamepadState};
-use pitcrew::robot::{Mode, Robot};
+use pitcrew_controller::gamepad::{Gamepad, GamepadState};
+use pitcrew_controller::robot::{Mode, Robot};
 use pitcrew_catalog::Catalog;
 use tokio_util::sync::CancellationToken;
 
@@ -64,7 +64,7 @@ fn control_loop(
     stop: &CancellationToken,
 ) {
     if let Some(priority) = options.realtime {
-        pitcrew::realtime::raise_priority("teleop", priority);
+        pitcrew_controller::realtime::raise_priority("teleop", priority);
     }
     let mut drive = Drive::new(options.slow_scale);
     let mut fleet = Fleet::new(namespace, catalog);

@@ -3,7 +3,7 @@
 //! the autonomous routine ([`Routine`]: both motors at [`AUTO_DUTY`] for [`AUTO_TIME`],
 //! then stopped).
 
-use pitcrew::gamepad::{Button, GamepadState};
+use pitcrew_controller::gamepad::{Button, GamepadState};
 
 /// Duty cycles for the two motors of a koala-bear, each in [-1, 1].
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use pitcrew::device::Device;
+use pitcrew_controller::device::Device;
 use pitcrew_buffer::{BufferError, SegmentKey};
 use pitcrew_catalog::{Catalog, Uid, Value};
 

@@ -10,8 +10,8 @@
 use serde_json::{json, Value};
 
 use super::{ControlMessage, Meta, PadInput, StationRequest, MAX_GAMEPADS};
-use crate::gamepad::BUTTON_COUNT;
-use crate::robot::Mode;
+use pitcrew_controller::gamepad::BUTTON_COUNT;
+use pitcrew_controller::robot::Mode;
 
 /// Why a JSON object is not a control datagram.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,7 +64,7 @@ fn station(ds: &Value) -> Result<Option<StationRequest>, JsonError> {
         .as_str()
         .unwrap_or_default()
         .parse()
-        .map_err(|e: crate::robot::UnknownMode| bad(e.to_string()))?;
+        .map_err(|e: pitcrew_controller::robot::UnknownMode| bad(e.to_string()))?;
     let flag = |k: &str| {
         ds[k]
             .as_bool()

@@ -20,8 +20,7 @@ use std::time::Duration;
 use pitcrew_buffer::{Buffer, BufferError, Owner, SegmentKey};
 use pitcrew_catalog::{Catalog, DeviceType};
 
-use super::{MatchPhase, Mode, RobotStatus, State};
-use crate::control::StationRequest;
+use super::{MatchPhase, Mode, RobotStatus, State, StationRequest};
 
 /// Driver stations the receiver tracks at once (a gamepad sender, a dashboard and a field
 /// controller, plus one spare); a further station takes the slot heard from least recently.

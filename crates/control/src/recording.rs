@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::MAX_GAMEPADS;
-use crate::gamepad::{PadState, BUTTON_COUNT};
+use pitcrew_controller::gamepad::{PadState, BUTTON_COUNT};
 
 /// Why a recording line is not a frame.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,6 +1,6 @@
 //! The control datagram (spec/wire.md, "Control input"), driver station → robot:
 //! `[2, "update_gamepads", [gamepads, meta]]`, parsed and validated whole, or encoded,
-//! through [`crate::codec`]. The receiver, the sender, the tests and the benchmarks all use
+//! through [`pitcrew_controller::codec`]. The receiver, the sender, the tests and the benchmarks all use
 //! this one codec.
 //!
 //! `meta` may carry the driver station's requests of the robot under the versioned key
@@ -15,11 +15,13 @@
 
 pub mod auth;
 pub mod json;
+pub mod key;
 pub mod recording;
 
-use crate::codec::{self, Value};
-use crate::gamepad::{PadState, BUTTON_COUNT};
-use crate::robot::Mode;
+use pitcrew_controller::codec::{self, Value};
+use pitcrew_controller::gamepad::{PadState, BUTTON_COUNT};
+use pitcrew_controller::robot::Mode;
+pub use pitcrew_controller::robot::StationRequest;
 
 /// The largest datagram accepted: the spec keeps datagrams under 1200 bytes (no IP
 /// fragmentation over WiFi), and eight full gamepads with meta take about 400.
@@ -71,22 +73,6 @@ impl PadInput {
             btn: state.btn,
         }
     }
-}
-
-/// What a driver station asks of the robot, carried in every datagram it sends (meta
-/// `ds`). The robot acts on changes: an `enable_id` it has not seen from this source while
-/// `enable` is set is a new enable request (robot-state.md rule 4), `enable` false while
-/// the robot is enabled by this station disables it, and `estop` is an emergency stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StationRequest {
-    /// The mode the station asks for.
-    pub mode: Mode,
-    /// Whether the station asks for the robot to be enabled.
-    pub enable: bool,
-    /// Counts the driver's enable presses: each new press is a new request.
-    pub enable_id: u32,
-    /// The driver pressed the emergency stop (kept set from then on).
-    pub estop: bool,
 }
 
 /// The optional `meta` of a datagram.

@@ -4,6 +4,7 @@
 //! * [`Mode`], [`State`] and [`MatchPhase`]: the vocabulary, with the names used on every
 //!   wire (RPC, multicast, the driver station's datagrams, the CLI);
 //! * [`RobotStatus`]: one complete reading of the state, as the broker publishes it;
+//! * [`StationRequest`]: what a driver station asks of the robot;
 //! * [`segment`]: the two shared-memory segments of a namespace — the broker's
 //!   `robot-state` and the gamepad receiver's `driver-links` — and their byte layout;
 //! * [`Robot`]: the controller's reader, with a blocking wait for a change.
@@ -17,6 +18,22 @@ use std::str::FromStr;
 
 pub use reader::Robot;
 pub use status::RobotStatus;
+
+/// What a driver station asks of the robot, carried in every datagram it sends (meta
+/// `ds`). The robot acts on changes: an `enable_id` it has not seen from this source while
+/// `enable` is set is a new enable request (robot-state.md rule 4), `enable` false while
+/// the robot is enabled by this station disables it, and `estop` is an emergency stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StationRequest {
+    /// The mode the station asks for.
+    pub mode: Mode,
+    /// Whether the station asks for the robot to be enabled.
+    pub enable: bool,
+    /// Counts the driver's enable presses: each new press is a new request.
+    pub enable_id: u32,
+    /// The driver pressed the emergency stop (kept set from then on).
+    pub estop: bool,
+}
 
 /// A mode the robot can be enabled in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
