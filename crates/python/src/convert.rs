@@ -13,8 +13,8 @@ use pyo3::types::{
 };
 use pyo3::IntoPyObjectExt;
 
-use pitcrew_controller::codec::{Value, MAX_DEPTH};
 use pitcrew_catalog::Value as ParamValue;
+use pitcrew_controller::codec::{Value, MAX_DEPTH};
 
 use crate::coerce::Given;
 

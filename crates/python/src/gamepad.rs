@@ -21,9 +21,9 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::IntoPyObjectExt;
 
-use pitcrew_controller::gamepad::{Button, Gamepad as Reader, GamepadState, AXES};
 use pitcrew_buffer::BufferError;
 use pitcrew_catalog::Catalog;
+use pitcrew_controller::gamepad::{Button, Gamepad as Reader, GamepadState, AXES};
 
 use crate::errors::{self, Kind};
 use crate::settings;

@@ -21,8 +21,8 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::PyTuple;
 
-use pitcrew_controller::codec::Value;
 use pitcrew::rpc::Client as RpcClient;
+use pitcrew_controller::codec::Value;
 
 use crate::convert;
 use crate::errors::{self, Kind};

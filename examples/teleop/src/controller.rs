@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use pitcrew::config::Config;
+use pitcrew_catalog::Catalog;
 use pitcrew_controller::gamepad::{Gamepad, GamepadState};
 use pitcrew_controller::robot::{Mode, Robot};
-use pitcrew_catalog::Catalog;
 use tokio_util::sync::CancellationToken;
 
 use crate::drive::{Drive, Routine, Target};

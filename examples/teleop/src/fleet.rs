@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use pitcrew_controller::device::Device;
 use pitcrew_buffer::{BufferError, SegmentKey};
 use pitcrew_catalog::{Catalog, Uid, Value};
+use pitcrew_controller::device::Device;
 
 use crate::drive::Target;
 
