@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -192,64 +193,19 @@ impl Service {
     ) -> Result<(), EndpointError> {
         let socket_cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let core = Arc::new(Core {
-            handlers: self.handlers,
-            urgent: self.urgent,
-            urgent_in_flight: AtomicUsize::new(0),
-            semaphore: Arc::new(Semaphore::new(self.workers)),
-            admitted: AtomicUsize::new(0),
-            capacity: self.workers + self.queue,
-            per_sender: Mutex::new(HashMap::new()),
-            per_sender_cap: ((self.workers + self.queue) / 2).max(1),
-            handler_timeout: self.handler_timeout,
-            stats: self.stats,
-            stopping: shutdown.clone(),
-            malformed_senders: Mutex::new(HashSet::new()),
-            tracker: tracker.clone(),
-        });
-        // The callback runs on the socket task and needs the dealer to reply; the dealer
-        // exists only once `connect` returns, hence the cell. No message can arrive before
-        // it is set: the connection handshake happens on that same task, later.
-        let cell: Arc<OnceLock<Dealer>> = Arc::new(OnceLock::new());
-        let answered = Arc::new(tokio::sync::Notify::new());
-        let (dealer, socket_task) = Dealer::connect(
-            DealerOptions {
-                identity: self.name.clone(),
-                address: address.to_owned(),
-                queue: self.workers + self.queue + 64,
-                bind,
-            },
-            {
-                let (core, cell, answered) = (core.clone(), cell.clone(), answered.clone());
-                move |frames| {
-                    if registration::is_answer(&frames) {
-                        answered.notify_one();
-                        return;
-                    }
-                    match cell.get() {
-                        Some(dealer) => on_message(&core, dealer, frames),
-                        None => tracing::debug!("message before the service was ready; dropped"),
-                    }
-                }
-            },
-            socket_cancel.clone(),
-        )?;
-        let _ = cell.set(dealer.clone());
-        // Introduce ourselves so the router lists this service before its first reply.
-        let hello = Message::Notification(Notification {
-            method: "hello".into(),
-            params: vec![self.name.as_str().into()],
-        });
-        let check = (!bind).then(|| {
-            let _ = dealer.try_send(vec![b"router".to_vec(), hello.encode()]);
-            tokio::spawn(registration::confirm(
-                dealer.clone(),
-                answered,
-                address.to_owned(),
-                self.name.clone(),
-            ))
-        });
-        tracing::info!(service = %self.name, %address, "service ready");
+        let queue = self.workers + self.queue + 64;
+        let name = self.name.clone();
+        let core = self.into_core(shutdown.clone(), tracker.clone());
+        let options = DealerOptions {
+            identity: name.clone(),
+            address: address.to_owned(),
+            queue,
+            bind,
+        };
+        let (dealer, socket_task, answered) = connect_dealer(options, core, socket_cancel.clone())?;
+        // Through the router, introduce ourselves and check that the name is ours.
+        let check = (!bind).then(|| introduce(&dealer, answered, address, &name));
+        tracing::info!(service = %name, %address, "service ready");
 
         // Serves until shutdown, or until it turns out that another live peer holds this
         // service's identity at the router (which then never delivers us a request).
@@ -264,23 +220,108 @@ impl Service {
             Some(error) = refused => Err(error),
         };
         if let Err(error) = &outcome {
-            tracing::error!(service = %self.name, %error, "refused by the router");
+            tracing::error!(service = %name, %error, "refused by the router");
         }
-        tracing::debug!(service = %self.name, "service stopping");
-
-        tracker.close();
-        if tokio::time::timeout(DRAIN_DEADLINE, tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(service = %self.name, "handlers still running at shutdown; abandoning them");
-        }
-        // Give the socket task a moment to flush the last replies, then stop it.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        socket_cancel.cancel();
-        let _ = socket_task.await;
+        tracing::debug!(service = %name, "service stopping");
+        drain(&name, &tracker, socket_cancel, socket_task).await;
         outcome
     }
+
+    /// The state the dispatcher and the handler tasks share, from what was registered and
+    /// set on this service.
+    fn into_core(self, stopping: CancellationToken, tracker: TaskTracker) -> Arc<Core> {
+        Arc::new(Core {
+            handlers: self.handlers,
+            urgent: self.urgent,
+            urgent_in_flight: AtomicUsize::new(0),
+            semaphore: Arc::new(Semaphore::new(self.workers)),
+            admitted: AtomicUsize::new(0),
+            capacity: self.workers + self.queue,
+            per_sender: Mutex::new(HashMap::new()),
+            per_sender_cap: ((self.workers + self.queue) / 2).max(1),
+            handler_timeout: self.handler_timeout,
+            stats: self.stats,
+            stopping,
+            malformed_senders: Mutex::new(HashSet::new()),
+            tracker,
+        })
+    }
+}
+
+/// Sets up the DEALER with a callback that dispatches each message to `core`, and returns
+/// it with its socket task and the signal that the router answered our registration.
+///
+/// The callback runs on the socket task and needs the dealer to reply; the dealer exists
+/// only once `connect` returns, hence the cell. No message can arrive before it is set:
+/// the connection handshake happens on that same task, later.
+fn connect_dealer(
+    options: DealerOptions,
+    core: Arc<Core>,
+    cancel: CancellationToken,
+) -> Result<(Dealer, JoinHandle<()>, Arc<Notify>), EndpointError> {
+    let cell: Arc<OnceLock<Dealer>> = Arc::new(OnceLock::new());
+    let answered = Arc::new(Notify::new());
+    let (dealer, socket_task) = Dealer::connect(
+        options,
+        {
+            let (cell, answered) = (cell.clone(), answered.clone());
+            move |frames| {
+                if registration::is_answer(&frames) {
+                    answered.notify_one();
+                    return;
+                }
+                match cell.get() {
+                    Some(dealer) => on_message(&core, dealer, frames),
+                    None => tracing::debug!("message before the service was ready; dropped"),
+                }
+            }
+        },
+        cancel,
+    )?;
+    let _ = cell.set(dealer.clone());
+    Ok((dealer, socket_task, answered))
+}
+
+/// Introduces the service to the router, so that the router lists it before its first
+/// reply, and starts the check that the name is not held by another live peer: the task
+/// ends with an error only when it is ([`registration::confirm`]).
+fn introduce(
+    dealer: &Dealer,
+    answered: Arc<Notify>,
+    address: &str,
+    name: &str,
+) -> JoinHandle<EndpointError> {
+    let hello = Message::Notification(Notification {
+        method: "hello".into(),
+        params: vec![name.into()],
+    });
+    let _ = dealer.try_send(vec![b"router".to_vec(), hello.encode()]);
+    tokio::spawn(registration::confirm(
+        dealer.clone(),
+        answered,
+        address.to_owned(),
+        name.to_owned(),
+    ))
+}
+
+/// Lets running handlers finish for up to [`DRAIN_DEADLINE`], gives the socket task a
+/// moment to flush their last replies, then stops it.
+async fn drain(
+    name: &str,
+    tracker: &TaskTracker,
+    socket_cancel: CancellationToken,
+    socket_task: JoinHandle<()>,
+) {
+    tracker.close();
+    if tokio::time::timeout(DRAIN_DEADLINE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(service = %name, "handlers still running at shutdown; abandoning them");
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    socket_cancel.cancel();
+    let _ = socket_task.await;
 }
 
 /// State shared by the dispatcher and the handler tasks.
