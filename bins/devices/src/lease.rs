@@ -189,6 +189,22 @@ impl Leases {
         self.lock().next_deadline()
     }
 
+    /// Resolves at the earliest lease deadline, as [`Leases::next_deadline`] says now; never
+    /// while no output is driven (the session's select guard skips it then, and a lease
+    /// that starts later wakes the session's loop, which asks again).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: it only sleeps.
+    pub fn expiry(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let deadline = self.next_deadline();
+        async move {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                None => std::future::pending().await,
+            }
+        }
+    }
+
     /// The driven outputs whose lease ran out by `now`; they are no longer driven.
     pub fn expired(&mut self, now: Instant) -> u64 {
         self.lock().expired(now)

@@ -3,7 +3,9 @@
 //!
 //! Layers: [`serial`] discovers serial ports (inotify plus rescans) and [`listener`]
 //! accepts virtual devices over TCP; each connection runs a
-//! [`session`] (the host side of the protocol); identified devices live in the
+//! [`session`] (the host side of the protocol: its event loop), which reads frames with
+//! [`inbound`], writes with [`host`] and matches heartbeats with [`heartbeat`]; identified
+//! devices live in the
 //! [`registry`] with their buffers; a [`waker`] thread per connected device turns a
 //! consumer's write into a DEV_WRITE without a poll tick; [`service`] is the RPC surface,
 //! [`status`] what it reports and [`fresh_read`] how a read waits for the device;
@@ -20,6 +22,9 @@
 pub mod arrivals;
 pub mod estop;
 pub mod fresh_read;
+pub mod heartbeat;
+pub mod host;
+pub mod inbound;
 pub mod lease;
 pub mod line;
 pub mod listener;

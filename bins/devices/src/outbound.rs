@@ -11,6 +11,10 @@
 //! checked before a disable or an emergency stop is on the line before the safe values that
 //! follow them, and one checked after sees the new state: a consumer's value can never
 //! reach a motor after its safe value.
+//!
+//! A device's emergency stop leaves by this path too, from its session
+//! ([`Outbound::estop`]): the pending writes it takes get the gate's answer from the same
+//! [`policy::route`], under the same lock.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,7 +27,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::estop::{self, Latch};
 use crate::lease::{self, LeaseClock};
-use crate::line::{Line, LineGuard};
+use crate::line::Line;
 use crate::policy;
 use crate::registry::Counters;
 use crate::robot::Outputs;
@@ -145,9 +149,52 @@ impl Outbound {
         self.held_logged.store(false, Ordering::Relaxed);
     }
 
-    /// The line, held for frames that must not interleave with a forward.
-    pub async fn lock_line(&self) -> LineGuard<'_> {
-        self.line.lock().await
+    /// The emergency stop of this device: DEV_DISABLE and the catalog's safe values
+    /// ([`Outbound::estop_frames`]), tried even on a line that failed, and offered to the
+    /// tap. Returns the message count.
+    ///
+    /// # Errors
+    /// When the line fails (or failed before and takes nothing).
+    pub async fn estop(&self) -> std::io::Result<u64> {
+        // Under the line's lock: the waker thread must not take the safe values this stores
+        // in the buffer for a consumer's write (and count it discarded), and no consumer
+        // frame may go out between the state check and these.
+        let mut line = self.line.lock().await;
+        let (out, count) = self.estop_frames();
+        line.write_safety(&out).await?;
+        self.offer_sent(&out);
+        drop(line);
+        Ok(count)
+    }
+
+    /// The bytes of an emergency stop for this device: DEV_DISABLE, then DEV_WRITE of the
+    /// catalog's safe values (encoded from the catalog, never read back from the buffer, so
+    /// a consumer writing at the same moment cannot slip its value in). Pending consumer
+    /// writes are discarded, and the safe values are stored as the desired values so the
+    /// buffer shows what the device was told. Returns the bytes and the message count.
+    /// Runs under the line's lock ([`Outbound::estop`]).
+    fn estop_frames(&self) -> (Vec<u8>, u64) {
+        let ty = self.owner.device_type();
+        if let Ok(bits) = self.owner.take_write() {
+            // The latch is engaged: the gate discards every pending write.
+            let route = policy::route(bits, ty.output_mask(), Outputs::Estopped, true);
+            if route.discard != 0 {
+                self.discard_writes(route.discard);
+            }
+        }
+        let named: Vec<(&str, pitcrew_catalog::Value)> =
+            ty.outputs().map(|(p, v)| (p.name(), v)).collect();
+        if !named.is_empty() {
+            if let Err(e) = self.owner.write_values(&named) {
+                tracing::warn!(uid = %self.uid, error = %e, "estop: cannot store the safe values in the buffer");
+            }
+            // Our own store set `write` bits; the values go out below, from the catalog.
+            let _ = self.owner.take_write();
+        }
+        let mut out = Vec::new();
+        let count = estop::frames(ty, &mut out);
+        tracing::info!(uid = %self.uid, safe = named.len(), "emergency stop: DEV_DISABLE and safe values sent");
+        (out, count)
     }
 
     /// Frames what is pending into `out`: the message count, and whether the leases need

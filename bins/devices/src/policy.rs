@@ -4,9 +4,10 @@
 //!
 //! Two threads act on it: a device's waker thread, when a consumer's write wakes it
 //! (`outbound`), and the device's session, when an emergency stop takes the pending writes
-//! (`session`). Both ask here, so "is this write sent, held or dropped?" has one answer,
-//! tested below for every state. The state the answer depends on is read under the line's
-//! lock by both (see `outbound`), which is what orders it against the safe values.
+//! (`Outbound::estop`, run on the session's task). Both ask here, so "is this write sent,
+//! held or dropped?" has one answer, tested below for every state. The state the answer
+//! depends on is read under the line's lock by both (see `outbound`), which is what orders
+//! it against the safe values.
 
 use pitcrew::robot::State;
 

@@ -4,28 +4,35 @@
 //! liveness timeout, moving values between the wire and the buffer, and DEV_DISABLE on
 //! shutdown. Every inbound frame is validated whole before it touches any state; decode
 //! errors and unexpected types are answered with ERROR, counted, and logged once.
+//!
+//! This module is the session's event loop, in two phases: [`run`] discovers the device,
+//! attaches it and serves it until it goes. What the loop works with has a module of its
+//! own: the reading half of the connection ([`crate::inbound`]), the writing half
+//! ([`crate::host`]), consumer writes and the emergency stop on their way out
+//! ([`crate::outbound`]), the outputs' leases ([`crate::lease`]) and the heartbeats in
+//! flight ([`crate::heartbeat`]).
 
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pitcrew_buffer::Owner;
-use pitcrew_catalog::{DeviceType, Uid};
-use pitcrew_sdp::message::Direction;
-use pitcrew_sdp::{ErrorCode, FrameDecoder, Message, MessageType, Packet, ParamWidths};
-use std::os::fd::AsRawFd;
-
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::{oneshot, watch};
+use pitcrew_catalog::Uid;
+use pitcrew_sdp::{Message, MessageType, ParamWidths};
+use tokio::io::AsyncRead;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::arrivals::Arrivals;
 use crate::estop::{self, Latch};
+use crate::heartbeat::HeartbeatTable;
+use crate::host::Host;
+use crate::inbound::{self, Frame, FrameReader};
 use crate::lease::{self, Leases};
 use crate::line::Line;
 use crate::outbound::{Outbound, OutboundParts};
-use crate::policy;
-use crate::registry::{AttachError, Command, Counters, Registry};
+use crate::registry::{AttachError, Attached, Command, Counters, Registry};
 use crate::robot::{Gate, Outputs};
 use crate::tap::{BrokerEvent, BrokerTap};
 use crate::waker::Waker;
@@ -105,237 +112,86 @@ impl SessionEnd {
     }
 }
 
-/// Read chunk size; the frame decoder bounds memory, this only sizes one `read`.
-const READ_CHUNK: usize = 512;
-/// The writing side plus the bookkeeping every phase needs.
-struct Host {
-    line: Arc<Line>,
-    out: Vec<u8>,
-    port: String,
-    warned: bool,
-    decode_errors: Arc<AtomicU64>,
-    tap: BrokerTap,
-    /// The identified device, once attached (what the tap names).
-    device: Option<(Uid, Arc<DeviceType>)>,
-}
-
-impl Host {
-    /// Encodes and sends one message.
-    async fn send(&mut self, msg: &Message<'_>) -> std::io::Result<()> {
-        self.encode(msg)?;
-        self.line.write_all(&self.out).await?;
-        self.offer_sent(None);
-        Ok(())
-    }
-
-    /// Sends DEV_DISABLE: tried even on a line that failed ([`Line::write_safety`]).
-    async fn send_disable(&mut self) -> std::io::Result<()> {
-        self.encode(&Message::DevDisable)?;
-        self.line.write_safety(&self.out).await?;
-        self.offer_sent(None);
-        Ok(())
-    }
-
-    fn encode(&mut self, msg: &Message<'_>) -> std::io::Result<()> {
-        self.out.clear();
-        msg.encode_frame(&mut self.out)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
-    }
-
-    /// Sends safe values, already framed: tried even on a line that failed.
-    async fn send_safe_frames(&mut self, frames: &[u8]) -> std::io::Result<()> {
-        self.line.write_safety(frames).await?;
-        self.offer_sent(Some(frames));
-        Ok(())
-    }
-
-    /// Offers what is being sent (`frames`, or the message just encoded) to the tap.
-    fn offer_sent(&self, frames: Option<&[u8]>) {
-        if let Some((uid, ty)) = &self.device {
-            let frames = frames.unwrap_or(&self.out);
-            self.tap.offer_with(|| BrokerEvent::sent(*uid, ty, frames));
-        }
-    }
-
-    /// Answers a bad frame with ERROR(code), counts it, logs the first one of the session.
-    async fn reject(
-        &mut self,
-        code: ErrorCode,
-        what: &(dyn std::fmt::Display + Sync),
-        counter: Option<&AtomicU64>,
-    ) -> std::io::Result<()> {
-        self.decode_errors.fetch_add(1, Ordering::Relaxed);
-        if let Some(c) = counter {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
-        if self.warned {
-            tracing::debug!(port = %self.port, error = %what, "bad frame from device");
-        } else {
-            self.warned = true;
-            tracing::warn!(port = %self.port, error = %what, "bad frame from device (further ones logged at debug)");
-        }
-        self.send(&Message::Error(code)).await
-    }
-}
-
-/// Reads one chunk and decodes the frames it completes. Returns `false` at end of stream.
-///
-/// # Cancel safety
-/// Cancel safe: only the `read` awaits, and decoding happens after it returned.
-async fn read_frames<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    decoder: &mut FrameDecoder,
-    buf: &mut [u8; READ_CHUNK],
-    frames: &mut Vec<Result<Packet, pitcrew_sdp::FrameError>>,
-) -> std::io::Result<bool> {
-    let n = reader.read(buf).await?;
-    if n == 0 {
-        return Ok(false);
-    }
-    frames.extend(decoder.decode(buf.get(..n).unwrap_or_default()));
-    Ok(true)
-}
-
 /// Runs one connection from the first byte to its end.
 pub async fn run<S>(stream: S, port: String, ctx: SessionContext) -> SessionEnd
 where
     S: AsyncRead + AsRawFd + Unpin + Send + 'static,
 {
-    let line = match Line::of(&stream, ctx.timing.write_stall) {
-        Ok(line) => Arc::new(line),
-        Err(e) => {
-            tracing::warn!(%port, error = %e, "cannot open the connection for writing");
-            return SessionEnd::Closed;
-        }
-    };
-    let mut reader = stream;
-    let mut host = Host {
-        line,
-        out: Vec::with_capacity(pitcrew_sdp::frame::MAX_FRAME_LEN + 1),
-        port,
-        warned: false,
-        decode_errors: Arc::clone(&ctx.decode_errors),
-        tap: ctx.tap.clone(),
-        device: None,
-    };
-    // A serial device keeps what it read of the previous session: a frame that session's
-    // broker was cut off in the middle of would swallow our first PING. A lone delimiter
-    // ends it (an empty frame is ignored by the protocol), so it costs nothing.
-    if let Err(e) = host.line.write_all(&[pitcrew_sdp::frame::DELIMITER]).await {
-        tracing::info!(port = %host.port, error = %e, "connection failed before discovery");
+    let Some(mut host) = open(&stream, port, &ctx).await else {
         return SessionEnd::Closed;
-    }
-    let mut decoder = FrameDecoder::new();
-    let uid = match discover(&mut reader, &mut host, &mut decoder, &ctx).await {
+    };
+    let mut frames = FrameReader::new(stream);
+    let uid = match discover(&mut frames, &mut host, &ctx).await {
         Ok(Ok(uid)) => uid,
         Ok(Err(end)) => return end,
         Err(e) => {
-            tracing::info!(port = %host.port, error = %e, "connection failed during discovery");
+            tracing::info!(port = %host.port(), error = %e, "connection failed during discovery");
             return SessionEnd::Closed;
         }
     };
-    let attached = match ctx.registry.attach(uid, &host.port, Arc::clone(&host.line)) {
-        Ok(a) => a,
-        Err(e @ AttachError::AlreadyConnected { .. }) => {
-            tracing::warn!(port = %host.port, %uid, error = %e, "duplicate UID refused");
-            return SessionEnd::Refused;
-        }
-        Err(e) => {
-            tracing::warn!(port = %host.port, %uid, error = %e, "device refused");
-            return SessionEnd::Refused;
-        }
+    let attached = match attach(&mut host, uid, &ctx) {
+        Ok(attached) => attached,
+        Err(end) => return end,
     };
-    tracing::info!(port = %host.port, %uid, r#type = attached.owner.device_type().name(), "device connected");
-    let ty = Arc::clone(attached.owner.device_type());
-    host.device = Some((uid, Arc::clone(&ty)));
-    offer_connection(&host, uid, &ty, None);
     let link_id = attached.link_id;
-    let leases = Leases::new(attached.owner.device_type(), ctx.output_lease);
-    let outbound = Arc::new(Outbound::new(OutboundParts {
-        line: Arc::clone(&host.line),
-        uid,
-        owner: Arc::clone(&attached.owner),
-        outputs: ctx.gate.outputs(),
-        latch: Arc::clone(&ctx.latch),
-        counters: Arc::clone(&attached.counters),
-        clock: leases.clock(),
-        tap: ctx.tap.clone(),
-    }));
-    let mut active = Active {
-        outputs: ctx.gate.outputs(),
-        leases,
-        outbound,
-        uid,
-        owner: attached.owner,
-        counters: attached.counters,
-        arrivals: attached.arrivals,
-        latch: Arc::clone(&ctx.latch),
-        read_widths: ParamWidths::new(),
-        heartbeats: HeartbeatTable::default(),
-        last_valid: Instant::now(),
-        estopped: false,
-    };
-    active.read_widths = active.owner.device_type().read_widths();
-    let (end, waker) = active
-        .run(
-            &mut reader,
-            &mut host,
-            &mut decoder,
-            attached.commands,
-            &ctx,
-        )
-        .await;
+    let (mut active, commands) = Active::new(uid, attached, host.line(), &ctx);
+    let (end, waker) = active.run(&mut frames, &mut host, commands, &ctx).await;
     let end = end.unwrap_or_else(|e| {
-        tracing::info!(port = %host.port, %uid, error = %e, "connection failed");
+        tracing::info!(port = %host.port(), %uid, error = %e, "connection failed");
         SessionEnd::Closed
     });
     ctx.registry.detach(uid, link_id);
     if let Some(waker) = waker {
         waker.stop().await;
     }
-    tracing::info!(port = %host.port, %uid, end = ?end, "device disconnected");
-    offer_connection(&host, uid, &ty, Some(end.name()));
+    tracing::info!(port = %host.port(), %uid, end = ?end, "device disconnected");
+    host.offer_connection(Some(end.name()));
     end
 }
 
-/// Offers a connect (`end` None) or a disconnect to the tap.
-fn offer_connection(host: &Host, uid: Uid, ty: &Arc<DeviceType>, end: Option<&'static str>) {
-    host.tap.offer_with(|| BrokerEvent::Connection {
-        t_ns: pitcrew::robot::monotonic_ns(),
-        uid,
-        ty: Arc::clone(ty),
-        port: host.port.clone(),
-        end,
-    });
+/// Opens the writing side of the connection on `stream` and ends whatever frame a
+/// previous session left half sent ([`Host::end_partial_frame`]). `None` when the
+/// connection failed already (logged).
+async fn open(stream: &impl AsRawFd, port: String, ctx: &SessionContext) -> Option<Host> {
+    let line = match Line::of(stream, ctx.timing.write_stall) {
+        Ok(line) => Arc::new(line),
+        Err(e) => {
+            tracing::warn!(%port, error = %e, "cannot open the connection for writing");
+            return None;
+        }
+    };
+    let host = Host::new(line, port, Arc::clone(&ctx.decode_errors), ctx.tap.clone());
+    if let Err(e) = host.end_partial_frame().await {
+        tracing::info!(port = %host.port(), error = %e, "connection failed before discovery");
+        return None;
+    }
+    Some(host)
 }
 
 /// PINGs until SUB_RES; answers heartbeats meanwhile. `Ok(Err(end))` when it gave up.
 async fn discover<S: AsyncRead + Unpin>(
-    reader: &mut S,
+    frames: &mut FrameReader<S>,
     host: &mut Host,
-    decoder: &mut FrameDecoder,
     ctx: &SessionContext,
 ) -> std::io::Result<Result<Uid, SessionEnd>> {
     let deadline = tokio::time::Instant::now() + ctx.timing.discovery_timeout;
     let mut ping = tokio::time::interval(ctx.timing.ping_interval);
-    let mut buf = [0u8; READ_CHUNK];
-    let mut frames = Vec::new();
     let none = ParamWidths::new();
     loop {
         tokio::select! {
             _ = ctx.shutdown.cancelled() => return Ok(Err(SessionEnd::Shutdown)),
             _ = tokio::time::sleep_until(deadline) => {
-                tracing::info!(port = %host.port, "no SUB_RES within the discovery limit");
+                tracing::info!(port = %host.port(), "no SUB_RES within the discovery limit");
                 return Ok(Err(SessionEnd::DiscoveryTimeout));
             }
             _ = ping.tick() => host.send(&Message::Ping).await?,
-            more = read_frames(reader, decoder, &mut buf, &mut frames) => {
+            more = frames.read() => {
                 if !more? {
                     return Ok(Err(SessionEnd::Closed));
                 }
             }
         }
-        for frame in frames.drain(..) {
+        for frame in frames.drain() {
             let packet = match frame {
                 Ok(p) => p,
                 Err(e) => {
@@ -343,7 +199,7 @@ async fn discover<S: AsyncRead + Unpin>(
                     continue;
                 }
             };
-            if let Some(code) = unexpected(&packet) {
+            if let Some(code) = inbound::unexpected(&packet) {
                 host.reject(code, &"unexpected message type", None).await?;
                 continue;
             }
@@ -361,44 +217,28 @@ async fn discover<S: AsyncRead + Unpin>(
     }
 }
 
-/// `Some(INVALID_TYPE)` for a type byte a device must not send (host → device, or unknown).
-fn unexpected(packet: &Packet) -> Option<ErrorCode> {
-    match MessageType::from_byte(packet.msg_type()) {
-        Some(t) if t.direction() != Direction::HostToDevice => None,
-        _ => Some(ErrorCode::InvalidType),
-    }
-}
-
-/// In-flight heartbeats by id (a u8, so the table is bounded at 256 entries).
-struct HeartbeatTable {
-    next: u8,
-    sent: Vec<Option<(Instant, Option<oneshot::Sender<Duration>>)>>,
-}
-
-impl Default for HeartbeatTable {
-    fn default() -> Self {
-        HeartbeatTable {
-            next: 0,
-            sent: (0..256).map(|_| None).collect(),
+/// Attaches the identified `uid` to its buffer in the registry, which refuses a UID
+/// connected elsewhere (or unknown, or whose buffer failed): `Err(Refused)` then, logged.
+/// Once attached, the connection is offered to the tap as the device's.
+fn attach(host: &mut Host, uid: Uid, ctx: &SessionContext) -> Result<Attached, SessionEnd> {
+    let attached = match ctx
+        .registry
+        .attach(uid, host.port(), Arc::clone(host.line()))
+    {
+        Ok(a) => a,
+        Err(e @ AttachError::AlreadyConnected { .. }) => {
+            tracing::warn!(port = %host.port(), %uid, error = %e, "duplicate UID refused");
+            return Err(SessionEnd::Refused);
         }
-    }
-}
-
-impl HeartbeatTable {
-    fn start(&mut self, reply: Option<oneshot::Sender<Duration>>) -> u8 {
-        let id = self.next;
-        self.next = self.next.wrapping_add(1);
-        if let Some(slot) = self.sent.get_mut(usize::from(id)) {
-            *slot = Some((Instant::now(), reply));
+        Err(e) => {
+            tracing::warn!(port = %host.port(), %uid, error = %e, "device refused");
+            return Err(SessionEnd::Refused);
         }
-        id
-    }
-
-    fn finish(&mut self, id: u8) {
-        if let Some((at, Some(reply))) = self.sent.get_mut(usize::from(id)).and_then(Option::take) {
-            let _ = reply.send(at.elapsed());
-        }
-    }
+    };
+    tracing::info!(port = %host.port(), %uid, r#type = attached.owner.device_type().name(), "device connected");
+    host.identified(uid, Arc::clone(attached.owner.device_type()));
+    host.offer_connection(None);
+    Ok(attached)
 }
 
 /// State of an identified device's session.
@@ -422,15 +262,50 @@ struct Active {
 }
 
 impl Active {
+    /// The session state of `uid`, just attached and writing on `line`. The registry's
+    /// command queue comes back apart: the loop waits on it beside `self`.
+    fn new(
+        uid: Uid,
+        attached: Attached,
+        line: &Arc<Line>,
+        ctx: &SessionContext,
+    ) -> (Active, mpsc::Receiver<Command>) {
+        let leases = Leases::new(attached.owner.device_type(), ctx.output_lease);
+        let outbound = Arc::new(Outbound::new(OutboundParts {
+            line: Arc::clone(line),
+            uid,
+            owner: Arc::clone(&attached.owner),
+            outputs: ctx.gate.outputs(),
+            latch: Arc::clone(&ctx.latch),
+            counters: Arc::clone(&attached.counters),
+            clock: leases.clock(),
+            tap: ctx.tap.clone(),
+        }));
+        let active = Active {
+            outputs: ctx.gate.outputs(),
+            leases,
+            outbound,
+            uid,
+            read_widths: attached.owner.device_type().read_widths(),
+            owner: attached.owner,
+            counters: attached.counters,
+            arrivals: attached.arrivals,
+            latch: Arc::clone(&ctx.latch),
+            heartbeats: HeartbeatTable::default(),
+            last_valid: Instant::now(),
+            estopped: false,
+        };
+        (active, attached.commands)
+    }
+
     /// Serves the device until it goes, fails or the broker shuts down. The waker thread is
     /// told to stop at once and handed back, to be awaited once the buffer is marked
     /// invalid (see [`Waker::stop`]).
     async fn run<S: AsyncRead + Unpin>(
         &mut self,
-        reader: &mut S,
+        frames: &mut FrameReader<S>,
         host: &mut Host,
-        decoder: &mut FrameDecoder,
-        commands: tokio::sync::mpsc::Receiver<Command>,
+        commands: mpsc::Receiver<Command>,
         ctx: &SessionContext,
     ) -> (std::io::Result<SessionEnd>, Option<Waker>) {
         let waker = match Waker::spawn(
@@ -441,19 +316,73 @@ impl Active {
             Ok(waker) => waker,
             Err(e) => return (Err(e), None),
         };
-        let end = self.serve(reader, host, decoder, commands, ctx).await;
+        let end = self.serve(frames, host, commands, ctx).await;
         waker.signal_stop();
         (end, Some(waker))
     }
 
+    /// The event loop of an identified device: one arm per thing that can happen to it,
+    /// most urgent first (`biased`: a shutdown is seen before anything else, a robot state
+    /// change before a lease or a consumer's news). The arms that end the session say so
+    /// here; the work of each is a method of its own.
     async fn serve<S: AsyncRead + Unpin>(
         &mut self,
-        reader: &mut S,
+        frames: &mut FrameReader<S>,
         host: &mut Host,
-        decoder: &mut FrameDecoder,
-        mut commands: tokio::sync::mpsc::Receiver<Command>,
+        mut commands: mpsc::Receiver<Command>,
         ctx: &SessionContext,
     ) -> std::io::Result<SessionEnd> {
+        self.greet(host).await?;
+        let mut heartbeat = tokio::time::interval(self.owner.device_type().heartbeat_interval());
+        self.last_valid = Instant::now();
+        loop {
+            tokio::select! {
+                biased;
+                _ = ctx.shutdown.cancelled() => return Ok(self.shut_down(host).await),
+                changed = self.outputs.changed() => {
+                    if changed.is_err() {
+                        // The gate is gone: the broker is stopping; shutdown follows.
+                        ctx.shutdown.cancelled().await;
+                        continue;
+                    }
+                    self.outputs_changed(host).await?;
+                }
+                failure = self.outbound.news() => {
+                    if let Some(e) = failure {
+                        return Err(e);
+                    }
+                    // A lease started or a new writer drives an output: arm the timer
+                    // (the loop's next turn does) and watch the writer.
+                    self.leases.watch_writers();
+                }
+                _ = self.leases.expiry(), if self.leases.next_deadline().is_some() => {
+                    self.leases_ran_out(host).await?;
+                }
+                pid = self.leases.dead_writer(), if self.leases.watching() => {
+                    self.writer_died(host, pid).await?;
+                }
+                cmd = commands.recv() => self.command(host, cmd).await?,
+                _ = heartbeat.tick() => {
+                    if let Some(end) = self.heartbeat(host, ctx).await? {
+                        return Ok(end);
+                    }
+                }
+                more = frames.read() => {
+                    if !more? {
+                        return Ok(SessionEnd::Closed);
+                    }
+                    for frame in frames.drain() {
+                        self.inbound(host, frame).await?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The first frames an identified device gets: its subscription (the buffer's, which
+    /// outlives connections, or the type's default), then DEV_DISABLE when the emergency
+    /// stop is latched, or the outputs' safe values when the robot is not enabled.
+    async fn greet(&mut self, host: &mut Host) -> std::io::Result<()> {
         let ty = Arc::clone(self.owner.device_type());
         let sub = self.owner.subscription().ok();
         let (params, interval) = sub.map_or_else(
@@ -467,108 +396,106 @@ impl Active {
             host.send_disable().await?;
             self.owner.count_to_device(1);
             self.estopped = true;
-            tracing::warn!(uid = %self.uid, port = %host.port, "emergency stop latched: device disabled on connect");
+            tracing::warn!(uid = %self.uid, port = %host.port(), "emergency stop latched: device disabled on connect");
         } else if *self.outputs.borrow_and_update() != Outputs::Driven {
             // Disabled: whatever the device held, its outputs start safe.
             self.send_safe(host, ty.output_mask()).await?;
         }
-        let mut heartbeat = tokio::time::interval(ty.heartbeat_interval());
-        let mut buf = [0u8; READ_CHUNK];
-        let mut frames = Vec::new();
-        self.last_valid = Instant::now();
-        loop {
-            tokio::select! {
-                biased;
-                _ = ctx.shutdown.cancelled() => {
-                    // A line that takes nothing gives up within its write stall (or at
-                    // once, when it failed before).
-                    if host.send_disable().await.is_ok() {
-                        self.owner.count_to_device(1);
-                    }
-                    return Ok(SessionEnd::Shutdown);
-                }
-                changed = self.outputs.changed() => {
-                    if changed.is_err() {
-                        // The gate is gone: the broker is stopping; shutdown follows.
-                        ctx.shutdown.cancelled().await;
-                        continue;
-                    }
-                    let now = *self.outputs.borrow_and_update();
-                    if now != Outputs::Driven {
-                        self.leases.clear();
-                        if now == Outputs::Safe {
-                            self.send_safe(host, ty.output_mask()).await?;
-                        }
-                    } else {
-                        self.outbound.rearm_hold_log();
-                    }
-                }
-                failure = self.outbound.news() => {
-                    if let Some(e) = failure {
-                        return Err(e);
-                    }
-                    // A lease started or a new writer drives an output: arm the timer
-                    // (the loop's next turn does) and watch the writer.
-                    self.leases.watch_writers();
-                }
-                _ = sleep_until(self.leases.next_deadline()), if self.leases.next_deadline().is_some() => {
-                    let bits = self.leases.expired(Instant::now());
-                    if bits != 0 {
-                        tracing::info!(uid = %self.uid, params = %estop::param_names(&ty, bits), "output lease ran out: driven to the safe value");
-                        self.send_safe(host, bits).await?;
-                    }
-                }
-                pid = self.leases.dead_writer(), if self.leases.watching() => {
-                    let bits = self.leases.writer_died(pid);
-                    if bits != 0 {
-                        tracing::warn!(uid = %self.uid, pid, params = %estop::param_names(&ty, bits), "the process driving these outputs exited: driven to the safe value");
-                        self.send_safe(host, bits).await?;
-                    }
-                }
-                cmd = commands.recv() => match cmd {
-                    Some(Command::Disable) => host.send_disable().await?,
-                    Some(Command::Heartbeat(reply)) => {
-                        let id = self.heartbeats.start(Some(reply));
-                        host.send(&Message::HbReq(id)).await?;
-                    }
-                    Some(Command::Estop(reply)) => {
-                        self.estop(host).await?;
-                        let _ = reply.send(());
-                    }
-                    None => {}
-                },
-                _ = heartbeat.tick() => {
-                    if self.latch.is_engaged() && !self.estopped {
-                        tracing::warn!(uid = %self.uid, "emergency stop latched but this device missed it: disabling it now");
-                        self.estop(host).await?;
-                    }
-                    if self.last_valid.elapsed() > ctx.timing.liveness_timeout {
-                        self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(uid = %self.uid, port = %host.port, "device lost: nothing valid within the liveness timeout");
-                        return Ok(SessionEnd::Lost);
-                    }
-                    let id = self.heartbeats.start(None);
-                    host.send(&Message::HbReq(id)).await?;
-                    self.owner.count_to_device(1);
-                }
-                more = read_frames(reader, decoder, &mut buf, &mut frames) => {
-                    if !more? {
-                        return Ok(SessionEnd::Closed);
-                    }
-                    for frame in frames.drain(..) {
-                        self.inbound(host, frame).await?;
-                    }
-                }
-            }
+        Ok(())
+    }
+
+    /// The broker is stopping: DEV_DISABLE, counted if it left. A line that takes nothing
+    /// gives up within its write stall (or at once, when it failed before).
+    async fn shut_down(&mut self, host: &mut Host) -> SessionEnd {
+        if host.send_disable().await.is_ok() {
+            self.owner.count_to_device(1);
         }
+        SessionEnd::Shutdown
+    }
+
+    /// The robot state changed what outputs may do: unless they are driven now, nothing
+    /// is driven any more (and, when merely disabled, the outputs go to their safe values;
+    /// an emergency stop sends its own); once driven again, the next held-back write is
+    /// logged.
+    async fn outputs_changed(&mut self, host: &mut Host) -> std::io::Result<()> {
+        let now = *self.outputs.borrow_and_update();
+        if now != Outputs::Driven {
+            self.leases.clear();
+            if now == Outputs::Safe {
+                let mask = self.owner.device_type().output_mask();
+                self.send_safe(host, mask).await?;
+            }
+        } else {
+            self.outbound.rearm_hold_log();
+        }
+        Ok(())
+    }
+
+    /// Outputs whose lease ran out without a rewrite go to their safe values.
+    async fn leases_ran_out(&mut self, host: &mut Host) -> std::io::Result<()> {
+        let bits = self.leases.expired(Instant::now());
+        if bits != 0 {
+            let ty = self.owner.device_type();
+            tracing::info!(uid = %self.uid, params = %estop::param_names(ty, bits), "output lease ran out: driven to the safe value");
+            self.send_safe(host, bits).await?;
+        }
+        Ok(())
+    }
+
+    /// The process `pid` that drove outputs exited: they go to their safe values at once
+    /// rather than at the end of their lease.
+    async fn writer_died(&mut self, host: &mut Host, pid: u32) -> std::io::Result<()> {
+        let bits = self.leases.writer_died(pid);
+        if bits != 0 {
+            let ty = self.owner.device_type();
+            tracing::warn!(uid = %self.uid, pid, params = %estop::param_names(ty, bits), "the process driving these outputs exited: driven to the safe value");
+            self.send_safe(host, bits).await?;
+        }
+        Ok(())
+    }
+
+    /// Carries out a command of the rest of the broker (RPC, emergency stop).
+    async fn command(&mut self, host: &mut Host, cmd: Option<Command>) -> std::io::Result<()> {
+        match cmd {
+            Some(Command::Disable) => host.send_disable().await?,
+            Some(Command::Heartbeat(reply)) => {
+                let id = self.heartbeats.start(Some(reply));
+                host.send(&Message::HbReq(id)).await?;
+            }
+            Some(Command::Estop(reply)) => {
+                self.estop().await?;
+                let _ = reply.send(());
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// A heartbeat tick: disables the device if it missed a latched emergency stop,
+    /// declares it lost (`Some(Lost)`) when nothing valid came within the liveness
+    /// timeout, and sends the next HB_REQ.
+    async fn heartbeat(
+        &mut self,
+        host: &mut Host,
+        ctx: &SessionContext,
+    ) -> std::io::Result<Option<SessionEnd>> {
+        if self.latch.is_engaged() && !self.estopped {
+            tracing::warn!(uid = %self.uid, "emergency stop latched but this device missed it: disabling it now");
+            self.estop().await?;
+        }
+        if self.last_valid.elapsed() > ctx.timing.liveness_timeout {
+            self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(uid = %self.uid, port = %host.port(), "device lost: nothing valid within the liveness timeout");
+            return Ok(Some(SessionEnd::Lost));
+        }
+        let id = self.heartbeats.start(None);
+        host.send(&Message::HbReq(id)).await?;
+        self.owner.count_to_device(1);
+        Ok(None)
     }
 
     /// Handles one inbound frame of an identified device.
-    async fn inbound(
-        &mut self,
-        host: &mut Host,
-        frame: Result<Packet, pitcrew_sdp::FrameError>,
-    ) -> std::io::Result<()> {
+    async fn inbound(&mut self, host: &mut Host, frame: Frame) -> std::io::Result<()> {
         let packet = match frame {
             Ok(p) => p,
             Err(e) => {
@@ -576,7 +503,7 @@ impl Active {
                 return host.reject(e.error_code(), &e, Some(counter)).await;
             }
         };
-        if let Some(code) = unexpected(&packet) {
+        if let Some(code) = inbound::unexpected(&packet) {
             let counter = &self.counters.invalid_types;
             return host
                 .reject(code, &"unexpected message type", Some(counter))
@@ -594,20 +521,7 @@ impl Active {
         match msg {
             Message::DevData(data) => {
                 let values = packet.payload().get(2..).unwrap_or_default();
-                let bits = u64::from(data.bitmap());
-                match self.owner.set_raw(bits, values) {
-                    Ok(()) => {
-                        self.arrivals.send_modify(|a| a.record(bits));
-                        host.tap.offer_with(|| BrokerEvent::Data {
-                            t_ns: pitcrew::robot::monotonic_ns(),
-                            uid: self.uid,
-                            ty: Arc::clone(self.owner.device_type()),
-                            bits,
-                            raw: values.to_vec(),
-                        });
-                    }
-                    Err(e) => tracing::warn!(uid = %self.uid, error = %e, "cannot store DEV_DATA"),
-                }
+                self.store(host.tap(), u64::from(data.bitmap()), values);
             }
             Message::HbReq(id) => {
                 host.send(&Message::HbRes(id)).await?;
@@ -623,6 +537,24 @@ impl Active {
         Ok(())
     }
 
+    /// Stores the `values` of params `bits` a DEV_DATA brought in the buffer, stamps their
+    /// arrival (a `read` RPC waits on it) and offers them to the tap.
+    fn store(&self, tap: &BrokerTap, bits: u64, values: &[u8]) {
+        match self.owner.set_raw(bits, values) {
+            Ok(()) => {
+                self.arrivals.send_modify(|a| a.record(bits));
+                tap.offer_with(|| BrokerEvent::Data {
+                    t_ns: pitcrew::robot::monotonic_ns(),
+                    uid: self.uid,
+                    ty: Arc::clone(self.owner.device_type()),
+                    bits,
+                    raw: values.to_vec(),
+                });
+            }
+            Err(e) => tracing::warn!(uid = %self.uid, error = %e, "cannot store DEV_DATA"),
+        }
+    }
+
     /// Sends the safe values of outputs `bits`.
     async fn send_safe(&mut self, host: &mut Host, bits: u64) -> std::io::Result<()> {
         let mut out = Vec::new();
@@ -635,56 +567,13 @@ impl Active {
         Ok(())
     }
 
-    /// Sends DEV_DISABLE and the safe values, flushed, and remembers it.
-    async fn estop(&mut self, host: &mut Host) -> std::io::Result<()> {
+    /// The emergency stop of this device ([`Outbound::estop`]); nothing is driven any
+    /// more, and the device is remembered as stopped.
+    async fn estop(&mut self) -> std::io::Result<()> {
         self.leases.clear();
-        // Under the line's lock: the waker thread must not take the safe values this stores
-        // in the buffer for a consumer's write (and count it discarded), and no consumer
-        // frame may go out between the state check and these.
-        let mut line = self.outbound.lock_line().await;
-        let (out, count) = self.estop_frames();
-        line.write_safety(&out).await?;
-        host.offer_sent(Some(&out));
-        drop(line);
+        let count = self.outbound.estop().await?;
         self.owner.count_to_device(count);
         self.estopped = true;
         Ok(())
-    }
-
-    /// The bytes of an emergency stop for this device: DEV_DISABLE, then DEV_WRITE of the
-    /// catalog's safe values (encoded from the catalog, never read back from the buffer, so
-    /// a consumer writing at the same moment cannot slip its value in). Pending consumer
-    /// writes are discarded, and the safe values are stored as the desired values so the
-    /// buffer shows what the device was told. Returns the bytes and the message count.
-    fn estop_frames(&self) -> (Vec<u8>, u64) {
-        let ty = self.owner.device_type();
-        if let Ok(bits) = self.owner.take_write() {
-            // The latch is engaged: the gate discards every pending write.
-            let route = policy::route(bits, ty.output_mask(), Outputs::Estopped, true);
-            if route.discard != 0 {
-                self.outbound.discard_writes(route.discard);
-            }
-        }
-        let named: Vec<(&str, pitcrew_catalog::Value)> =
-            ty.outputs().map(|(p, v)| (p.name(), v)).collect();
-        if !named.is_empty() {
-            if let Err(e) = self.owner.write_values(&named) {
-                tracing::warn!(uid = %self.uid, error = %e, "estop: cannot store the safe values in the buffer");
-            }
-            // Our own store set `write` bits; the values go out below, from the catalog.
-            let _ = self.owner.take_write();
-        }
-        let mut out = Vec::new();
-        let count = estop::frames(ty, &mut out);
-        tracing::info!(uid = %self.uid, safe = named.len(), "emergency stop: DEV_DISABLE and safe values sent");
-        (out, count)
-    }
-}
-
-/// Sleeps until `deadline` (forever without one; the caller's select guard skips that).
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
-        None => std::future::pending().await,
     }
 }
