@@ -16,7 +16,7 @@ mod device;
 mod error;
 mod param_type;
 mod schema;
-mod yaml;
+pub mod yaml;
 
 pub use bounds::{Bounds, Clamp};
 pub use catalog::{Catalog, EMBEDDED_ORIGIN, EMBEDDED_YAML, MAX_CATALOG_BYTES};

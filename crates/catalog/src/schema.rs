@@ -42,7 +42,7 @@ type Entry<'n> = (&'n str, &'n Node, &'n Node);
 /// Parses and validates a catalog text; `file` names it in errors.
 pub(crate) fn load_types(text: &str, file: &str) -> Result<Vec<DeviceType>, LoadError> {
     let ctx = Ctx { file };
-    let root = yaml::parse(text).map_err(|e| LoadError::Syntax {
+    let root = yaml::parse(text, "a catalog").map_err(|e| LoadError::Syntax {
         file: file.to_owned(),
         line: e.line,
         message: e.message,

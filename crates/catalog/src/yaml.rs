@@ -1,17 +1,18 @@
 //! A small YAML document tree that keeps the line of every node, built from the event stream
-//! of `saphyr-parser`.
+//! of `saphyr-parser`: the one reader of pitcrew's hand-written YAML files (the catalog, the
+//! Python package's robot file, the simulated robot's description and its field).
 //!
-//! Why not a serde deserializer: every semantic error of the catalog (duplicate names, bounds,
-//! widths) must name the line of the offending key, so we need the position of each key and
-//! value, and mappings must keep duplicate keys so that we can report them ourselves with the
-//! spec's wording. Aliases are refused so that a line number always points at the text that
-//! produced the value.
+//! Why not a serde deserializer: every semantic error of these files (duplicate names,
+//! bounds, widths, a UID of the wrong type) must name the line of the offending key, so we
+//! need the position of each key and value, and mappings must keep duplicate keys so that
+//! we can report them ourselves with the file's own wording. Aliases are refused so that a
+//! line number always points at the text that produced the value.
 
 use saphyr_parser::{Event, Parser, ScalarStyle};
 
 /// One YAML node and the (1-based) line where it starts.
 #[derive(Debug, Clone)]
-pub(crate) struct Node {
+pub struct Node {
     /// 1-based line of the node's first character.
     pub line: usize,
     /// The node's content.
@@ -20,7 +21,7 @@ pub(crate) struct Node {
 
 /// The content of a [`Node`].
 #[derive(Debug, Clone)]
-pub(crate) enum NodeKind {
+pub enum NodeKind {
     /// A scalar; `plain` is false for quoted and block scalars (never a number or bool).
     Scalar { text: String, plain: bool },
     /// A sequence.
@@ -31,7 +32,7 @@ pub(crate) enum NodeKind {
 
 /// A syntax error with its line.
 #[derive(Debug, Clone)]
-pub(crate) struct SyntaxError {
+pub struct SyntaxError {
     /// 1-based line.
     pub line: usize,
     /// What went wrong.
@@ -43,8 +44,12 @@ enum Frame {
     Map(usize, Vec<(Node, Node)>, Option<Node>),
 }
 
-/// Parses a single YAML document; `Ok(None)` for an empty stream.
-pub(crate) fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
+/// Parses a single YAML document; `Ok(None)` for an empty stream. `what` names the kind of
+/// file in errors ("a catalog", "a robot file").
+///
+/// # Errors
+/// [`SyntaxError`] for what is not YAML, a second document or an alias.
+pub fn parse(text: &str, what: &str) -> Result<Option<Node>, SyntaxError> {
     let mut stack: Vec<Frame> = Vec::new();
     let mut root: Option<Node> = None;
     let mut docs = 0usize;
@@ -60,7 +65,7 @@ pub(crate) fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
                 if docs > 1 {
                     return Err(SyntaxError {
                         line,
-                        message: "a catalog is a single YAML document".into(),
+                        message: format!("{what} is a single YAML document"),
                     });
                 }
                 continue;
@@ -68,7 +73,7 @@ pub(crate) fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
             Event::Alias(_) => {
                 return Err(SyntaxError {
                     line,
-                    message: "aliases are not supported in a catalog".into(),
+                    message: format!("aliases are not supported in {what}"),
                 })
             }
             Event::SequenceStart(..) => {
@@ -197,7 +202,7 @@ mod tests {
 
     #[test]
     fn keeps_lines_and_duplicates() {
-        let doc = parse("a: 1\nb:\n  - x\n  - {k: v}\na: 2\n")
+        let doc = parse("a: 1\nb:\n  - x\n  - {k: v}\na: 2\n", "a test")
             .unwrap()
             .unwrap();
         let NodeKind::Map(entries) = doc.kind else {
@@ -210,7 +215,7 @@ mod tests {
 
     #[test]
     fn scalars() {
-        let n = |t: &str| parse(t).unwrap().unwrap();
+        let n = |t: &str| parse(t, "a test").unwrap().unwrap();
         assert_eq!(n("-.inf").as_number(), Some(f64::NEG_INFINITY));
         assert_eq!(n("0x10").as_int(), Some(16));
         assert_eq!(n("'12'").as_int(), None);
@@ -221,12 +226,12 @@ mod tests {
 
     #[test]
     fn refuses_aliases_and_reports_syntax_lines() {
-        assert!(parse("a: &x 1\nb: *x\n")
+        assert!(parse("a: &x 1\nb: *x\n", "a test")
             .unwrap_err()
             .message
             .contains("alias"));
-        let e = parse("a: 1\nb: [1, 2\n").unwrap_err();
+        let e = parse("a: 1\nb: [1, 2\n", "a test").unwrap_err();
         assert!(e.line >= 2, "{e:?}");
-        assert!(parse("").unwrap().is_none());
+        assert!(parse("", "a test").unwrap().is_none());
     }
 }

@@ -10,14 +10,14 @@
 //! checked when the file is loaded, and every rejection names the file and the line, like
 //! the catalog's errors: a name that is not an identifier, a name or a UID given twice, a
 //! type that is not a Smart Device type of the catalog, a UID that does not parse, and a UID
-//! whose device id belongs to another type. The file is read with `saphyr-parser` events (as
-//! the catalog is), which carry the line of every key and value; aliases are refused so a
-//! line always points at the text that produced the value.
+//! whose device id belongs to another type. The file is read with the catalog's line-keeping YAML
+//! tree ([`pitcrew_catalog::yaml`]), which carries the line of every key and value and
+//! refuses aliases, so a line always points at the text that produced the value.
 
 use std::path::Path;
 
+use pitcrew_catalog::yaml::{self, Node, NodeKind};
 use pitcrew_catalog::{Catalog, Uid};
-use saphyr_parser::{Event, Parser, ScalarStyle};
 
 /// One named device of a robot file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,62 +151,56 @@ struct Scalar {
     line: usize,
 }
 
-/// The top-level `key: value` pairs, or `(line, message)` for the first thing that is not
-/// one flat mapping of scalars.
-fn entries(text: &str) -> Result<Vec<(Scalar, Scalar)>, (usize, String)> {
-    let mut out = Vec::new();
-    let mut depth = 0usize;
-    let mut key: Option<Scalar> = None;
-    // Syntax errors first, so that a broken line is reported as such, not as the shape
-    // of what the parser had read up to it.
-    let events = Parser::new_from_str(text)
-        .map(|item| {
-            item.map(|(event, span)| (event, span.start.line()))
-                .map_err(|e| {
-                    (
-                        e.marker().line(),
-                        format!("YAML syntax error: {}", e.info()),
-                    )
-                })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    for (event, line) in events {
-        let shape = |what: &str| {
-            (
-                line,
-                format!("expected `TYPE UID` such as `koala-bear 61400000000000000000001`, found {what}"),
-            )
-        };
-        match event {
-            Event::MappingStart(..) if depth == 0 => depth = 1,
-            Event::MappingStart(..) => return Err(shape("a mapping")),
-            Event::SequenceStart(..) if depth == 0 => {
-                return Err((line, "expected `name: TYPE UID` lines, found a list".into()))
-            }
-            Event::SequenceStart(..) => return Err(shape("a list")),
-            Event::Alias(_) => return Err((line, "aliases are not supported".into())),
-            Event::Scalar(text, style, _, _) if depth == 1 => {
-                let scalar = Scalar {
-                    text: text.into_owned(),
-                    plain: style == ScalarStyle::Plain,
-                    line,
-                };
-                match key.take() {
-                    Some(k) => out.push((k, scalar)),
-                    None => key = Some(scalar),
-                }
-            }
-            Event::Scalar(text, ..) if !text.is_empty() => {
-                return Err((
-                    line,
-                    format!("expected `name: TYPE UID` lines, found `{text}`"),
-                ))
-            }
-            Event::MappingEnd => depth = 0,
-            _ => {}
+impl Scalar {
+    /// `node` if it is a scalar, else the `(line, message)` of what `shape` says it is not.
+    fn of(
+        node: Node,
+        shape: impl Fn(usize, &str) -> (usize, String),
+    ) -> Result<Scalar, (usize, String)> {
+        match node.kind {
+            NodeKind::Scalar { text, plain } => Ok(Scalar {
+                text,
+                plain,
+                line: node.line,
+            }),
+            NodeKind::Map(_) => Err(shape(node.line, "a mapping")),
+            NodeKind::Seq(_) => Err(shape(node.line, "a list")),
         }
     }
-    Ok(out)
+}
+
+/// The top-level `key: value` pairs, or `(line, message)` for the first thing that is not
+/// one flat mapping of scalars. Syntax errors come first (the whole file is parsed before
+/// its shape is looked at), so a broken line is reported as such.
+fn entries(text: &str) -> Result<Vec<(Scalar, Scalar)>, (usize, String)> {
+    let root = yaml::parse(text, "a robot file")
+        .map_err(|e| (e.line, format!("YAML syntax error: {}", e.message)))?;
+    let entries = match root.map(|n| (n.line, n.kind)) {
+        None => return Ok(Vec::new()),
+        Some((_, NodeKind::Map(entries))) => entries,
+        Some((line, NodeKind::Seq(_))) => {
+            return Err((line, "expected `name: TYPE UID` lines, found a list".into()))
+        }
+        Some((_, NodeKind::Scalar { text, .. })) if text.is_empty() => return Ok(Vec::new()),
+        Some((line, NodeKind::Scalar { text, .. })) => {
+            return Err((
+                line,
+                format!("expected `name: TYPE UID` lines, found `{text}`"),
+            ))
+        }
+    };
+    let shape = |line: usize, what: &str| {
+        (
+            line,
+            format!(
+                "expected `TYPE UID` such as `koala-bear 61400000000000000000001`, found {what}"
+            ),
+        )
+    };
+    entries
+        .into_iter()
+        .map(|(k, v)| Ok((Scalar::of(k, shape)?, Scalar::of(v, shape)?)))
+        .collect()
 }
 
 /// Checks one `name: TYPE UID` entry against the catalog.
