@@ -289,33 +289,13 @@ async fn run_send(
     let station = Arc::new(station::Station::new(args.mode, args.enable));
     let keys = !args.no_keys && std::io::IsTerminal::is_terminal(&std::io::stdin());
     if keys {
-        let (station, stop) = (Arc::clone(&station), Arc::clone(&stop));
-        let shutdown = shutdown.clone();
-        std::thread::Builder::new()
-            .name("station-keys".into())
-            .spawn(move || {
-                if let Err(e) = station::keys::run(&station, &stop) {
-                    tracing::warn!(error = %e, "cannot read driver-station keys");
-                }
-                // q or Ctrl-C in raw mode: stop the whole sender.
-                if stop.load(Ordering::Acquire) {
-                    shutdown.cancel();
-                }
-            })
-            .context("cannot start the key thread")?;
+        spawn_station_keys(&station, &stop, &shutdown)?;
     }
     let shaping = gilrs_input::Shaping {
         dead_zone: args.dead_zone,
         trigger_threshold: args.trigger_threshold,
     };
-    match &config.key {
-        Some(key) => {
-            tracing::info!(to = %to, source = %config.source, rate = config.rate, key = key.kind().name(), fingerprint = %key.fingerprint(), "sending sealed control datagrams")
-        }
-        None => {
-            tracing::warn!(to = %to, source = %config.source, rate = config.rate, "sending unsealed control datagrams (no --key-file): only a robot without a key takes them, and only from its own machine")
-        }
-    }
+    log_sending(&config);
     let worker = tokio::task::spawn_blocking({
         let stop = stop.clone();
         let station = Arc::clone(&station);
@@ -343,6 +323,44 @@ async fn run_send(
     guard.abort();
     tracing::info!(sent = report.sent, failed = report.failed, "sender stopped");
     Ok(())
+}
+
+/// Reads the driver-station keys (mode, enable, emergency stop) from the terminal on a
+/// thread of its own: the terminal is in raw mode there, so q or Ctrl-C arrive as keys,
+/// and either stops the whole sender through `shutdown`.
+fn spawn_station_keys(
+    station: &Arc<station::Station>,
+    stop: &Arc<AtomicBool>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let (station, stop) = (Arc::clone(station), Arc::clone(stop));
+    let shutdown = shutdown.clone();
+    std::thread::Builder::new()
+        .name("station-keys".into())
+        .spawn(move || {
+            if let Err(e) = station::keys::run(&station, &stop) {
+                tracing::warn!(error = %e, "cannot read driver-station keys");
+            }
+            // q or Ctrl-C in raw mode: stop the whole sender.
+            if stop.load(Ordering::Acquire) {
+                shutdown.cancel();
+            }
+        })
+        .context("cannot start the key thread")?;
+    Ok(())
+}
+
+/// Says where the sender sends and whether it seals: an unsealed sender is a warning,
+/// since only a robot without a key takes its datagrams, and only from its own machine.
+fn log_sending(config: &send::SendConfig) {
+    match &config.key {
+        Some(key) => {
+            tracing::info!(to = %config.to, source = %config.source, rate = config.rate, key = key.kind().name(), fingerprint = %key.fingerprint(), "sending sealed control datagrams")
+        }
+        None => {
+            tracing::warn!(to = %config.to, source = %config.source, rate = config.rate, "sending unsealed control datagrams (no --key-file): only a robot without a key takes them, and only from its own machine")
+        }
+    }
 }
 
 /// The send loop on its own thread (gilrs blocks while waiting for events).

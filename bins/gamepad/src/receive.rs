@@ -27,10 +27,10 @@ use anyhow::Context;
 use pitcrew_catalog::Catalog;
 
 use pitcrew::control::auth::Verifier;
-use pitcrew::control::{self, Rejection};
+use pitcrew::control::{self, ControlMessage, Meta, PadInput, Rejection, StationRequest};
 use pitcrew::key::{KeyKind, Keys};
 
-use auth::SourceSessions;
+use auth::{SealedFrom, SourceSessions};
 use pitcrew::robot::segment::{LinkSlot, LinksOwner};
 use pitcrew::robot::{monotonic_ns, Robot, RobotStatus};
 
@@ -392,6 +392,12 @@ impl State {
     /// Validates and applies one datagram from `peer`; returns the answer to send: the
     /// robot state for a driver station, and with a key the challenge for every authentic
     /// datagram (auth module docs).
+    ///
+    /// The steps, in order: who sent it (`authenticate`), what it says
+    /// ([`control::parse`]), whether it is newer than its source's last
+    /// (`admit_in_order`), whether its gamepads may move (`station_status`), the gamepad
+    /// buffers (`apply_pads`), the bookkeeping of an applied datagram (`note_applied`),
+    /// then a driver station's requests passed to the broker (`pass_link`).
     pub fn on_datagram(&mut self, bytes: &[u8], peer: SocketAddr, now: Instant) -> Option<Vec<u8>> {
         self.counters.received += 1;
         let (payload, sealed) = match self.authenticate(bytes, peer, now) {
@@ -410,28 +416,38 @@ impl State {
             Some(m) => m.source.clone(),
             None => peer.to_string(),
         };
-        if let Some(o) = &sealed {
-            // The session counter orders a sealed sender's datagrams; its name may move to
-            // a new session (a restarted station) but never back.
-            if !self.sessions.admit(&source, (o.kind, o.session)) {
-                self.counters.superseded += 1;
-                self.offer_with(payload, peer, || {
-                    ("superseded", "from an older session of its source".into())
-                });
-                return None;
-            }
-            self.sources.check_seq(&source, None, now);
-            if o.kind == KeyKind::Field {
-                // The field key stops the robot and nothing else.
-                self.counters.field += 1;
-                msg.gamepads.clear();
-                if let Some(ds) = msg.meta.as_mut().and_then(|m| m.station.as_mut()) {
-                    ds.enable = false;
-                }
-            }
-        } else {
+        if !self.admit_in_order(&mut msg, &source, sealed.as_ref(), payload, peer, now) {
+            return None;
+        }
+        let (robot, ignored) = self.station_status(&mut msg, &source);
+        if !self.apply_pads(&msg.gamepads, &source, payload, peer, now) {
+            return sealed.map(|o| self.answer(&o, now, &[]));
+        }
+        self.note_applied(payload, peer, &source, !ignored, now);
+        let Some((meta, request)) = msg.meta.and_then(|m| m.station.map(|r| (m, r))) else {
+            return sealed.map(|o| self.answer(&o, now, &[]));
+        };
+        Some(self.pass_link(meta, request, sealed, robot, now))
+    }
+
+    /// Whether a datagram comes after its source's last applied one; when not, it is
+    /// counted, offered to the tap and dropped (`false`). The session counter orders a
+    /// sealed sender's datagrams: its name may move to a new session (a restarted station)
+    /// but never back. An unsealed sender is ordered by its `seq`. A datagram sealed with
+    /// the field key is cut down to what that key may do: stop the robot (no gamepads, no
+    /// enable).
+    fn admit_in_order(
+        &mut self,
+        msg: &mut ControlMessage,
+        source: &str,
+        sealed: Option<&SealedFrom>,
+        payload: &[u8],
+        peer: SocketAddr,
+        now: Instant,
+    ) -> bool {
+        let Some(o) = sealed else {
             let seq = msg.meta.as_ref().map(|m| m.seq);
-            if self.sources.check_seq(&source, seq, now) == SeqVerdict::Stale {
+            if self.sources.check_seq(source, seq, now) == SeqVerdict::Stale {
                 self.counters.reordered += 1;
                 self.offer_with(payload, peer, || {
                     (
@@ -439,35 +455,74 @@ impl State {
                         "not newer than the last applied from its source".into(),
                     )
                 });
-                return None;
+                return false;
+            }
+            return true;
+        };
+        if !self.sessions.admit(source, (o.kind, o.session)) {
+            self.counters.superseded += 1;
+            self.offer_with(payload, peer, || {
+                ("superseded", "from an older session of its source".into())
+            });
+            return false;
+        }
+        self.sources.check_seq(source, None, now);
+        if o.kind == KeyKind::Field {
+            // The field key stops the robot and nothing else.
+            self.counters.field += 1;
+            msg.gamepads.clear();
+            if let Some(ds) = msg.meta.as_mut().and_then(|m| m.station.as_mut()) {
+                ds.enable = false;
             }
         }
-        // Read once per driver-station datagram, which needs it for its reply anyway;
-        // other datagrams pay nothing for it.
-        let (mut robot, mut ignored) = (None, false);
-        let station = msg.meta.as_ref().is_some_and(|m| m.station.is_some());
-        if station {
-            let status = self.robot.status();
-            if !msg.gamepads.is_empty() && driven_by_another(&status, &source) {
-                // A second station (the same key, another name) does not take the
-                // enabling driver's sticks; its requests (an estop) still go through.
-                self.counters.not_enabling += 1;
-                self.sources.ignored(&source);
-                msg.gamepads.clear();
-                ignored = true;
-            }
-            robot = Some(status);
+        true
+    }
+
+    /// For a driver station's datagram, the robot state, read once here because its reply
+    /// needs it anyway (other datagrams pay nothing for it), and whether its gamepads were
+    /// dropped (`true`) because another station holds the enable: a second station (the
+    /// same key, another name) does not take the enabling driver's sticks, while its
+    /// requests (an estop) still go through.
+    fn station_status(
+        &mut self,
+        msg: &mut ControlMessage,
+        source: &str,
+    ) -> (Option<RobotStatus>, bool) {
+        if msg.meta.as_ref().and_then(|m| m.station.as_ref()).is_none() {
+            return (None, false);
         }
-        match self.pads.apply(&msg.gamepads, now) {
+        let status = self.robot.status();
+        let held_back = !msg.gamepads.is_empty() && driven_by_another(&status, source);
+        if held_back {
+            self.counters.not_enabling += 1;
+            self.sources.ignored(source);
+            msg.gamepads.clear();
+        }
+        (Some(status), held_back)
+    }
+
+    /// Writes the datagram's gamepads to their buffers; `false` when the datagram is
+    /// refused (a stick off the unit circle once merged), counted and offered like any
+    /// datagram out of range. A buffer that cannot be written does not refuse it: the
+    /// driver station's requests must still reach the broker, so the failure is counted
+    /// and logged at most once per [`LOG_INTERVAL`].
+    fn apply_pads(
+        &mut self,
+        gamepads: &[(u32, PadInput)],
+        source: &str,
+        payload: &[u8],
+        peer: SocketAddr,
+        now: Instant,
+    ) -> bool {
+        match self.pads.apply(gamepads, now) {
             Ok(skipped) => self.counters.buffer_errors += skipped as u64,
             Err(crate::pads::ApplyError::OffCircle(i)) => {
                 let r = Rejection::OutOfRange(format!("gamepad {i}: stick off the unit circle"));
                 self.offer(payload, peer, Some((r.kind(), r.to_string())));
-                self.reject(&source, &r, peer, now, true);
-                return sealed.map(|o| self.answer(&o, now, &[]));
+                self.reject(source, &r, peer, now, true);
+                return false;
             }
             Err(e) => {
-                // The driver station's requests below still go through.
                 self.counters.buffer_errors += 1;
                 let due = self
                     .buffer_error_logged
@@ -478,17 +533,44 @@ impl State {
                 }
             }
         }
+        true
+    }
+
+    /// The bookkeeping of an applied datagram: counted, its sender noted for the flood
+    /// guard (at most a batch of them), offered to the tap as applied, and the watchdog fed
+    /// unless its gamepads were held back (`feeds` false): a station that does not hold
+    /// the enable must not keep the watchdog from tripping when the enabling one goes
+    /// silent.
+    fn note_applied(
+        &mut self,
+        payload: &[u8],
+        peer: SocketAddr,
+        source: &str,
+        feeds: bool,
+        now: Instant,
+    ) {
         self.counters.applied += 1;
         if self.applied_peers.len() < crate::batch::BATCH {
             self.applied_peers.push(peer);
         }
         self.offer(payload, peer, None);
-        if !ignored && self.watchdog.feed(now) == Feed::Recovered {
+        if feeds && self.watchdog.feed(now) == Feed::Recovered {
             tracing::info!(source = %source, "control restored");
         }
-        let Some((meta, request)) = msg.meta.and_then(|m| m.station.map(|r| (m, r))) else {
-            return sealed.map(|o| self.answer(&o, now, &[]));
-        };
+    }
+
+    /// Passes a driver station's requests to the broker (its slot in the `driver-links`
+    /// segment, stamped with the time it arrived: how the broker knows the link is live)
+    /// and returns the answer: the robot state as the broker publishes it (`robot`, if
+    /// already read), sealed when the datagram was.
+    fn pass_link(
+        &mut self,
+        meta: Meta,
+        request: StationRequest,
+        sealed: Option<SealedFrom>,
+        robot: Option<RobotStatus>,
+        now: Instant,
+    ) -> Vec<u8> {
         self.counters.station += 1;
         let link = LinkSlot {
             source: meta.source,
@@ -502,10 +584,10 @@ impl State {
         }
         let status = robot.unwrap_or_else(|| self.robot.status());
         let state = reply(&status, &link);
-        Some(match sealed {
+        match sealed {
             Some(o) => self.answer(&o, now, &state),
             None => state,
-        })
+        }
     }
 
     /// The recording tap's counters.
