@@ -185,36 +185,31 @@ fn send_all(
 pub fn build(ctx: &ServiceContext) -> Service {
     // An emergency stop must not wait behind slow reads nor get `busy`.
     let mut s = Service::new("device").urgent("estop");
+    register_reports(&mut s, ctx);
+    register_buffer_methods(&mut s, ctx);
+    register_commands(&mut s, ctx);
+    s
+}
+
+/// `list_devices` and `status`: what the broker knows, answered from its own state without
+/// asking any device.
+fn register_reports(s: &mut Service, ctx: &ServiceContext) {
     let c = ctx.clone();
     s.register("list_devices", &[], move |()| {
         let c = c.clone();
-        async move {
-            let list: Vec<serde_json::Value> = c
-                .registry
-                .list()
-                .iter()
-                .map(|d| status::device_json(d, &c.latch))
-                .collect();
-            Ok::<_, RpcError>(codec::from_json(&serde_json::Value::Array(list)))
-        }
+        async move { Ok::<_, RpcError>(list_devices(&c)) }
     });
     let c = ctx.clone();
     s.register("status", &[], move |()| {
         let c = c.clone();
-        async move {
-            let mut json = status::status_json(StatusSources {
-                registry: &c.registry,
-                latch: &c.latch,
-                serial: &c.serial,
-                decode_errors: &c.decode_errors,
-                exit_on_estop: c.exit_on_estop,
-            });
-            json["robot"] = c.gate.counters_json();
-            json["robot"]["state"] = c.gate.status_json();
-            json["tap"] = c.tap.stats().to_json();
-            Ok::<_, RpcError>(codec::from_json(&json))
-        }
+        async move { Ok::<_, RpcError>(status(&c)) }
     });
+}
+
+/// `read`, `write`, `subscribe` and `unsubscribe`: each goes through the device's buffer,
+/// the path a controller takes, so the session and its waker treat an RPC like any
+/// consumer.
+fn register_buffer_methods(s: &mut Service, ctx: &ServiceContext) {
     let c = ctx.clone();
     s.register(
         "read",
@@ -232,17 +227,7 @@ pub fn build(ctx: &ServiceContext) -> Service {
         &["uid", "values"],
         move |(uid, values): (String, BTreeMap<String, Value>)| {
             let (r, latch) = (Arc::clone(&r), Arc::clone(&latch));
-            async move {
-                let (uid, owner) = owner_of(&r, &uid)?;
-                // Refused rather than silently discarded: the caller is told why.
-                if latch.is_engaged() {
-                    return Err(failed(format!(
-                        "emergency stop latched: the write to {uid} is not forwarded; \
-                         writes are discarded until the broker restarts"
-                    )));
-                }
-                write_values(&owner, values)
-            }
+            async move { write(&r, &latch, &uid, values) }
         },
     );
     let r = Arc::clone(registry);
@@ -260,26 +245,15 @@ pub fn build(ctx: &ServiceContext) -> Service {
         &["uids"],
         move |(uids,): (Option<Vec<String>>,)| {
             let r = Arc::clone(&r);
-            async move {
-                let uids = match uids {
-                    Some(l) if !l.is_empty() => l,
-                    _ => r.connected().iter().map(ToString::to_string).collect(),
-                };
-                for uid in &uids {
-                    let (_, owner) = owner_of(&r, uid)?;
-                    let none = Subscription {
-                        params: 0,
-                        interval: Duration::ZERO,
-                    };
-                    owner.set_subscription(none).map_err(failed)?;
-                }
-                Ok::<_, RpcError>(Value::from(
-                    uids.into_iter().map(Value::from).collect::<Vec<_>>(),
-                ))
-            }
+            async move { unsubscribe(&r, uids) }
         },
     );
-    let r = Arc::clone(registry);
+}
+
+/// `disable`, `heartbeat` and `estop`: commands to the sessions, which act on the line
+/// themselves.
+fn register_commands(s: &mut Service, ctx: &ServiceContext) {
+    let r = Arc::clone(&ctx.registry);
     s.register(
         "disable",
         &["uids"],
@@ -287,13 +261,11 @@ pub fn build(ctx: &ServiceContext) -> Service {
             let r = Arc::clone(&r);
             async move {
                 let done = send_all(&r, uids, || Command::Disable)?;
-                Ok::<_, RpcError>(Value::from(
-                    done.into_iter().map(Value::from).collect::<Vec<_>>(),
-                ))
+                Ok::<_, RpcError>(uid_list(done))
             }
         },
     );
-    let r = Arc::clone(registry);
+    let r = Arc::clone(&ctx.registry);
     s.register("heartbeat", &["uid"], move |(uid,): (String,)| {
         let r = Arc::clone(&r);
         async move { heartbeat(&r, &uid).await }
@@ -301,20 +273,94 @@ pub fn build(ctx: &ServiceContext) -> Service {
     let c = ctx.clone();
     s.register("estop", &[], move |()| {
         let c = c.clone();
-        async move {
-            let done = c.gate.estop("device-service.estop (RPC)").await;
-            // The reply is sent as this future returns; with --exit-on-estop the broker
-            // starts its shutdown on this mark and stops the service last, so the caller
-            // gets the answer before the process exits.
-            c.latch.mark_answered();
-            Ok::<_, RpcError>(Value::from(
-                done.into_iter().map(Value::from).collect::<Vec<_>>(),
-            ))
-        }
+        async move { Ok::<_, RpcError>(estop(&c).await) }
     });
-    s
 }
 
+/// UIDs as a list of strings, as the methods that act on several devices answer.
+fn uid_list(uids: Vec<String>) -> Value {
+    Value::from(uids.into_iter().map(Value::from).collect::<Vec<_>>())
+}
+
+/// `list_devices()`: every device the broker has met, connected or not.
+fn list_devices(c: &ServiceContext) -> Value {
+    let list: Vec<serde_json::Value> = c
+        .registry
+        .list()
+        .iter()
+        .map(|d| status::device_json(d, &c.latch))
+        .collect();
+    codec::from_json(&serde_json::Value::Array(list))
+}
+
+/// `status()`: the broker's counters, the robot state and the recording tap's counters.
+fn status(c: &ServiceContext) -> Value {
+    let mut json = status::status_json(StatusSources {
+        registry: &c.registry,
+        latch: &c.latch,
+        serial: &c.serial,
+        decode_errors: &c.decode_errors,
+        exit_on_estop: c.exit_on_estop,
+    });
+    json["robot"] = c.gate.counters_json();
+    json["robot"]["state"] = c.gate.status_json();
+    json["tap"] = c.tap.stats().to_json();
+    codec::from_json(&json)
+}
+
+/// `write(uid, values)`: the values go into the buffer as one version (one DEV_WRITE).
+fn write(
+    registry: &Registry,
+    latch: &Latch,
+    uid: &str,
+    values: BTreeMap<String, Value>,
+) -> Result<Value, RpcError> {
+    let (uid, owner) = owner_of(registry, uid)?;
+    // Refused rather than silently discarded: the caller is told why.
+    if latch.is_engaged() {
+        return Err(failed(format!(
+            "emergency stop latched: the write to {uid} is not forwarded; \
+             writes are discarded until the broker restarts"
+        )));
+    }
+    write_values(&owner, values)
+}
+
+/// `unsubscribe(uids?)`: no params, no interval, for each UID given (every connected one
+/// when none is); answers the UIDs.
+fn unsubscribe(registry: &Registry, uids: Option<Vec<String>>) -> Result<Value, RpcError> {
+    let uids = match uids {
+        Some(l) if !l.is_empty() => l,
+        _ => registry
+            .connected()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+    };
+    for uid in &uids {
+        let (_, owner) = owner_of(registry, uid)?;
+        let none = Subscription {
+            params: 0,
+            interval: Duration::ZERO,
+        };
+        owner.set_subscription(none).map_err(failed)?;
+    }
+    Ok(uid_list(uids))
+}
+
+/// `estop()`: the robot's emergency stop; answers the UIDs whose DEV_DISABLE is on the
+/// line.
+async fn estop(c: &ServiceContext) -> Value {
+    let done = c.gate.estop("device-service.estop (RPC)").await;
+    // The reply is sent as this future returns; with --exit-on-estop the broker
+    // starts its shutdown on this mark and stops the service last, so the caller
+    // gets the answer before the process exits.
+    c.latch.mark_answered();
+    uid_list(done)
+}
+
+/// `subscribe(uid, params?, interval?)`: the subscription the session sends the device
+/// (SUB_REQ); the type's defaults for what is not given.
 fn subscribe(
     owner: &Owner,
     params: Option<Vec<String>>,
@@ -348,6 +394,7 @@ fn subscribe(
     Ok(Value::from(true))
 }
 
+/// `heartbeat(uid)`: an HB_REQ sent by the session; answers the round trip in seconds.
 async fn heartbeat(registry: &Registry, uid: &str) -> Result<Value, RpcError> {
     let uid = parse_uid(uid)?;
     let tx = registry
