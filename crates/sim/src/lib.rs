@@ -10,6 +10,8 @@
 //! * [`drivetrain`]: two motor groups on a differential drive moving a pose;
 //! * [`field`]: walls, tape lines, RFID tags, and what the robot's sensors see of them;
 //! * [`servo`]: a hobby servo moving toward its commanded position at its rated speed;
+//! * [`description`]: the robot description (YAML): which Smart Device is which part;
+//! * [`world`]: the robot of a description, stepped, and read and written by param name;
 //! * [`integrate`]: the fixed-step fourth-order Runge–Kutta integrator all of it uses.
 //!
 //! Everything is plain data and pure steps: no I/O, no clock, no global state. Given the
@@ -19,19 +21,23 @@
 #![warn(missing_docs)]
 
 pub mod battery;
+pub mod description;
 pub mod drivetrain;
 pub mod encoder;
 pub mod field;
 pub mod integrate;
 pub mod motor;
 pub mod servo;
+pub mod world;
 
 pub use battery::Battery;
+pub use description::{Description, DescriptionError};
 pub use drivetrain::{Drivetrain, Pose};
 pub use encoder::Encoder;
 pub use field::Field;
 pub use motor::{DcMotor, Drive, Gearbox, Shaft};
 pub use servo::Servo;
+pub use world::{Snapshot, World};
 
 /// A physical parameter that cannot describe a real part (zero, negative or not a number
 /// where the physics needs a positive value), named so a robot description can point at it.

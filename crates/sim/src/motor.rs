@@ -174,6 +174,11 @@ impl Gearbox {
         &self.motor
     }
 
+    /// How many motors.
+    pub fn motors(&self) -> u32 {
+        self.motors
+    }
+
     /// The current of each motor at output speed `speed` under `drive` (0 when coasting).
     pub fn current(&self, speed: f64, drive: Drive, battery_v: f64) -> f64 {
         drive
