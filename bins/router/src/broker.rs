@@ -375,6 +375,11 @@ impl Broker {
 
     /// Forwards one message received on `side`: `[sender, destination, payload]`, taken
     /// out of `frames` (left empty).
+    ///
+    /// Messages the router must not forward are dealt with first, each in a function of
+    /// its own: malformed, self-addressed, beyond what the field key permits, and calls to
+    /// the router itself; everything else is [`Broker::forward`]ed.
+    #[inline]
     fn route(&mut self, side: Side, frames: &mut Vec<Frame>, arrival: Arrival) {
         let Arrival {
             peer_fd: fd,
@@ -403,49 +408,63 @@ impl Broker {
         // The field key reaches robot-service's match phases and estop, and nothing else:
         // not the router's own calls either (its peers and their names are the team's).
         if user == Some(KeyKind::Field) && !Self::field_may(&destination, &payload) {
-            self.counters.forbidden += 1;
-            let error = RpcError::new(
-                ErrorCode::Other("forbidden".into()),
-                format!(
-                    "the field key permits only {} on robot-service",
-                    FIELD_METHODS.join(", ")
-                ),
-            );
-            self.refuse(side, &sender, &destination, peek_header(&payload), error);
+            self.refuse_field(side, &sender, &destination, &payload);
             return;
         }
         if &*destination == ROUTER_IDENTITY {
-            self.counters.router_calls += 1;
-            let view = control::RouterView {
-                peers: &self.peers,
-                counters: &self.counters,
-                started: self.started,
-            };
-            if let Some(reply) = control::handle(&view, side, &sender, &payload) {
-                let _ = self.send(side, &sender, ROUTER_IDENTITY, reply.into());
-            }
+            self.answer_router_call(side, &sender, &payload);
             return;
         }
-        // Only the header is read, to keep the per-pair in-flight count and to answer a
-        // request that cannot be delivered.
+        self.forward(side, &sender, &destination, payload);
+    }
+
+    /// Refuses a field controller's message that [`Broker::field_may`] does not permit.
+    /// Kept out of [`Broker::route`] so that the refusal's text is built only when needed.
+    #[cold]
+    fn refuse_field(&mut self, side: Side, sender: &[u8], destination: &[u8], payload: &[u8]) {
+        self.counters.forbidden += 1;
+        let error = RpcError::new(
+            ErrorCode::Other("forbidden".into()),
+            format!(
+                "the field key permits only {} on robot-service",
+                FIELD_METHODS.join(", ")
+            ),
+        );
+        self.refuse(side, sender, destination, peek_header(payload), error);
+    }
+
+    /// Answers a call addressed to the router itself (see [`control`]), from the peer
+    /// table and counters as they are now.
+    fn answer_router_call(&mut self, side: Side, sender: &[u8], payload: &[u8]) {
+        self.counters.router_calls += 1;
+        let view = control::RouterView {
+            peers: &self.peers,
+            counters: &self.counters,
+            started: self.started,
+        };
+        if let Some(reply) = control::handle(&view, side, sender, payload) {
+            let _ = self.send(side, sender, ROUTER_IDENTITY, reply.into());
+        }
+    }
+
+    /// Sends `payload` from `sender` on to `destination` on the other side, the payload's
+    /// buffer handed on as is. Only the header is read: to keep the per-pair in-flight
+    /// count, and to answer a request that cannot be delivered.
+    #[inline]
+    fn forward(&mut self, side: Side, sender: &[u8], destination: &[u8], payload: Frame) {
         let header = peek_header(&payload);
         let is_request = matches!(header, Some(Header::Request { .. }));
         match (side, header) {
             (Side::Client, Some(Header::Request { .. }))
-                if self.in_flight.count(&sender, &destination) >= MAX_IN_FLIGHT_PER_PAIR =>
+                if self.in_flight.count(sender, destination) >= MAX_IN_FLIGHT_PER_PAIR =>
             {
                 self.counters.busy += 1;
-                let who = String::from_utf8_lossy(&destination).into_owned();
-                let error = RpcError::new(
-                    ErrorCode::Busy,
-                    format!("you have {MAX_IN_FLIGHT_PER_PAIR} requests in flight to {who:?}, the most one client may; try again later"),
-                )
-                .with("peer", who.as_str());
-                self.refuse(side, &sender, &destination, header, error);
+                let error = too_many_in_flight(destination);
+                self.refuse(side, sender, destination, header, error);
                 return;
             }
             (Side::Service, Some(Header::Response { .. })) => {
-                self.in_flight.answered(&destination, &sender);
+                self.in_flight.answered(destination, sender);
             }
             _ => {}
         }
@@ -453,37 +472,27 @@ impl Broker {
             Side::Client => Side::Service,
             Side::Service => Side::Client,
         };
-        match self.send(to_side, &destination, &sender, payload) {
+        match self.send(to_side, destination, sender, payload) {
             SendOutcome::Sent => {
                 self.counters.routed += 1;
-                self.peers.delivered(to_side, &destination);
+                self.peers.delivered(to_side, destination);
                 if side == Side::Client && is_request {
-                    self.in_flight.sent(&sender, &destination);
+                    self.in_flight.sent(sender, destination);
                 }
             }
             SendOutcome::Unreachable => {
                 self.counters.unreachable += 1;
-                self.peers.unreachable(to_side, &destination);
-                let who = String::from_utf8_lossy(&destination).into_owned();
-                let error = RpcError::new(
-                    ErrorCode::Unreachable,
-                    format!("no peer {who:?} is connected to the router"),
-                )
-                .with("peer", who.as_str());
-                self.refuse(side, &sender, &destination, header, error);
+                self.peers.unreachable(to_side, destination);
+                let error = not_connected(destination);
+                self.refuse(side, sender, destination, header, error);
             }
             SendOutcome::Busy => {
                 self.counters.busy += 1;
-                let who = String::from_utf8_lossy(&destination).into_owned();
-                let error = RpcError::new(
-                    ErrorCode::Busy,
-                    format!("{who:?} is not keeping up (its queue is full); try again later"),
-                )
-                .with("peer", who.as_str());
-                self.refuse(side, &sender, &destination, header, error);
+                let error = not_keeping_up(destination);
+                self.refuse(side, sender, destination, header, error);
             }
             SendOutcome::Failed(reason) => {
-                tracing::warn!(peer = %String::from_utf8_lossy(&destination), %reason, "send failed");
+                tracing::warn!(peer = %String::from_utf8_lossy(destination), %reason, "send failed");
             }
         }
     }
@@ -543,4 +552,39 @@ impl Broker {
             (Side::Service, true) => 2 + usize::from(self.frontend.secure.is_some()),
         }
     }
+}
+
+/// `busy`: the client already has [`MAX_IN_FLIGHT_PER_PAIR`] requests waiting on
+/// `destination`. Built only when refusing, off the routing path.
+#[cold]
+fn too_many_in_flight(destination: &[u8]) -> RpcError {
+    let who = String::from_utf8_lossy(destination).into_owned();
+    RpcError::new(
+        ErrorCode::Busy,
+        format!("you have {MAX_IN_FLIGHT_PER_PAIR} requests in flight to {who:?}, the most one client may; try again later"),
+    )
+    .with("peer", who.as_str())
+}
+
+/// `unreachable`: no peer named `destination` is connected. Built only when refusing.
+#[cold]
+fn not_connected(destination: &[u8]) -> RpcError {
+    let who = String::from_utf8_lossy(destination).into_owned();
+    RpcError::new(
+        ErrorCode::Unreachable,
+        format!("no peer {who:?} is connected to the router"),
+    )
+    .with("peer", who.as_str())
+}
+
+/// `busy`: `destination`'s pipe is full, it is not reading fast enough. Built only when
+/// refusing.
+#[cold]
+fn not_keeping_up(destination: &[u8]) -> RpcError {
+    let who = String::from_utf8_lossy(destination).into_owned();
+    RpcError::new(
+        ErrorCode::Busy,
+        format!("{who:?} is not keeping up (its queue is full); try again later"),
+    )
+    .with("peer", who.as_str())
 }
