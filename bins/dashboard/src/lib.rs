@@ -34,7 +34,7 @@ use clap::Parser;
 use pitcrew::app::Stages;
 use pitcrew::config::Config;
 use pitcrew::options::SharedOptions;
-use pitcrew::rpc::{RpcError, Service};
+use pitcrew::rpc::{Client, RpcError, Service};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -158,20 +158,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let key = config.keys.team.clone();
-    // The team key's derived token; --dashboard-token only stands in on a robot without one.
-    let access = Access::new(
-        key.as_ref()
-            .map(pitcrew::key::Key::login_token)
-            .or_else(|| options.dashboard_token.clone()),
-    );
-    let listener = tokio::net::TcpListener::bind(options.dashboard_addr)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot serve the dashboard on {} (in use? choose another with --dashboard-addr)",
-                options.dashboard_addr
-            )
-        })?;
+    let access = access(&options, &config);
+    let listener = bind(options.dashboard_addr).await?;
     let local = listener.local_addr().context("the listener's address")?;
     let updates = pitcrew::updates::join(config.update_addr, options.update_interface)?;
     let control_to = control_target(config.control_addr);
@@ -183,7 +171,60 @@ pub async fn run(
     let (hub, events) = Hub::new();
     let limits = Limits::new(options.bounds());
     let link = url(local, &access);
-    if let Some(key) = &key {
+    log_serving(&link, &config, &access);
+    let mut stages = Stages::new(shutdown.clone());
+    spawn_feed(&mut stages, &hub, events, updates, &config, &client);
+    let service = service(&hub, &limits, link);
+    let backend = config.backend_connect();
+    stages.spawn("service", move |token| async move {
+        service.serve(&backend, token).await
+    });
+    stages.spawn("http", move |token| async move {
+        let ctx = Arc::new(Ctx::new(
+            hub,
+            access,
+            client,
+            control_to,
+            key,
+            token.clone(),
+            types,
+            Arc::clone(&limits),
+        ));
+        http::serve(listener, server::router(ctx), limits, token).await;
+        Ok::<_, anyhow::Error>(())
+    });
+    stages.run_until_stopped().await.map_err(Into::into)
+}
+
+/// Who may use the page: the team key's derived login token; `--dashboard-token` only
+/// stands in on a robot without a key (and without either, the page is open).
+fn access(options: &Options, config: &Config) -> Access {
+    Access::new(
+        config
+            .keys
+            .team
+            .as_ref()
+            .map(pitcrew::key::Key::login_token)
+            .or_else(|| options.dashboard_token.clone()),
+    )
+}
+
+/// Binds the page's address; the error says what to do when it is taken.
+///
+/// # Errors
+/// When `addr` cannot be bound.
+async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "cannot serve the dashboard on {addr} (in use? choose another with --dashboard-addr)"
+        )
+    })
+}
+
+/// Logs the URL to open at start, with how the page is protected: a warning when it is
+/// not, since anyone on the network can then see it.
+fn log_serving(link: &str, config: &Config, access: &Access) {
+    if let Some(key) = &config.keys.team {
         tracing::info!(url = %link, fingerprint = %key.fingerprint(), "dashboard serving; open the url (it carries the login token derived from the team key); pages drive with sealed datagrams");
     } else if access.locked() {
         tracing::info!(url = %link, "dashboard serving; open the url (it carries the login token)");
@@ -193,7 +234,20 @@ pub async fn run(
             "dashboard serving without a login token: anyone on the network can see the page; commands are taken from this machine (loopback) only"
         );
     }
-    let mut stages = Stages::new(shutdown.clone());
+}
+
+/// Starts the feed and then each source it reads (the update multicast on `updates`, the
+/// log forwarder, the RPC polls through `client`, the gamepads). Started before the
+/// service and the page server, so that they stop after them (stages stop in reverse
+/// order): the pages never outlive the feed they show.
+fn spawn_feed(
+    stages: &mut Stages,
+    hub: &Hub,
+    events: tokio::sync::mpsc::Receiver<feed::Event>,
+    updates: tokio::net::UdpSocket,
+    config: &Config,
+    client: &Client,
+) {
     {
         let hub = hub.clone();
         stages.spawn("feed", move |token| async move {
@@ -219,26 +273,6 @@ pub async fn run(
         let (hub, ns) = (hub.clone(), config.namespace.clone());
         stages.spawn("gamepads", move |token| sources::gamepads(hub, ns, token));
     }
-    let service = service(&hub, &limits, link);
-    let backend = config.backend_connect();
-    stages.spawn("service", move |token| async move {
-        service.serve(&backend, token).await
-    });
-    stages.spawn("http", move |token| async move {
-        let ctx = Arc::new(Ctx::new(
-            hub,
-            access,
-            client,
-            control_to,
-            key,
-            token.clone(),
-            types,
-            Arc::clone(&limits),
-        ));
-        http::serve(listener, server::router(ctx), limits, token).await;
-        Ok::<_, anyhow::Error>(())
-    });
-    stages.run_until_stopped().await.map_err(Into::into)
 }
 
 /// `dashboard-service`: `ping` (the supervisor's probe) and `stats` (the feed's counters,
