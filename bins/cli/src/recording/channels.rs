@@ -105,71 +105,22 @@ fn object(about: &str, mut props: Value, extra: Value, required: &[&str]) -> Val
     })
 }
 
-/// The JSON schema of `channel`'s messages.
+/// The JSON schema of `channel`'s messages: its properties (one function per channel
+/// below, so that each schema reads beside its name) and the fields it requires.
 pub fn schema(channel: &Channel) -> Value {
     let about = channel.about;
-    let axis = json!({"type": ["number", "null"], "minimum": -1, "maximum": 1});
+    let none = json!({});
     match channel.topic {
-        CONTROL_APPLIED => object(
-            about,
-            json!({
-                "peer": {"type": "string"},
-                "gamepads": {"type": "array", "items": {"type": "object", "properties": {
-                    "index": {"type": "integer"},
-                    "lx": axis, "ly": axis, "rx": axis, "ry": axis,
-                    "btn": {"type": "integer", "description": "button bitmask"},
-                }}},
-                "meta": {"type": ["object", "null"], "properties": {
-                    "seq": {"type": "integer"},
-                    "sent_us": {"type": "integer"},
-                    "source": {"type": "string"},
-                    "ds": {"type": ["object", "null"], "properties": {
-                        "mode": {"type": "string", "enum": ["autonomous", "teleop"]},
-                        "enable": {"type": "boolean"},
-                        "enable_id": {"type": "integer"},
-                        "estop": {"type": "boolean"},
-                    }},
-                }},
-            }),
-            json!({}),
-            &["gamepads"],
-        ),
-        CONTROL_REFUSED => object(
-            about,
-            json!({
-                "peer": {"type": "string"},
-                "source": {"type": ["string", "null"]},
-                "kind": {"type": "string", "enum": [
-                    "oversized", "malformed", "out_of_range", "reordered", "superseded",
-                    "unauthenticated", "forged", "stale", "replayed",
-                ]},
-                "reason": {"type": "string"},
-                "sealed": {"type": "boolean"},
-                "bytes": {"type": "integer"},
-            }),
-            json!({}),
-            &["kind", "reason"],
-        ),
-        ROBOT_STATE => object(
-            about,
-            json!({
-                "state": {"type": "string", "enum": ["disabled", "autonomous", "teleop", "estopped"]},
-                "mode": {"type": ["string", "null"]},
-                "reason": {"type": "string"},
-                "link": {"type": "string"},
-                "transitions": {"type": "integer"},
-                "phase": {"type": ["string", "null"]},
-            }),
-            json!({}),
-            &["state", "reason"],
-        ),
+        CONTROL_APPLIED => object(about, control_applied_props(), none, &["gamepads"]),
+        CONTROL_REFUSED => object(about, control_refused_props(), none, &["kind", "reason"]),
+        ROBOT_STATE => object(about, robot_state_props(), none, &["state", "reason"]),
         DEVICES_DATA | DEVICES_WRITE => object(
             about,
             device_props(),
             json!({"values": values()}),
             &["uid", "type", "values"],
         ),
-        DEVICES_DISABLE => object(about, device_props(), json!({}), &["uid"]),
+        DEVICES_DISABLE => object(about, device_props(), none, &["uid"]),
         DEVICES_CONNECTION => object(
             about,
             device_props(),
@@ -180,19 +131,71 @@ pub fn schema(channel: &Channel) -> Value {
             }),
             &["uid", "connected"],
         ),
-        _ => object(
-            about,
-            json!({
-                "timestamp": {"type": "string", "description": "RFC 3339, the process's clock"},
-                "level": {"type": "string"},
-                "app": {"type": "string"},
-                "target": {"type": "string"},
-                "event": {"type": "string"},
-                "pid": {"type": "integer"},
-                "seq": {"type": "integer"},
-            }),
-            json!({}),
-            &["level", "app", "event"],
-        ),
+        _ => object(about, log_record_props(), none, &["level", "app", "event"]),
     }
+}
+
+/// [`CONTROL_APPLIED`]: the gamepads of an applied datagram and its metadata (sequence,
+/// send time, source, and the driver-station fields when a page sent it).
+fn control_applied_props() -> Value {
+    let axis = json!({"type": ["number", "null"], "minimum": -1, "maximum": 1});
+    json!({
+        "peer": {"type": "string"},
+        "gamepads": {"type": "array", "items": {"type": "object", "properties": {
+            "index": {"type": "integer"},
+            "lx": axis, "ly": axis, "rx": axis, "ry": axis,
+            "btn": {"type": "integer", "description": "button bitmask"},
+        }}},
+        "meta": {"type": ["object", "null"], "properties": {
+            "seq": {"type": "integer"},
+            "sent_us": {"type": "integer"},
+            "source": {"type": "string"},
+            "ds": {"type": ["object", "null"], "properties": {
+                "mode": {"type": "string", "enum": ["autonomous", "teleop"]},
+                "enable": {"type": "boolean"},
+                "enable_id": {"type": "integer"},
+                "estop": {"type": "boolean"},
+            }},
+        }},
+    })
+}
+
+/// [`CONTROL_REFUSED`]: a refused datagram, with the kind of refusal and why.
+fn control_refused_props() -> Value {
+    json!({
+        "peer": {"type": "string"},
+        "source": {"type": ["string", "null"]},
+        "kind": {"type": "string", "enum": [
+            "oversized", "malformed", "out_of_range", "reordered", "superseded",
+            "unauthenticated", "forged", "stale", "replayed",
+        ]},
+        "reason": {"type": "string"},
+        "sealed": {"type": "boolean"},
+        "bytes": {"type": "integer"},
+    })
+}
+
+/// [`ROBOT_STATE`]: the state entered, why, and what the robot knew of its link and match.
+fn robot_state_props() -> Value {
+    json!({
+        "state": {"type": "string", "enum": ["disabled", "autonomous", "teleop", "estopped"]},
+        "mode": {"type": ["string", "null"]},
+        "reason": {"type": "string"},
+        "link": {"type": "string"},
+        "transitions": {"type": "integer"},
+        "phase": {"type": ["string", "null"]},
+    })
+}
+
+/// [`LOG`]: the fields of a log record that every process's records have.
+fn log_record_props() -> Value {
+    json!({
+        "timestamp": {"type": "string", "description": "RFC 3339, the process's clock"},
+        "level": {"type": "string"},
+        "app": {"type": "string"},
+        "target": {"type": "string"},
+        "event": {"type": "string"},
+        "pid": {"type": "integer"},
+        "seq": {"type": "integer"},
+    })
 }
