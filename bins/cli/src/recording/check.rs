@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -116,8 +117,66 @@ pub async fn run(args: &ReplayArgs, cmd: &str, config: &Config) -> anyhow::Resul
     let rec = read::read(&args.file)?;
     let items = args.control_input(&rec)?;
     let target = args.target(config)?;
-    let origin = start_ns(&rec);
     let (first, last) = (items[0].at, items[items.len() - 1].at);
+    let (types, want) = recorded_writes(&rec, first, last + SETTLE);
+    ensure_emulated(config).await?;
+    let wanted_uids: Vec<String> = types.keys().cloned().collect();
+    // A previous check's devices must be gone: the broker refuses a UID still connected.
+    if !wait_for_devices(config, &wanted_uids, |n| n == 0).await? {
+        bail!("the recorded devices are already connected to this suite");
+    }
+    let exe = std::env::current_exe().context("cannot find the pitcrew executable")?;
+    let player = Player::start(&exe, args, config)?;
+    if !wait_for_devices(config, &wanted_uids, |n| n == wanted_uids.len()).await? {
+        player.kill();
+        bail!(
+            "the played-back devices did not all connect to {} within {CONNECT_PATIENCE:?}",
+            args.devices
+        );
+    }
+    let controller = start_controller(cmd, &exe, config)?;
+    tokio::time::sleep(CONTROLLER_START).await;
+    eprintln!(
+        "pitcrew: checking {cmd:?} against {}: {} datagrams ({:.1} s), {} recorded outputs",
+        args.file.display(),
+        items.len(),
+        (last - first).as_secs_f64(),
+        want.len()
+    );
+    let started = Instant::now();
+    let skip = player.events.len();
+    let speed = args.speed;
+    // The check's suite inherits this environment, team key included.
+    let key = config.keys.team.clone();
+    let played =
+        tokio::task::spawn_blocking(move || play(&items, target, speed, false, true, key.as_ref()))
+            .await;
+    tokio::time::sleep(SETTLE).await;
+    stop(controller, libc::SIGTERM);
+    let events = player.kill();
+    played.context("the replay thread failed")??;
+    // Arrival times mapped onto the recording's clock (the replay starts with its lead-in).
+    let replay_start = started + super::replay::LEAD_IN_TIME;
+    let events = events.snapshot();
+    let got = received_writes(
+        events.get(skip..).unwrap_or_default(),
+        replay_start,
+        first,
+        speed,
+    );
+    // The safe values are those of the catalog the emulator and the broker were given.
+    report(&want, &got, &types, &config.catalog, args.tolerance)
+}
+
+/// What the recording says the devices were written, from its DEV_WRITE channel: the type
+/// of every device written to at any time (each is played back), and the values per
+/// output written between `from` and `until` (the replayed span and its settling time).
+fn recorded_writes(
+    rec: &read::Recording,
+    from: Duration,
+    until: Duration,
+) -> (BTreeMap<String, String>, Writes) {
+    let origin = start_ns(rec);
     let mut types = BTreeMap::new();
     let mut want: Writes = BTreeMap::new();
     for m in rec.on(channels::DEVICES_WRITE) {
@@ -130,17 +189,54 @@ pub async fn run(args: &ReplayArgs, cmd: &str, config: &Config) -> anyhow::Resul
             uid.to_owned(),
             json["type"].as_str().unwrap_or("").to_owned(),
         );
-        if at < first || at > last + SETTLE {
+        if at < from || at > until {
             continue;
         }
-        for (param, v) in json["values"].as_object().into_iter().flatten() {
-            if let Some(v) = number(v) {
-                want.entry(format!("{uid}.{param}"))
-                    .or_default()
-                    .push((at, v));
-            }
+        add_values(&mut want, uid, at, &json["values"]);
+    }
+    (types, want)
+}
+
+/// The controller's writes as the played-back devices received them: the `write` events
+/// of `pitcrew emulate`, each arrival mapped onto the recording's clock: `replay_start` is
+/// when the replay sent the datagram recorded at `first`, and `speed` the replay's speed.
+fn received_writes(
+    events: &[(Instant, serde_json::Value)],
+    replay_start: Instant,
+    first: Duration,
+    speed: f64,
+) -> Writes {
+    let mut got: Writes = BTreeMap::new();
+    for (at, e) in events {
+        if e["event"] != "write" {
+            continue;
+        }
+        let Some(uid) = e["uid"].as_str() else {
+            continue;
+        };
+        let t = first + at.saturating_duration_since(replay_start).mul_f64(speed);
+        add_values(&mut got, uid, t, &e["values"]);
+    }
+    got
+}
+
+/// Adds each numeric value of `values` (`{param: value}`, as a DEV_WRITE is recorded and
+/// as `pitcrew emulate` prints it) to its output `UID.param` in `writes`, at `at`.
+fn add_values(writes: &mut Writes, uid: &str, at: Duration, values: &serde_json::Value) {
+    for (param, v) in values.as_object().into_iter().flatten() {
+        if let Some(v) = number(v) {
+            writes
+                .entry(format!("{uid}.{param}"))
+                .or_default()
+                .push((at, v));
         }
     }
+}
+
+/// Refuses a suite with real devices: the check must play back every recorded device
+/// (the broker refuses a second connection with a UID), which only an emulated suite has
+/// room for.
+async fn ensure_emulated(config: &Config) -> anyhow::Result<()> {
     let devices = crate::devices::call(config, "list_devices", vec![])
         .await
         .context("--check needs a running suite (the device broker does not answer)")?;
@@ -153,63 +249,104 @@ pub async fn run(args: &ReplayArgs, cmd: &str, config: &Config) -> anyhow::Resul
     {
         bail!("--check runs only on an emulated suite, and this one has real devices");
     }
-    let wanted_uids: Vec<String> = types.keys().cloned().collect();
-    // A previous check's devices must be gone: the broker refuses a UID still connected.
+    Ok(())
+}
+
+/// Asks the broker every 50 ms how many of `uids` are connected and identified, until
+/// `done` says that count is the one awaited; `false` when it is not after
+/// [`CONNECT_PATIENCE`].
+async fn wait_for_devices(
+    config: &Config,
+    uids: &[String],
+    done: impl Fn(usize) -> bool,
+) -> anyhow::Result<bool> {
     let deadline = Instant::now() + CONNECT_PATIENCE;
-    while valid_count(config, &wanted_uids).await? > 0 {
+    loop {
+        if done(valid_count(config, uids).await?) {
+            return Ok(true);
+        }
         if Instant::now() > deadline {
-            bail!("the recorded devices are already connected to this suite");
+            return Ok(false);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let exe = std::env::current_exe().context("cannot find the pitcrew executable")?;
+}
+
+/// What `pitcrew emulate` prints, one JSON event a line, each with when it arrived;
+/// filled by a thread of its own as the lines come.
+#[derive(Default)]
+struct Events(Arc<Mutex<Vec<(Instant, serde_json::Value)>>>);
+
+impl Events {
+    /// How many events have arrived so far.
+    fn len(&self) -> usize {
+        self.0.lock().map(|r| r.len()).unwrap_or(0)
+    }
+
+    /// The events that have arrived so far.
+    fn snapshot(&self) -> Vec<(Instant, serde_json::Value)> {
+        self.0.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+/// `pitcrew emulate --from FILE`: the recorded devices played back, and the events it
+/// prints, whose `write` events are what the devices received.
+struct Player {
+    child: Child,
+    events: Events,
+}
+
+impl Player {
+    /// Starts the player in a process group of its own (see [`stop`]), on the catalog this
+    /// suite was given, and a thread that collects its events.
+    fn start(exe: &Path, args: &ReplayArgs, config: &Config) -> anyhow::Result<Player> {
+        let mut emulate = Command::new(exe);
+        if let Some(c) = &config.catalog_file {
+            emulate.arg("--catalog").arg(c);
+        }
+        let mut child = emulate
+            .args(["emulate", "--from"])
+            .arg(&args.file)
+            .args(["--tcp", &args.devices])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .context("cannot start pitcrew emulate --from")?;
+        let events = Events::default();
+        if let Some(out) = child.stdout.take() {
+            let sink = Arc::clone(&events.0);
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    if let Ok(v) = serde_json::from_str(&line) {
+                        sink.lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push((Instant::now(), v));
+                    }
+                }
+            });
+        }
+        Ok(Player { child, events })
+    }
+
+    /// Kills the player and reaps it (see [`stop`]); what it printed stays readable.
+    fn kill(self) -> Events {
+        stop(self.child, libc::SIGKILL);
+        self.events
+    }
+}
+
+/// Starts the controller, `sh -c CMD`, in a process group of its own (see [`stop`]), with
+/// the suite's addresses in its environment and the directory of this `pitcrew` first on
+/// its PATH, so that the command runs this build's binaries.
+fn start_controller(cmd: &str, exe: &Path, config: &Config) -> anyhow::Result<Child> {
     let bin_dir = exe.parent().map(|p| p.to_owned()).unwrap_or_default();
     let path = format!(
         "{}:{}",
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let mut emulate = Command::new(&exe);
-    if let Some(c) = &config.catalog_file {
-        emulate.arg("--catalog").arg(c);
-    }
-    let mut player = emulate
-        .args(["emulate", "--from"])
-        .arg(&args.file)
-        .args(["--tcp", &args.devices])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .context("cannot start pitcrew emulate --from")?;
-    let received: Arc<Mutex<Vec<(Instant, serde_json::Value)>>> = Arc::default();
-    if let Some(out) = player.stdout.take() {
-        let sink = Arc::clone(&received);
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str(&line) {
-                    sink.lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .push((Instant::now(), v));
-                }
-            }
-        });
-    }
-    let deadline = Instant::now() + CONNECT_PATIENCE;
-    loop {
-        if valid_count(config, &wanted_uids).await? == wanted_uids.len() {
-            break;
-        }
-        if Instant::now() > deadline {
-            stop(player, libc::SIGKILL);
-            bail!(
-                "the played-back devices did not all connect to {} within {CONNECT_PATIENCE:?}",
-                args.devices
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let controller = Command::new("sh")
+    Command::new("sh")
         .args(["-c", cmd])
         .env("PATH", path)
         .env("PITCREW_NAMESPACE", &config.namespace)
@@ -220,54 +357,7 @@ pub async fn run(args: &ReplayArgs, cmd: &str, config: &Config) -> anyhow::Resul
         .stdin(Stdio::null())
         .process_group(0)
         .spawn()
-        .with_context(|| format!("cannot start the controller {cmd:?}"))?;
-    tokio::time::sleep(CONTROLLER_START).await;
-    eprintln!(
-        "pitcrew: checking {cmd:?} against {}: {} datagrams ({:.1} s), {} recorded outputs",
-        args.file.display(),
-        items.len(),
-        (last - first).as_secs_f64(),
-        want.len()
-    );
-    let started = Instant::now();
-    let skip = received.lock().map(|r| r.len()).unwrap_or(0);
-    let speed = args.speed;
-    // The check's suite inherits this environment, team key included.
-    let key = config.keys.team.clone();
-    let played =
-        tokio::task::spawn_blocking(move || play(&items, target, speed, false, true, key.as_ref()))
-            .await;
-    tokio::time::sleep(SETTLE).await;
-    stop(controller, libc::SIGTERM);
-    stop(player, libc::SIGKILL);
-    played.context("the replay thread failed")??;
-    // Arrival times mapped onto the recording's clock (the replay starts with its lead-in).
-    let lead = super::replay::LEAD_IN_TIME;
-    let mut got: Writes = BTreeMap::new();
-    for (at, e) in received
-        .lock()
-        .map(|r| r.clone())
-        .unwrap_or_default()
-        .into_iter()
-        .skip(skip)
-    {
-        if e["event"] != "write" {
-            continue;
-        }
-        let Some(uid) = e["uid"].as_str() else {
-            continue;
-        };
-        let t = first + at.saturating_duration_since(started + lead).mul_f64(speed);
-        for (param, v) in e["values"].as_object().into_iter().flatten() {
-            if let Some(v) = number(v) {
-                got.entry(format!("{uid}.{param}"))
-                    .or_default()
-                    .push((t, v));
-            }
-        }
-    }
-    // The safe values are those of the catalog the emulator and the broker were given.
-    report(&want, &got, &types, &config.catalog, args.tolerance)
+        .with_context(|| format!("cannot start the controller {cmd:?}"))
 }
 
 /// How many of `uids` the broker lists as connected and identified.
