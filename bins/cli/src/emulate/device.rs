@@ -184,6 +184,55 @@ impl State {
         event(self.uid, "disable", json!({}));
     }
 
+    /// Decodes `bytes` from the broker and appends the answers to `out`: one per packet,
+    /// and an ERROR for a frame that does not decode. A `--garbage` device does not answer
+    /// packets (it only sprays); it reports the ERRORs the broker sends it, so that they
+    /// can be seen on stdout.
+    fn receive(
+        &mut self,
+        decoder: &mut FrameDecoder,
+        bytes: &[u8],
+        garbage: bool,
+        out: &mut Vec<u8>,
+    ) {
+        for frame in decoder.decode(bytes) {
+            match frame {
+                Ok(p) if garbage => {
+                    if let Ok(Message::Error(code)) = Message::from_packet(&p, &ParamWidths::new())
+                    {
+                        event(self.uid, "error", json!({ "code": code.name() }));
+                    }
+                }
+                Ok(p) => self.handle(&p, out),
+                Err(e) => {
+                    let _ = Message::Error(e.error_code()).encode_frame(out);
+                }
+            }
+        }
+    }
+
+    /// When the next streamed DEV_DATA is due, given when it was due (`next`; `far` when
+    /// nothing is scheduled). Asked after every turn of the device's loop, since a
+    /// subscription may have changed or the tick just passed.
+    fn next_data_at(&self, next: Instant, far: Instant, scripted: bool) -> Instant {
+        if self.sub_interval_ms == 0 || self.sub_params == 0 || scripted {
+            // A played-back device sends what was recorded, when it was.
+            return far;
+        }
+        if next != far && Instant::now() < next {
+            return next;
+        }
+        let period = Duration::from_millis(u64::from(self.sub_interval_ms));
+        let now = Instant::now();
+        // A forced period keeps its own beat (tokio's timer rounds each sleep up to the
+        // next millisecond, so "now + 1 ms" would stream at about half the asked rate):
+        // a late tick is caught up at once, up to `CATCH_UP` ticks, then skipped.
+        match (self.forced_interval, next == far) {
+            (Some(_), false) if next + period * CATCH_UP > now => next + period,
+            _ => now + period,
+        }
+    }
+
     /// Answers one packet; appends reply frames to `out`.
     fn handle(&mut self, packet: &Packet, out: &mut Vec<u8>) {
         let msg = match Message::from_packet(packet, &self.write_widths) {
@@ -308,14 +357,7 @@ where
     loop {
         out.clear();
         tokio::select! {
-            _ = tokio::time::sleep_until(vanish_at) => {
-                let mut frame = Vec::new();
-                state.data_frames(state.readable_mask(), &mut frame);
-                let half = frame.get(..frame.len() / 2).unwrap_or_default();
-                writer.write_all(half).await?;
-                event(state.uid, "vanished", json!({}));
-                return Ok(());
-            }
+            _ = tokio::time::sleep_until(vanish_at) => return vanish(&state, &mut writer).await,
             _ = tokio::time::sleep_until(next_data), if !faults.silent && !faults.garbage => {
                 state.data_frames(state.sub_params, &mut out);
             }
@@ -338,41 +380,33 @@ where
                 if n == 0 {
                     return Ok(());
                 }
-                for frame in decoder.decode(buf.get(..n).unwrap_or_default()) {
-                    match frame {
-                        Ok(p) if faults.garbage => {
-                            if let Ok(Message::Error(code)) = Message::from_packet(&p, &ParamWidths::new()) {
-                                event(state.uid, "error", json!({ "code": code.name() }));
-                            }
-                        }
-                        Ok(p) => state.handle(&p, &mut out),
-                        Err(e) => { let _ = Message::Error(e.error_code()).encode_frame(&mut out); }
-                    }
-                }
+                let bytes = buf.get(..n).unwrap_or_default();
+                state.receive(&mut decoder, bytes, faults.garbage, &mut out);
                 if let (Some(slow), false) = (faults.slow, out.is_empty()) {
                     tokio::time::sleep(slow).await;
                 }
             }
         }
-        if state.sub_interval_ms == 0 || state.sub_params == 0 || script.is_some() {
-            // A played-back device sends what was recorded, when it was.
-            next_data = far;
-        } else if next_data == far || Instant::now() >= next_data {
-            let period = Duration::from_millis(u64::from(state.sub_interval_ms));
-            let now = Instant::now();
-            // A forced period keeps its own beat (tokio's timer rounds each sleep up to the
-            // next millisecond, so "now + 1 ms" would stream at about half the asked rate):
-            // a late tick is caught up at once, up to `CATCH_UP` ticks, then skipped.
-            next_data = match (faults.stream_interval, next_data == far) {
-                (Some(_), false) if next_data + period * CATCH_UP > now => next_data + period,
-                _ => now + period,
-            };
-        }
+        next_data = state.next_data_at(next_data, far, script.is_some());
         if !out.is_empty() && !faults.silent {
             writer.write_all(&out).await?;
         }
         hb_id = hb_id.wrapping_add(u8::from(faults.garbage));
     }
+}
+
+/// `--vanish-after`: sends the first half of a DEV_DATA of every readable value and
+/// stops, as a board that loses power mid-frame.
+///
+/// # Errors
+/// I/O errors of the stream.
+async fn vanish<W: AsyncWrite + Unpin>(state: &State, writer: &mut W) -> anyhow::Result<()> {
+    let mut frame = Vec::new();
+    state.data_frames(state.readable_mask(), &mut frame);
+    let half = frame.get(..frame.len() / 2).unwrap_or_default();
+    writer.write_all(half).await?;
+    event(state.uid, "vanished", json!({}));
+    Ok(())
 }
 
 /// Garbage: random-looking bytes, a frame with a bad checksum, an over-long run without a
