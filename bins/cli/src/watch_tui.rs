@@ -111,6 +111,8 @@ impl View {
         }
     }
 
+    /// Draws the whole screen: the robot's state, the devices (with the selected one's
+    /// values beside them when asked), the gamepads and the last log lines.
     fn draw(&mut self, f: &mut Frame) {
         let [header, devices, pads, logs] = Layout::vertical([
             Constraint::Length(3),
@@ -120,6 +122,23 @@ impl View {
         ])
         .areas(f.area());
         f.render_widget(self.header(), header);
+        let table = self.devices_table();
+        if self.detail {
+            let [list, detail] =
+                Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                    .areas(devices);
+            f.render_stateful_widget(table, list, &mut self.table);
+            f.render_widget(self.detail_panel(), detail);
+        } else {
+            f.render_stateful_widget(table, devices, &mut self.table);
+        }
+        f.render_widget(self.pads_panel(), pads);
+        f.render_widget(self.logs_panel(), logs);
+    }
+
+    /// One row per device: type, UID, age of its data and its values; red when its data
+    /// is over 2 s old (or never came), which is what a driver must notice first.
+    fn devices_table(&self) -> Table<'static> {
         let now = Instant::now();
         let rows: Vec<Row> = self
             .values
@@ -149,7 +168,7 @@ impl View {
             " devices ({}) · ↑↓ pick · Enter details · q quit ",
             self.values.len()
         );
-        let table = Table::new(
+        Table::new(
             rows,
             [
                 Constraint::Length(13),
@@ -163,16 +182,11 @@ impl View {
                 .style(Style::new().add_modifier(Modifier::BOLD)),
         )
         .block(Block::new().borders(Borders::ALL).title(title))
-        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED));
-        if self.detail {
-            let [list, detail] =
-                Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-                    .areas(devices);
-            f.render_stateful_widget(table, list, &mut self.table);
-            f.render_widget(self.detail_panel(), detail);
-        } else {
-            f.render_stateful_widget(table, devices, &mut self.table);
-        }
+        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+    }
+
+    /// One line per gamepad slot: its sticks and buttons, or that it is not connected.
+    fn pads_panel(&self) -> Paragraph<'static> {
         let pad_lines: Vec<Line> = (0u32..)
             .zip(&self.pads)
             .map(|(i, p)| {
@@ -186,10 +200,11 @@ impl View {
                 })
             })
             .collect();
-        f.render_widget(
-            Paragraph::new(pad_lines).block(Block::new().borders(Borders::ALL).title(" gamepads ")),
-            pads,
-        );
+        Paragraph::new(pad_lines).block(Block::new().borders(Borders::ALL).title(" gamepads "))
+    }
+
+    /// The last six log lines, oldest first.
+    fn logs_panel(&self) -> Paragraph<'_> {
         let log_lines: Vec<Line> = self
             .logs
             .iter()
@@ -198,10 +213,7 @@ impl View {
             .rev()
             .map(|l| Line::from(l.as_str()))
             .collect();
-        f.render_widget(
-            Paragraph::new(log_lines).block(Block::new().borders(Borders::ALL).title(" logs ")),
-            logs,
-        );
+        Paragraph::new(log_lines).block(Block::new().borders(Borders::ALL).title(" logs "))
     }
 
     fn header(&self) -> Paragraph<'static> {
