@@ -191,7 +191,6 @@ pub struct Options {
     pub realtime: Option<u8>,
 }
 
-/// The session timings of `options`.
 /// Binds the recording tap; a broker whose tap cannot be bound runs without one (logged):
 /// recording is never a reason for the robot not to drive.
 fn start_tap(config: &Config) -> (tap::BrokerTap, Option<pitcrew::tap::TapGuard>) {
@@ -218,6 +217,7 @@ fn parse_write_stall(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// The session timings of `options`.
 fn timing(options: &Options) -> Timing {
     Timing {
         ping_interval: options.ping_interval,
@@ -278,6 +278,82 @@ fn spawn_devices(
     Ok(tracker)
 }
 
+/// What the broker's parts share. Sessions see it as a [`SessionContext`], the RPC service
+/// as a [`ServiceContext`]; the robot gate holds the registry, the latch and the tap too.
+struct Shared {
+    /// The devices.
+    registry: Arc<Registry>,
+    /// The emergency-stop latch.
+    latch: Arc<Latch>,
+    /// The robot state: the one gate between every process and the actuators.
+    gate: Arc<robot::Gate>,
+    /// The recording tap.
+    tap: tap::BrokerTap,
+    /// Serial discovery counters (`status`).
+    serial: Arc<serial::SerialStats>,
+    /// Decode errors on every connection (`status`).
+    decode_errors: Arc<AtomicU64>,
+}
+
+impl Shared {
+    /// What every session gets: the shared state, the timings and `shutdown`, on which
+    /// each sends DEV_DISABLE and ends.
+    fn sessions(&self, options: &Options, shutdown: CancellationToken) -> SessionContext {
+        SessionContext {
+            registry: Arc::clone(&self.registry),
+            timing: timing(options),
+            shutdown,
+            decode_errors: Arc::clone(&self.decode_errors),
+            latch: Arc::clone(&self.latch),
+            realtime: options.realtime,
+            gate: Arc::clone(&self.gate),
+            output_lease: options.output_lease,
+            tap: self.tap.clone(),
+        }
+    }
+
+    /// What `device-service` works with.
+    fn service(&self, options: &Options) -> ServiceContext {
+        ServiceContext {
+            registry: Arc::clone(&self.registry),
+            latch: Arc::clone(&self.latch),
+            serial: Arc::clone(&self.serial),
+            decode_errors: Arc::clone(&self.decode_errors),
+            exit_on_estop: options.exit_on_estop,
+            read_timeout: fresh_read::READ_ANSWER_TIMEOUT,
+            gate: Arc::clone(&self.gate),
+            tap: self.tap.clone(),
+        }
+    }
+}
+
+/// Resets the device buffers a crashed broker left behind (their owner is dead): they are
+/// marked released for any consumer still mapping them and unlinked, so this broker
+/// creates its own. Not finding them is logged, not fatal.
+fn reset_stale_buffers(namespace: &str) {
+    match pitcrew_buffer::reset_stale(namespace) {
+        Ok(reset) if !reset.is_empty() => tracing::warn!(?reset, "reset stale device buffers"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot look for stale device buffers"),
+    }
+}
+
+/// The emergency-stop latch, engaged already when an earlier stop's marker is still there
+/// (logged: every device stays disabled). With `--exit-on-estop` such a latch counts as
+/// answered, so the broker stops at once rather than wait for an `estop` call that will
+/// not come.
+fn open_latch(config: &Config, exit_on_estop: bool) -> Latch {
+    let latch = Latch::with_marker(config.estop_marker());
+    if latch.is_engaged() {
+        tracing::error!(marker = %config.estop_marker().display(),
+            "an earlier emergency stop is still latched: every device stays disabled until `pitcrew clean` removes the marker");
+        if exit_on_estop {
+            latch.mark_answered();
+        }
+    }
+    latch
+}
+
 /// Runs the broker until `shutdown` fires (or, with `--exit-on-estop`, until an `estop`
 /// RPC has been answered), then disables every device and returns why it stopped.
 ///
@@ -291,24 +367,13 @@ pub async fn run(
     // A loaded catalog is immutable for the life of the process (spec), and the registry
     // shares it as `&'static`: leaked once.
     let catalog: &'static Catalog = Box::leak(Box::new(Arc::clone(&config.catalog)));
-    match pitcrew_buffer::reset_stale(&config.namespace) {
-        Ok(reset) if !reset.is_empty() => tracing::warn!(?reset, "reset stale device buffers"),
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "cannot look for stale device buffers"),
-    }
+    reset_stale_buffers(&config.namespace);
     if let Some(priority) = options.realtime {
         // The current-thread runtime: every session, the listener and the service.
         pitcrew::realtime::raise_priority("devices", priority);
     }
     let registry = Arc::new(Registry::new(&config.namespace, catalog));
-    let latch = Arc::new(Latch::with_marker(config.estop_marker()));
-    if latch.is_engaged() {
-        tracing::error!(marker = %config.estop_marker().display(),
-            "an earlier emergency stop is still latched: every device stays disabled until `pitcrew clean` removes the marker");
-        if options.exit_on_estop {
-            latch.mark_answered();
-        }
-    }
+    let latch = Arc::new(open_latch(&config, options.exit_on_estop));
     let (tap, _tap_guard) = start_tap(&config);
     let gate = robot::Gate::start(
         &config.namespace,
@@ -318,43 +383,70 @@ pub async fn run(
         Arc::clone(&registry),
         tap.clone(),
     )?;
-    let _links =
-        robot::links::LinksThread::spawn(Arc::clone(&gate), &config.namespace, options.realtime)
-            .context("cannot start the driver-links thread")?;
-    let serial_stats = Arc::new(serial::SerialStats::default());
+    let shared = Shared {
+        registry,
+        latch,
+        gate,
+        tap,
+        serial: Arc::new(serial::SerialStats::default()),
+        decode_errors: Arc::new(AtomicU64::new(0)),
+    };
+    let _links = robot::links::LinksThread::spawn(
+        Arc::clone(&shared.gate),
+        &config.namespace,
+        options.realtime,
+    )
+    .context("cannot start the driver-links thread")?;
     let listener = listener::bind(options.virtual_addr).await?;
     let bound = listener.local_addr().context("listener address")?;
     tracing::info!(addr = %format!("tcp://{bound}"), "listening for virtual devices");
-    let ctx = SessionContext {
-        registry: Arc::clone(&registry),
-        timing: timing(&options),
-        shutdown: shutdown.clone(),
-        decode_errors: Arc::new(AtomicU64::new(0)),
-        latch: Arc::clone(&latch),
-        realtime: options.realtime,
-        gate: Arc::clone(&gate),
-        output_lease: options.output_lease,
-        tap: tap.clone(),
-    };
-    let service_ctx = ServiceContext {
-        registry: Arc::clone(&registry),
-        latch: Arc::clone(&latch),
-        serial: Arc::clone(&serial_stats),
-        decode_errors: Arc::clone(&ctx.decode_errors),
+    let sessions = shared.sessions(&options, shutdown.clone());
+    let serial_stats = Arc::clone(&shared.serial);
+    let tracker = spawn_devices(&options, &config, sessions, listener, serial_stats)?;
+    let services = [
+        service::build(&shared.service(&options)).workers(config.service_workers),
+        robot::service::build(&shared.gate).workers(config.service_workers),
+    ];
+    let stop = Stop {
+        shutdown: &shutdown,
+        latch: &shared.latch,
         exit_on_estop: options.exit_on_estop,
-        read_timeout: fresh_read::READ_ANSWER_TIMEOUT,
-        gate: Arc::clone(&gate),
-        tap,
     };
-    let tracker = spawn_devices(&options, &config, ctx, listener, serial_stats)?;
-    let service = service::build(&service_ctx).workers(config.service_workers);
+    serve(services, &config.backend_connect(), tracker, stop).await
+}
+
+/// What ends [`serve`]: the shutdown signal, or with `--exit-on-estop` an answered
+/// `estop`.
+struct Stop<'a> {
+    /// Fires on a shutdown signal; [`serve`] fires it too, to stop the sessions.
+    shutdown: &'a CancellationToken,
+    /// The emergency-stop latch, marked once an `estop` RPC was answered.
+    latch: &'a Latch,
+    /// Whether an answered `estop` stops the broker.
+    exit_on_estop: bool,
+}
+
+/// Serves `services` (`device-service` and `robot-service`) on the router's `backend`
+/// until `stop` says so or they end on their own, then stops in order: the sessions of
+/// `devices` first, within [`SHUTDOWN_DEADLINE`] (each sends DEV_DISABLE again as it
+/// closes), the services last, so the answer to an `estop` call leaves before the process
+/// does.
+///
+/// # Errors
+/// When a service could not serve (refused by the router: another broker holds its
+/// identity), a failure of the broker, exit status 1.
+async fn serve(
+    services: [pitcrew::rpc::Service; 2],
+    backend: &str,
+    devices: TaskTracker,
+    stop: Stop<'_>,
+) -> anyhow::Result<Stopped> {
+    let [service, robot_service] = services;
     let service_stop = CancellationToken::new();
-    let robot_service = robot::service::build(&gate).workers(config.service_workers);
-    let backend = config.backend_connect();
     let serve = async {
         let (devices, robot) = tokio::join!(
-            service.serve(&backend, service_stop.clone()),
-            robot_service.serve(&backend, service_stop.clone())
+            service.serve(backend, service_stop.clone()),
+            robot_service.serve(backend, service_stop.clone())
         );
         devices.and(robot)
     };
@@ -362,8 +454,8 @@ pub async fn run(
     let mut stopped = Stopped::Shutdown;
     let early = tokio::select! {
         served = &mut serve => Some(served),
-        _ = shutdown.cancelled() => None,
-        _ = latch.answered(), if options.exit_on_estop => {
+        _ = stop.shutdown.cancelled() => None,
+        _ = stop.latch.answered(), if stop.exit_on_estop => {
             tracing::warn!(exit_status = EXIT_ESTOP, "emergency stop answered: shutting down (--exit-on-estop)");
             stopped = Stopped::EmergencyStop;
             None
@@ -371,9 +463,9 @@ pub async fn run(
     };
     // Sessions send DEV_DISABLE again as they close; the service stops last, so the
     // answer to an `estop` call leaves before the process does.
-    shutdown.cancel();
-    tracker.close();
-    if tokio::time::timeout(SHUTDOWN_DEADLINE, tracker.wait())
+    stop.shutdown.cancel();
+    devices.close();
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, devices.wait())
         .await
         .is_err()
     {
@@ -384,9 +476,6 @@ pub async fn run(
         Some(served) => served,
         None => serve.await,
     };
-    drop(registry);
-    // A service that could not serve (refused by the router: another broker holds its
-    // identity) is a failure of the broker, exit status 1.
     served.context("the broker's services stopped")?;
     Ok(stopped)
 }
