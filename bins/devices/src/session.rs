@@ -117,10 +117,9 @@ pub async fn run<S>(stream: S, port: String, ctx: SessionContext) -> SessionEnd
 where
     S: AsyncRead + AsRawFd + Unpin + Send + 'static,
 {
-    let Some(mut host) = open(&stream, port, &ctx).await else {
+    let Some((mut host, mut frames)) = open(stream, port, &ctx).await else {
         return SessionEnd::Closed;
     };
-    let mut frames = FrameReader::new(stream);
     let uid = match discover(&mut frames, &mut host, &ctx).await {
         Ok(Ok(uid)) => uid,
         Ok(Err(end)) => return end,
@@ -149,11 +148,15 @@ where
     end
 }
 
-/// Opens the writing side of the connection on `stream` and ends whatever frame a
-/// previous session left half sent ([`Host::end_partial_frame`]). `None` when the
-/// connection failed already (logged).
-async fn open(stream: &impl AsRawFd, port: String, ctx: &SessionContext) -> Option<Host> {
-    let line = match Line::of(stream, ctx.timing.write_stall) {
+/// Splits the connection on `stream` into its writing side and its reading side, and ends
+/// whatever frame a previous session left half sent ([`Host::end_partial_frame`]). `None`
+/// when the connection failed already (logged).
+async fn open<S: AsyncRead + AsRawFd + Unpin>(
+    stream: S,
+    port: String,
+    ctx: &SessionContext,
+) -> Option<(Host, FrameReader<S>)> {
+    let line = match Line::of(&stream, ctx.timing.write_stall) {
         Ok(line) => Arc::new(line),
         Err(e) => {
             tracing::warn!(%port, error = %e, "cannot open the connection for writing");
@@ -165,7 +168,7 @@ async fn open(stream: &impl AsRawFd, port: String, ctx: &SessionContext) -> Opti
         tracing::info!(port = %host.port(), error = %e, "connection failed before discovery");
         return None;
     }
-    Some(host)
+    Some((host, FrameReader::new(stream)))
 }
 
 /// PINGs until SUB_RES; answers heartbeats meanwhile. `Ok(Err(end))` when it gave up.
@@ -323,8 +326,8 @@ impl Active {
 
     /// The event loop of an identified device: one arm per thing that can happen to it,
     /// most urgent first (`biased`: a shutdown is seen before anything else, a robot state
-    /// change before a lease or a consumer's news). The arms that end the session say so
-    /// here; the work of each is a method of its own.
+    /// change before a consumer's news and the leases). The arms that end the session say
+    /// so here; the work of each is a method of its own.
     async fn serve<S: AsyncRead + Unpin>(
         &mut self,
         frames: &mut FrameReader<S>,
