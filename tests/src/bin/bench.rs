@@ -109,6 +109,8 @@ async fn rtt_pair(
     Ok((via_router, straight))
 }
 
+/// The `rpc` benchmark: round trips through the router and direct, the router's
+/// throughput and CPU per call, then the same figures for bare libzmq (the floors).
 async fn rpc() -> anyhow::Result<()> {
     let ns = Namespace::new("bench");
     let router = ns.spawn("pitcrew-router", &["--log-level", "warn"]);
@@ -144,13 +146,35 @@ async fn rpc() -> anyhow::Result<()> {
     eprintln!("{:<24} {ratio:.2} (target ≤ 1.6)", "router/direct p50");
     println!("{{\"bench\":\"router_over_direct_p50\",\"ratio\":{ratio:.2}}}");
 
-    // Throughput: 8 clients × 32 calls in flight for 5 s.
+    let (per_s, lost) = router_throughput(&ns, &router, &via_router).await?;
+    let floors = zmq_floors(&ns.name).await?;
+    report_throughput(per_s, lost, &floors);
+    let zmq_direct_p50 = report_latency("zmq_direct_rtt_us", floors.direct_us);
+    let zmq_routed_p50 = report_latency("zmq_routed_rtt_us", floors.routed_us);
+    let ratio = zmq_routed_p50 / zmq_direct_p50;
+    eprintln!(
+        "{:<24} {ratio:.2} (what a hop through libzmq alone costs)",
+        "zmq routed/direct p50"
+    );
+    println!("{{\"bench\":\"zmq_routed_over_direct_p50\",\"ratio\":{ratio:.2}}}");
+    Ok(())
+}
+
+/// Calls per second through the router with [`THROUGHPUT_CLIENTS`] clients each keeping
+/// [`THROUGHPUT_DEPTH`] echo calls in flight for [`THROUGHPUT_SECONDS`], and the calls
+/// lost; prints the CPU each process (router, service, these clients) spent per call,
+/// which says where a call's cost goes when the figure moves.
+async fn router_throughput(
+    ns: &Namespace,
+    router: &pitcrew_e2e::Proc,
+    service: &pitcrew_e2e::Proc,
+) -> anyhow::Result<(f64, u64)> {
     let clients: Vec<Client> = (0..THROUGHPUT_CLIENTS).map(|_| ns.client()).collect();
     let deadline = Instant::now() + Duration::from_secs(THROUGHPUT_SECONDS);
     let started = Instant::now();
     let cpu_before = [
         cpu_seconds(router.pid()),
-        cpu_seconds(via_router.pid()),
+        cpu_seconds(service.pid()),
         cpu_seconds(std::process::id()),
     ];
     let mut tasks = Vec::new();
@@ -181,7 +205,7 @@ async fn rpc() -> anyhow::Result<()> {
     let per_s = ok as f64 / started.elapsed().as_secs_f64();
     let cpu_after = [
         cpu_seconds(router.pid()),
-        cpu_seconds(via_router.pid()),
+        cpu_seconds(service.pid()),
         cpu_seconds(std::process::id()),
     ];
     for (i, name) in ["router", "service", "clients"].iter().enumerate() {
@@ -192,32 +216,68 @@ async fn rpc() -> anyhow::Result<()> {
         );
         println!("{{\"bench\":\"{name}_cpu_us_per_call\",\"value\":{us_per_call:.2}}}");
     }
-    // The floors, right after and loaded the same way: a bare libzmq ROUTER echoing, and
-    // a bare forwarder in front of a bare echo service (what any libzmq router costs).
-    let floors = ZmqFloors::start(&ns.name)?;
-    let (echo_per_s, routed_per_s, forward_cpu_us, (zmq_direct_us, zmq_routed_us)) =
-        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            for addr in [&floors.echo, &floors.front] {
-                pitcrew_e2e::floor::wait_for_echo(addr, Duration::from_secs(10))?;
-            }
-            let throughput = |addr: &str| {
-                pitcrew_e2e::floor::zmq_echo_throughput(
-                    addr,
-                    THROUGHPUT_CLIENTS,
-                    THROUGHPUT_DEPTH,
-                    THROUGHPUT_SECONDS as f64,
-                )
-            };
-            let echo = throughput(&floors.echo)?;
-            let forwarder = floors.forwarder_pid();
-            let cpu_before = cpu_seconds(forwarder);
-            let routed = throughput(&floors.front)?;
-            let forward_cpu_us = (cpu_seconds(forwarder) - cpu_before) * 1e6
-                / (routed * THROUGHPUT_SECONDS as f64).max(1.0);
-            let rtt = pitcrew_e2e::floor::zmq_rtt_pair(&floors.echo, &floors.front, RTT_CALLS)?;
-            Ok((echo, routed, forward_cpu_us, rtt))
+    Ok((per_s, lost))
+}
+
+/// The router's floors, measured as it was: echo and forwarded throughput under the same
+/// load, the forwarder's CPU per call, and the bare round trips direct and forwarded.
+struct FloorFigures {
+    /// A bare libzmq ROUTER echoing, messages per second.
+    echo_per_s: f64,
+    /// A bare forwarder in front of a bare echo service, calls per second.
+    routed_per_s: f64,
+    /// The forwarder's CPU per call, in µs.
+    forward_cpu_us: f64,
+    /// Round trips to the bare echo, in µs.
+    direct_us: Vec<f64>,
+    /// Round trips through the bare forwarder, in µs.
+    routed_us: Vec<f64>,
+}
+
+/// Starts the floors ([`ZmqFloors`]) right after the router's run and measures them the
+/// same way (what any libzmq router costs on this machine); they stop when measured.
+async fn zmq_floors(namespace: &str) -> anyhow::Result<FloorFigures> {
+    let floors = ZmqFloors::start(namespace)?;
+    tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        for addr in [&floors.echo, &floors.front] {
+            pitcrew_e2e::floor::wait_for_echo(addr, Duration::from_secs(10))?;
+        }
+        let throughput = |addr: &str| {
+            pitcrew_e2e::floor::zmq_echo_throughput(
+                addr,
+                THROUGHPUT_CLIENTS,
+                THROUGHPUT_DEPTH,
+                THROUGHPUT_SECONDS as f64,
+            )
+        };
+        let echo_per_s = throughput(&floors.echo)?;
+        let forwarder = floors.forwarder_pid();
+        let cpu_before = cpu_seconds(forwarder);
+        let routed_per_s = throughput(&floors.front)?;
+        let forward_cpu_us = (cpu_seconds(forwarder) - cpu_before) * 1e6
+            / (routed_per_s * THROUGHPUT_SECONDS as f64).max(1.0);
+        let (direct_us, routed_us) =
+            pitcrew_e2e::floor::zmq_rtt_pair(&floors.echo, &floors.front, RTT_CALLS)?;
+        Ok(FloorFigures {
+            echo_per_s,
+            routed_per_s,
+            forward_cpu_us,
+            direct_us,
+            routed_us,
         })
-        .await??;
+    })
+    .await?
+}
+
+/// Prints the router's throughput beside its floors (`router_throughput`,
+/// `zmq_echo_throughput`, `zmq_routed_throughput`).
+fn report_throughput(per_s: f64, lost: u64, floors: &FloorFigures) {
+    let FloorFigures {
+        echo_per_s,
+        routed_per_s,
+        forward_cpu_us,
+        ..
+    } = *floors;
     let ratio = per_s / echo_per_s;
     let routed_ratio = per_s / routed_per_s;
     eprintln!(
@@ -232,15 +292,6 @@ async fn rpc() -> anyhow::Result<()> {
     println!("{{\"bench\":\"router_throughput\",\"calls_per_s\":{per_s:.0},\"lost\":{lost},\"clients\":{THROUGHPUT_CLIENTS},\"depth\":{THROUGHPUT_DEPTH},\"floor_ratio\":{ratio:.2},\"routed_floor_ratio\":{routed_ratio:.2}}}");
     println!("{{\"bench\":\"zmq_echo_throughput\",\"msgs_per_s\":{echo_per_s:.0},\"clients\":{THROUGHPUT_CLIENTS},\"depth\":{THROUGHPUT_DEPTH}}}");
     println!("{{\"bench\":\"zmq_routed_throughput\",\"calls_per_s\":{routed_per_s:.0},\"clients\":{THROUGHPUT_CLIENTS},\"depth\":{THROUGHPUT_DEPTH},\"echo_ratio\":{:.2},\"forwarder_cpu_us_per_call\":{forward_cpu_us:.2}}}", routed_per_s / echo_per_s);
-    let zmq_direct_p50 = report_latency("zmq_direct_rtt_us", zmq_direct_us);
-    let zmq_routed_p50 = report_latency("zmq_routed_rtt_us", zmq_routed_us);
-    let ratio = zmq_routed_p50 / zmq_direct_p50;
-    eprintln!(
-        "{:<24} {ratio:.2} (what a hop through libzmq alone costs)",
-        "zmq routed/direct p50"
-    );
-    println!("{{\"bench\":\"zmq_routed_over_direct_p50\",\"ratio\":{ratio:.2}}}");
-    Ok(())
 }
 
 /// The router's floors as processes of their own ([`pitcrew_e2e::floor`]): a bare echo at
