@@ -173,6 +173,78 @@ fn keep_alive(station: &Arc<Mutex<Station>>, socket: &UdpSocket, to: (&str, u16)
     }
 }
 
+/// Starts a suite's device broker with `spawn`: it finds the terminals in `dir` as serial
+/// devices (`ttyE2E*`) and publishes updates on a multicast port of its own, so suites
+/// running side by side do not hear each other.
+fn spawn_broker(
+    spawn: &impl Fn(&str, &[&str]) -> Proc,
+    dir: &std::path::Path,
+    realtime: &[&str],
+) -> anyhow::Result<Proc> {
+    let update_addr = format!("udp://239.255.77.3:{}", free_udp_port()?);
+    let glob = format!("{}/ttyE2E*", dir.display());
+    let mut broker_args = vec![
+        "--virtual-addr",
+        "tcp://127.0.0.1:0",
+        "--serial-glob",
+        &glob,
+        "--update-interface",
+        "127.0.0.1",
+        "--update-addr",
+        &update_addr,
+    ];
+    broker_args.extend_from_slice(realtime);
+    Ok(spawn("pitcrew-devices", &broker_args))
+}
+
+/// Plays a koala-bear on each terminal, each on a thread of its own once the broker has
+/// subscribed to it; returns device 0's writes (the timed one: the others, `--devices N`,
+/// are written every cycle too, and their writes dropped) and the terminals' other sides.
+fn play_devices(
+    terminals: Vec<(std::fs::File, std::os::fd::OwnedFd)>,
+) -> anyhow::Result<(Arrivals, Vec<std::os::fd::OwnedFd>)> {
+    let (tx, writes) = mpsc::sync_channel(4096);
+    let mut slaves = Vec::new();
+    for (k, (mut master, slave)) in terminals.into_iter().enumerate() {
+        let uid = Uid::new(13, 0, 4343 + k as u64);
+        serve(&mut master, &mut FrameDecoder::new(), uid, |m| {
+            matches!(m, Message::SubReq { .. })
+        })?;
+        let tx = if k == 0 {
+            tx.clone()
+        } else {
+            mpsc::sync_channel(1).0
+        };
+        std::thread::spawn(move || play_device(master, uid, tx));
+        slaves.push(slave);
+    }
+    Ok((writes, slaves))
+}
+
+/// The driver station of a suite (teleop, disabled until the first press; sealing with
+/// `key`) and its socket, with its keep-alive thread started.
+fn start_station(
+    key: Option<&Key>,
+    control_port: u16,
+) -> anyhow::Result<(Arc<Mutex<Station>>, UdpSocket)> {
+    let station = Arc::new(Mutex::new(Station {
+        request: StationRequest {
+            mode: Mode::Teleop,
+            enable: false,
+            enable_id: 0,
+            estop: false,
+        },
+        seq: 0,
+        last: (stick(0), Instant::now()),
+        sealer: key.map(Sealer::new).transpose()?,
+    }));
+    let socket = UdpSocket::bind("127.0.0.1:0")?;
+    socket.set_nonblocking(true)?;
+    let (repeat, to) = (Arc::clone(&station), socket.try_clone()?);
+    std::thread::spawn(move || keep_alive(&repeat, &to, ("127.0.0.1", control_port)));
+    Ok((station, socket))
+}
+
 /// One measured path: where its input goes, its arrivals, its processes.
 struct Path {
     name: &'static str,
@@ -228,38 +300,9 @@ impl Path {
         for k in 0..devices {
             terminals.push(pty(&dir.join(format!("ttyE2E{k}")))?);
         }
-        let update_addr = format!("udp://239.255.77.3:{}", free_udp_port()?);
-        let glob = format!("{}/ttyE2E*", dir.display());
-        let mut broker_args = vec![
-            "--virtual-addr",
-            "tcp://127.0.0.1:0",
-            "--serial-glob",
-            &glob,
-            "--update-interface",
-            "127.0.0.1",
-            "--update-addr",
-            &update_addr,
-        ];
-        broker_args.extend_from_slice(realtime);
         let spawn = |exe: &str, args: &[&str]| ns.spawn_exe(&bins.join(exe), args, &[]);
-        let mut procs = vec![spawn("pitcrew-devices", &broker_args)];
-        // Device 0 is timed; the others (`--devices N`) are written every cycle too.
-        let (tx, writes) = mpsc::sync_channel(4096);
-        let mut slaves = Vec::new();
-        for (k, (mut master, slave)) in terminals.into_iter().enumerate() {
-            let uid = Uid::new(13, 0, 4343 + k as u64);
-            serve(&mut master, &mut FrameDecoder::new(), uid, |m| {
-                matches!(m, Message::SubReq { .. })
-            })?;
-            let tx = if k == 0 {
-                tx.clone()
-            } else {
-                mpsc::sync_channel(1).0
-            };
-            std::thread::spawn(move || play_device(master, uid, tx));
-            slaves.push(slave);
-        }
-        drop(tx);
+        let mut procs = vec![spawn_broker(&spawn, &dir, realtime)?];
+        let (writes, slaves) = play_devices(terminals)?;
         let control_port = free_udp_port()?;
         let control_addr = format!("udp://127.0.0.1:{control_port}");
         let mut receiver_args = vec!["receive", "--control-addr", &control_addr];
@@ -269,21 +312,7 @@ impl Path {
         }
         procs.push(spawn("pitcrew-gamepad", &receiver_args));
         procs.push(spawn(controller.0, controller.1));
-        let station = Arc::new(Mutex::new(Station {
-            request: StationRequest {
-                mode: Mode::Teleop,
-                enable: false,
-                enable_id: 0,
-                estop: false,
-            },
-            seq: 0,
-            last: (stick(0), Instant::now()),
-            sealer: key.as_ref().map(Sealer::new).transpose()?,
-        }));
-        let socket = UdpSocket::bind("127.0.0.1:0")?;
-        socket.set_nonblocking(true)?;
-        let (repeat, to) = (Arc::clone(&station), socket.try_clone()?);
-        std::thread::spawn(move || keep_alive(&repeat, &to, ("127.0.0.1", control_port)));
+        let (station, socket) = start_station(key.as_ref(), control_port)?;
         Ok(Path {
             name,
             input: Input::Suite {
@@ -545,35 +574,54 @@ fn main() -> anyhow::Result<()> {
     let priority = if normal { "normal" } else { "realtime 10" };
     let changes = options.changes as usize;
     if let Some(devices) = options.devices.map(usize::from) {
-        let mut path = Path::suite(
-            "scale_e2e_us",
-            ("pitcrew-teleop", realtime),
-            realtime,
-            devices,
-        )?;
-        path.ready()?;
-        path.run(1, WARMUP, false)?;
-        let broker = path.procs[0].pid();
-        let (cpu, started) = (pitcrew_e2e::cpu_seconds(broker), Instant::now());
-        path.run(WARMUP, WARMUP + changes, true)?;
-        let cpu_pct =
-            (pitcrew_e2e::cpu_seconds(broker) - cpu) * 100.0 / started.elapsed().as_secs_f64();
-        let (p50, p99) = pitcrew_e2e::p50_p99(&mut path.samples);
-        eprintln!(
-            "{:<24}devices {devices:>3}   p50 {p50:>9.1}   p99 {p99:>9.1}   broker CPU {cpu_pct:>5.1} %   lost {}   ({priority})",
-            "scale_e2e_us", path.lost
-        );
-        println!(
-            "{{\"bench\":\"scale_e2e_us\",\"devices\":{devices},\"p50\":{p50:.1},\"p99\":{p99:.1},\"broker_cpu_pct\":{cpu_pct:.1},\"n\":{},\"lost\":{},\"priority\":\"{priority}\"}}",
-            path.samples.len(),
-            path.lost
-        );
-        path.stop();
-        return Ok(());
+        return scale(devices, changes, realtime, priority);
     }
+    let mut paths = start_paths(&options, realtime)?;
+    measure(&mut paths, changes)?;
+    report_paths(&mut paths, priority);
+    for path in paths {
+        path.stop();
+    }
+    Ok(())
+}
+
+/// `--devices N`: teleop alone with N koala-bears written every cycle, and the broker's
+/// CPU over the measured changes (`scale_e2e_us`): how the broker's cost grows with the
+/// devices it drives.
+fn scale(devices: usize, changes: usize, realtime: &[&str], priority: &str) -> anyhow::Result<()> {
+    let mut path = Path::suite(
+        "scale_e2e_us",
+        ("pitcrew-teleop", realtime),
+        realtime,
+        devices,
+    )?;
+    path.ready()?;
+    path.run(1, WARMUP, false)?;
+    let broker = path.procs[0].pid();
+    let (cpu, started) = (pitcrew_e2e::cpu_seconds(broker), Instant::now());
+    path.run(WARMUP, WARMUP + changes, true)?;
+    let cpu_pct =
+        (pitcrew_e2e::cpu_seconds(broker) - cpu) * 100.0 / started.elapsed().as_secs_f64();
+    let (p50, p99) = pitcrew_e2e::p50_p99(&mut path.samples);
+    eprintln!(
+        "{:<24}devices {devices:>3}   p50 {p50:>9.1}   p99 {p99:>9.1}   broker CPU {cpu_pct:>5.1} %   lost {}   ({priority})",
+        "scale_e2e_us", path.lost
+    );
+    println!(
+        "{{\"bench\":\"scale_e2e_us\",\"devices\":{devices},\"p50\":{p50:.1},\"p99\":{p99:.1},\"broker_cpu_pct\":{cpu_pct:.1},\"n\":{},\"lost\":{},\"priority\":\"{priority}\"}}",
+        path.samples.len(),
+        path.lost
+    );
+    path.stop();
+    Ok(())
+}
+
+/// The paths the options ask for, the floor first and the plain teleop path second (the
+/// figures are reported as ratios to those two).
+fn start_paths(options: &Options, realtime: &[&str]) -> anyhow::Result<Vec<Path>> {
     let drive = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/python/drive.py");
     let mut paths = vec![
-        Path::floor((!normal).then_some(10))?,
+        Path::floor((!options.normal).then_some(10))?,
         Path::suite("e2e_control_us", ("pitcrew-teleop", realtime), realtime, 1)?,
     ];
     // The same path with a team key: sealed datagrams, the receiver verifying each.
@@ -589,14 +637,14 @@ fn main() -> anyhow::Result<()> {
     }
     // `--compare DIR`: the same path again with the binaries built in DIR (e.g. another
     // commit's target/release), measured in the same run, block by block.
-    if let Some(other) = options.compare {
+    if let Some(other) = &options.compare {
         paths.push(Path::suite_keyed(
             COMPARED,
             ("pitcrew-teleop", realtime),
             realtime,
             1,
             false,
-            &other,
+            other,
         )?);
     }
     if !options.no_python {
@@ -607,13 +655,19 @@ fn main() -> anyhow::Result<()> {
             1,
         )?);
     }
-    for path in &mut paths {
+    Ok(paths)
+}
+
+/// Brings every path up and warms it, then measures `changes` changes on each, the paths
+/// taking turns block by block so that each sees the same machine.
+fn measure(paths: &mut [Path], changes: usize) -> anyhow::Result<()> {
+    for path in paths.iter_mut() {
         path.ready()?;
         path.run(1, WARMUP, false)?;
     }
     let mut at = WARMUP;
     while at < WARMUP + changes {
-        for path in &mut paths {
+        for path in paths.iter_mut() {
             path.run(at, at + BLOCK, true)?;
             eprint!(
                 "\re2ebench: {} {} of {changes} changes, {} lost  ",
@@ -625,6 +679,13 @@ fn main() -> anyhow::Result<()> {
         at += BLOCK;
     }
     eprintln!();
+    Ok(())
+}
+
+/// Prints each path's figure against the floor (`paths[0]`), then each later path's p50
+/// over the plain teleop path's (`paths[1]`): sealed over plain, compared build over this
+/// one, Python over teleop.
+fn report_paths(paths: &mut [Path], priority: &str) {
     let floor = paths[0].report(priority, None);
     let mut teleop = None;
     for path in paths.iter_mut().skip(1) {
@@ -649,8 +710,4 @@ fn main() -> anyhow::Result<()> {
             got.0 / t50
         );
     }
-    for path in paths {
-        path.stop();
-    }
-    Ok(())
 }
