@@ -149,9 +149,9 @@ impl Outbound {
         self.held_logged.store(false, Ordering::Relaxed);
     }
 
-    /// The emergency stop of this device: DEV_DISABLE and the catalog's safe values
-    /// ([`Outbound::estop_frames`]), tried even on a line that failed, and offered to the
-    /// tap. Returns the message count.
+    /// The emergency stop of this device: pending consumer writes discarded, then
+    /// DEV_DISABLE and the catalog's safe values, tried even on a line that failed, and
+    /// offered to the tap. Returns the message count.
     ///
     /// # Errors
     /// When the line fails (or failed before and takes nothing).
