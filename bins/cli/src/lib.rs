@@ -20,6 +20,7 @@ mod recording;
 mod robot;
 mod run_cmd;
 mod sdp_cmd;
+mod sim_cmd;
 mod watch;
 mod watch_tui;
 
@@ -75,8 +76,12 @@ pub enum Command {
     Estop(robot::EstopArgs),
     /// Run a timed match: autonomous, a gap, teleop, then disabled.
     Match(robot::MatchArgs),
-    /// Emulate Smart Devices connecting to the broker (for tests and development).
+    /// Emulate Smart Devices connecting to the broker (for tests and development), or with
+    /// --sim the devices of a simulated robot.
     Emulate(emulate::EmulateArgs),
+    /// Look at and move the simulated robot (`pitcrew emulate --sim FILE`): state, place,
+    /// reset.
+    Sim(sim_cmd::SimArgs),
     /// Watch the device updates multicast by the broker.
     Watch(watch::WatchArgs),
     /// Encode or decode Smart Device Protocol frames.
@@ -164,7 +169,8 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Match(args) => args.run(&config).await,
             Command::Watch(args) => args.run(&config).await,
             Command::Sdp(args) => args.run(&config.catalog),
-            Command::Emulate(args) => args.run(&config.catalog).await,
+            Command::Emulate(args) => args.run(&config).await,
+            Command::Sim(args) => args.run(&config).await,
             Command::Gamepads(args) => args.run(&config).await,
             Command::Clean(args) => args.run(&config),
             Command::Record(args) => args.run(&config).await,

@@ -48,6 +48,36 @@ pub struct Chassis {
 }
 
 impl Chassis {
+    /// The accelerations of the left and right sides' ground speeds under the wheel force
+    /// `force(side, speed)` of each side that moves (`held[side]` is `Some` of its friction;
+    /// `None`: at rest, held by static friction).
+    ///
+    /// Both sides free: the sum of the forces accelerates the mass, their difference at half
+    /// the track turns the moment. One side held: the robot pivots on it, so the free side
+    /// moves an effective mass `m/4 + J/w²` (its kinetic energy `½·v²·(m/4 + J/w²)` at
+    /// ground speed `v`) and the held side stays exactly at rest; without this, the held
+    /// side would be dragged back and forth by the chassis and never come to rest.
+    fn accelerations(
+        &self,
+        held: [Option<f64>; 2],
+        force: impl Fn(usize, f64) -> f64,
+        (left, right): (f64, f64),
+    ) -> (f64, f64) {
+        let (fl, fr) = (force(0, left), force(1, right));
+        let pivot = self.mass / 4.0 + self.moment / (self.track_width * self.track_width);
+        match held {
+            [Some(_), Some(_)] => {
+                let accel = (fl + fr) / self.mass;
+                let spin = (fr - fl) * (self.track_width / 2.0) / self.moment;
+                let half = spin * self.track_width / 2.0;
+                (accel - half, accel + half)
+            }
+            [Some(_), None] => (fl / pivot, 0.0),
+            [None, Some(_)] => (0.0, fr / pivot),
+            [None, None] => (0.0, 0.0),
+        }
+    }
+
     /// Checks every dimension is positive.
     ///
     /// # Errors
@@ -163,9 +193,8 @@ impl Drivetrain {
         for _ in 0..pieces {
             let before = self.speeds;
             // Each side's friction held over the piece; a side at rest that its drive
-            // cannot move has no friction force either (it is held by static friction,
-            // and so by the other side only through the chassis, which no drive here
-            // can twist without also overcoming it).
+            // cannot move stays at rest, and the robot pivots on it
+            // (`Chassis::accelerations`).
             let held =
                 [0, 1].map(|i| friction_over_piece(before[i], at_rest[i], boxes[i].friction()));
             let p = self.pose;
@@ -179,26 +208,25 @@ impl Drivetrain {
                 self.angles[1],
             ];
             let next = rk4(state, h, |s| {
-                let force = |i: usize, speed: f64| match held[i] {
-                    Some(f) => {
-                        (boxes[i].torque(speed / c.wheel_radius, drives[i], battery_v) - f)
-                            / c.wheel_radius
-                    }
-                    None => 0.0,
-                };
-                let (fl, fr) = (force(0, s[3]), force(1, s[4]));
+                let (al, ar) = c.accelerations(
+                    held,
+                    |i: usize, speed: f64| {
+                        let axle = speed / c.wheel_radius;
+                        held[i].map_or(0.0, |f| {
+                            (boxes[i].torque(axle, drives[i], battery_v) - f) / c.wheel_radius
+                        })
+                    },
+                    (s[3], s[4]),
+                );
                 let v = (s[3] + s[4]) / 2.0;
                 let w = (s[4] - s[3]) / c.track_width;
-                let accel = (fl + fr) / c.mass;
-                let spin = (fr - fl) * (c.track_width / 2.0) / c.moment;
-                let half = spin * c.track_width / 2.0;
                 let (sin, cos) = s[2].sin_cos();
                 [
                     v * cos,
                     v * sin,
                     w,
-                    accel - half,
-                    accel + half,
+                    al,
+                    ar,
                     s[3] / c.wheel_radius,
                     s[4] / c.wheel_radius,
                 ]
@@ -343,6 +371,27 @@ mod tests {
         let x = d.pose().x;
         d.step(Drive::Coast, Drive::Coast, 12.0, 1e-3);
         assert_eq!(d.pose().x, x);
+    }
+
+    #[test]
+    fn with_one_side_held_the_robot_pivots_on_it_and_both_sides_come_to_rest() {
+        let mut d = drivetrain();
+        for _ in 0..1000 {
+            d.step(Drive::Coast, Drive::Duty(0.5), 12.0, 1e-3);
+        }
+        assert_eq!(d.wheel_speeds()[0], 0.0, "the coasting side never moved");
+        // The left wheel stayed where it was: the centre is half a track from it.
+        let p = d.pose();
+        let (lx, ly) = p.at(0.0, CHASSIS.track_width / 2.0);
+        assert!(
+            lx.abs() < 1e-9 && (ly - CHASSIS.track_width / 2.0).abs() < 1e-9,
+            "{p:?}"
+        );
+        assert!(p.heading > 0.1, "{p:?}");
+        for _ in 0..8000 {
+            d.step(Drive::Coast, Drive::Coast, 12.0, 1e-3);
+        }
+        assert_eq!(d.wheel_speeds(), [0.0, 0.0]);
     }
 
     #[test]

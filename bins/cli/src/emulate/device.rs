@@ -12,6 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::sim::Shared;
 use super::{event, DeviceSpec};
 
 /// The fault and load modes of `pitcrew emulate`.
@@ -70,6 +71,8 @@ struct State {
     /// `--stream-interval-ms`, overriding every requested interval.
     forced_interval: Option<Duration>,
     write_widths: ParamWidths,
+    /// `--sim`: the physics that gives the values it has (see [`State::data_frames`]).
+    world: Option<Shared>,
 }
 
 fn zero(ty: &DeviceType) -> Vec<Value> {
@@ -104,6 +107,7 @@ impl State {
             sub_interval_ms: 0,
             forced_interval,
             write_widths,
+            world: spec.world.clone(),
         }
     }
 
@@ -128,16 +132,26 @@ impl State {
         (self.ty.readable_mask() & 0xFFFF) as u16
     }
 
-    /// Frames DEV_DATA with the current values of `params` (masked to readable ones).
+    /// Frames DEV_DATA with the current values of `params` (masked to readable ones): what
+    /// the simulated robot's physics says of a param when it says something (an encoder's
+    /// count, a battery's voltage), else the device's own value.
     fn data_frames(&self, params: u16, out: &mut Vec<u8>) {
         let params = params & self.readable_mask();
+        let mut world = self.world.as_ref().map(Shared::lock);
         let bytes: Vec<(u8, pitcrew_catalog::LeBytes)> = self
             .values
             .iter()
             .zip(0u8..)
             .filter(|(_, id)| params & (1 << id) != 0)
-            .map(|(v, id)| (id, v.le_bytes()))
+            .map(|(v, id)| {
+                let sensed = world.as_mut().and_then(|w| {
+                    let p = self.ty.param_by_id(usize::from(id))?;
+                    w.read(self.uid, p.name())
+                });
+                (id, sensed.unwrap_or(*v).le_bytes())
+            })
             .collect();
+        drop(world);
         let mut data = ParamData::new();
         for (id, b) in &bytes {
             let _ = data.insert(*id, b.as_slice());
@@ -158,6 +172,8 @@ impl State {
     /// Applies a DEV_WRITE; returns the bitmap of written readable params (to echo).
     fn apply_write(&mut self, data: &ParamData<'_>) -> u16 {
         let mut shown = serde_json::Map::new();
+        // One lock for the whole write: both motors of one DEV_WRITE change in the same step.
+        let mut world = self.world.as_ref().map(Shared::lock);
         for (id, bytes) in data.iter() {
             let Some(p) = self.ty.param_by_id(usize::from(id)) else {
                 continue;
@@ -168,8 +184,12 @@ impl State {
             if let Some(slot) = self.values.get_mut(usize::from(id)) {
                 *slot = v;
             }
+            if let Some(world) = world.as_mut() {
+                world.write(self.uid, p.name(), v);
+            }
             shown.insert(p.name().to_owned(), v.to_json());
         }
+        drop(world);
         event(self.uid, "write", json!({ "values": shown }));
         data.bitmap() & self.readable_mask()
     }
@@ -180,6 +200,9 @@ impl State {
             {
                 *slot = *d;
             }
+        }
+        if let Some(world) = &self.world {
+            world.lock().disable(self.uid);
         }
         event(self.uid, "disable", json!({}));
     }

@@ -8,6 +8,7 @@
 mod device;
 pub mod playback;
 mod pty;
+pub mod sim;
 
 use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use pitcrew::config::Config;
 use pitcrew_catalog::{Catalog, DeviceType, Uid, Value};
 
 pub use device::Faults;
@@ -25,12 +27,17 @@ pub use device::Faults;
 pub struct EmulateArgs {
     /// Devices to emulate: `TYPE[:UID][:JSON-INITIAL-VALUES]`, e.g. `limit-switch`,
     /// `polar-bear:56668397794435742564352`, `battery:{"v_batt":11.1}`.
-    #[arg(required_unless_present = "from")]
+    #[arg(required_unless_present_any = ["from", "sim"])]
     pub devices: Vec<String>,
     /// Play back every device of a recording (`pitcrew record`) with its UID, type and
     /// recorded values at the recorded times, instead of DEVICES.
     #[arg(long, value_name = "FILE", conflicts_with = "devices")]
     pub from: Option<std::path::PathBuf>,
+    /// Emulate the devices of a simulated robot (a robot description such as
+    /// examples/sim/robot.yaml) backed by its physics, stepped at 1 kHz in real time, instead
+    /// of DEVICES; `pitcrew sim` looks at it and moves it.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["devices", "from"])]
+    pub sim: Option<std::path::PathBuf>,
     /// Connect to the broker's virtual-device listener (tcp://HOST:PORT).
     #[arg(long, default_value = "tcp://127.0.0.1:6004")]
     pub tcp: String,
@@ -68,6 +75,8 @@ pub struct DeviceSpec {
     pub initial: Vec<(String, Value)>,
     /// Recorded values to send at their times (`--from`), instead of streaming.
     pub script: Option<Arc<playback::Script>>,
+    /// The simulated robot whose physics gives the values (`--sim`).
+    pub world: Option<sim::Shared>,
 }
 
 /// A random 64-bit number from the standard library's per-process random hasher keys.
@@ -129,7 +138,43 @@ pub fn parse_spec(catalog: &Catalog, text: &str, index: u64) -> anyhow::Result<D
         uid,
         initial,
         script: None,
+        world: None,
     })
+}
+
+/// A running simulation: its clock and its `sim` service, stopped when dropped.
+struct Simulation {
+    _clock: sim::Clock,
+    service: tokio::task::JoinHandle<()>,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Simulation {
+    /// Starts the clock and the service of `world`, and gives every device the world.
+    fn start(world: sim::Shared, config: &Config) -> anyhow::Result<Simulation> {
+        let clock = sim::Clock::start(world.clone())?;
+        let service = sim::service(&world);
+        let backend = config.backend_connect();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let token = stop.clone();
+        let service = tokio::spawn(async move {
+            if let Err(e) = service.serve(&backend, token).await {
+                tracing::warn!(error = %e, "the sim service stopped");
+            }
+        });
+        Ok(Simulation {
+            _clock: clock,
+            service,
+            stop,
+        })
+    }
+}
+
+impl Drop for Simulation {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        self.service.abort();
+    }
 }
 
 /// Prints one event line on stdout (JSON), flushed at once.
@@ -148,10 +193,17 @@ impl EmulateArgs {
     ///
     /// # Errors
     /// A bad device spec or address.
-    pub async fn run(self, catalog: &Catalog) -> anyhow::Result<()> {
-        let specs = match &self.from {
-            Some(file) => playback::devices(file, catalog)?,
-            None => self
+    pub async fn run(self, config: &Config) -> anyhow::Result<()> {
+        let catalog = &config.catalog;
+        let mut simulation = None;
+        let specs = match (&self.from, &self.sim) {
+            (Some(file), _) => playback::devices(file, catalog)?,
+            (None, Some(file)) => {
+                let (world, specs) = sim::load(file, catalog)?;
+                simulation = Some(Simulation::start(world, config)?);
+                specs
+            }
+            (None, None) => self
                 .devices
                 .iter()
                 .zip(0u64..)
@@ -192,6 +244,7 @@ impl EmulateArgs {
             }
         }
         let mut failed = 0;
+        let _simulation = simulation;
         while let Some(done) = tasks.join_next().await {
             if !matches!(done, Ok(Ok(()))) {
                 failed += 1;

@@ -100,6 +100,7 @@ pub fn devices(path: &Path, catalog: &Catalog) -> anyhow::Result<Vec<DeviceSpec>
             uid,
             initial,
             script: Some(Arc::new(Script { origin, samples })),
+            world: None,
         });
     }
     Ok(specs)
