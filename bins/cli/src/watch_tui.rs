@@ -193,7 +193,7 @@ impl View {
                 Line::from(if p.connected {
                     format!(
                         "gamepad {i}: left ({:+.2}, {:+.2}) right ({:+.2}, {:+.2}) buttons {:#07x}",
-                        p.axes[0], p.axes[1], p.axes[2], p.axes[3], p.buttons
+                        p.pad.lx, p.pad.ly, p.pad.rx, p.pad.ry, p.pad.btn
                     )
                 } else {
                     format!("gamepad {i}: not connected")

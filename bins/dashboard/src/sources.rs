@@ -233,8 +233,8 @@ pub async fn gamepads(
             out.push(json!({
                 "index": index,
                 "connected": state.connected,
-                "buttons": state.buttons,
-                "axes": state.axes,
+                "buttons": state.buttons(),
+                "axes": state.axes(),
             }));
         }
         hub.offer(Event::Gamepads(serde_json::Value::Array(out)));

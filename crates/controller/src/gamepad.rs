@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use pitcrew_buffer::{Buffer, BufferError, SegmentKey};
-use pitcrew_catalog::{Catalog, Value};
+use pitcrew_catalog::Catalog;
 
 use crate::device::type_named;
 
@@ -184,12 +184,12 @@ impl GamepadLayout {
             match (field, rest) {
                 (Field::Button(i), [b, tail @ ..]) => {
                     if *b != 0 {
-                        state.buttons |= 1 << i;
+                        state.pad.btn |= 1 << i;
                     }
                     rest = tail;
                 }
                 (Field::Axis(i), [a, b, c, d, tail @ ..]) => {
-                    state.axes[*i] = f32::from_le_bytes([*a, *b, *c, *d]);
+                    state.pad.set_axis(*i, f32::from_le_bytes([*a, *b, *c, *d]));
                     rest = tail;
                 }
                 _ => break,
@@ -314,48 +314,58 @@ pub const AXES: [&str; 4] = [
 /// Buttons and axes: every param of the catalog's gamepad type.
 pub const GAMEPAD_PARAMS: usize = Button::ALL.len() + AXES.len();
 
-/// One consistent reading of a gamepad (see [`Gamepad::state`]).
+/// One consistent reading of a gamepad (see [`Gamepad::state`]): the pad as its driver
+/// station last sent it, and whether it is connected. The pad is the same [`PadState`]
+/// the control datagram carries and the receiver stores: one representation (a button
+/// bitmask and four axes) from the driver's laptop to the controller.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GamepadState {
     /// Whether the gamepad is connected (false: every input reads neutral).
     pub connected: bool,
-    /// Pressed buttons, bit i for the button with discriminant i.
-    pub buttons: u32,
-    /// Left x, left y, right x, right y, each in [-1, 1].
-    pub axes: [f32; 4],
+    /// The buttons and sticks.
+    pub pad: PadState,
 }
 
 impl GamepadState {
     /// Nothing pressed, sticks centred, not connected.
     pub const NEUTRAL: GamepadState = GamepadState {
         connected: false,
-        buttons: 0,
-        axes: [0.0; 4],
+        pad: PadState::NEUTRAL,
     };
 
     /// Whether `b` is pressed.
     pub fn pressed(&self, b: Button) -> bool {
-        self.buttons & (1 << b as u32) != 0
+        self.pad.btn & (1 << b as u32) != 0
+    }
+
+    /// Pressed buttons, bit i for the button with discriminant i.
+    pub fn buttons(&self) -> u32 {
+        self.pad.btn
+    }
+
+    /// Left x, left y, right x, right y (the order of [`AXES`]), each in [-1, 1].
+    pub fn axes(&self) -> [f32; 4] {
+        self.pad.axes()
     }
 
     /// Left stick, x axis.
     pub fn left_x(&self) -> f32 {
-        self.axes[0]
+        self.pad.lx
     }
 
     /// Left stick, y axis.
     pub fn left_y(&self) -> f32 {
-        self.axes[1]
+        self.pad.ly
     }
 
     /// Right stick, x axis.
     pub fn right_x(&self) -> f32 {
-        self.axes[2]
+        self.pad.rx
     }
 
     /// Right stick, y axis.
     pub fn right_y(&self) -> f32 {
-        self.axes[3]
+        self.pad.ry
     }
 }
 
@@ -404,20 +414,15 @@ impl PadState {
         [self.lx, self.ly, self.rx, self.ry]
     }
 
-    /// Every param of the gamepad type with its value, in catalog order: what the receiver
-    /// stores as one version.
-    pub fn values(&self) -> [(&'static str, Value); GAMEPAD_PARAMS] {
-        let mut out = [("", Value::Bool(false)); GAMEPAD_PARAMS];
-        for (slot, b) in out.iter_mut().zip(Button::ALL) {
-            *slot = (b.param(), Value::Bool(self.btn & (1 << b as u32) != 0));
+    /// Sets axis `i` of [`AXES`] (an index past the four sets nothing).
+    pub fn set_axis(&mut self, i: usize, value: f32) {
+        match i {
+            0 => self.lx = value,
+            1 => self.ly = value,
+            2 => self.rx = value,
+            3 => self.ry = value,
+            _ => {}
         }
-        for (slot, (name, v)) in out[Button::ALL.len()..]
-            .iter_mut()
-            .zip(AXES.iter().zip(self.axes()))
-        {
-            *slot = (name, Value::F32(v));
-        }
-        out
     }
 
     /// The names of the pressed buttons.
@@ -431,11 +436,11 @@ impl PadState {
 }
 
 impl From<PadState> for GamepadState {
-    fn from(p: PadState) -> GamepadState {
+    /// The pad, connected.
+    fn from(pad: PadState) -> GamepadState {
         GamepadState {
             connected: true,
-            buttons: p.btn,
-            axes: p.axes(),
+            pad,
         }
     }
 }
@@ -443,12 +448,13 @@ impl From<PadState> for GamepadState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pitcrew_catalog::Value;
 
     #[test]
     fn buttons_and_axes_match_the_catalog_gamepad() {
         let ty = Catalog::embedded().get("gamepad").unwrap();
         let names: Vec<&str> = ty.params().iter().map(|p| p.name()).collect();
-        let ours: Vec<&str> = PadState::NEUTRAL.values().iter().map(|(n, _)| *n).collect();
+        let ours: Vec<&str> = Button::ALL.iter().map(|b| b.param()).chain(AXES).collect();
         assert_eq!(names, ours);
         assert_eq!(BUTTON_COUNT, 17);
     }
@@ -465,7 +471,12 @@ mod tests {
             ry: 0.0,
             btn: (1 << Button::A as u32) | (1 << Button::Xbox as u32),
         };
-        owner.set_values(&p.values()).unwrap();
+        let by_name: Vec<(&str, Value)> = Button::ALL
+            .iter()
+            .map(|b| (b.param(), Value::Bool(p.btn & (1 << *b as u32) != 0)))
+            .chain(AXES.iter().zip(p.axes()).map(|(a, v)| (*a, Value::F32(v))))
+            .collect();
+        owner.set_values(&by_name).unwrap();
         owner.set_valid(true).unwrap();
         let g = Gamepad::open(&ns, 0).unwrap();
         assert_eq!(
@@ -501,13 +512,9 @@ mod tests {
         let yaml = |button_a: &str| {
             let mut y =
                 format!("gamepad:\n  params:\n    - {{name: button_a, type: {button_a}}}\n");
-            for p in PadState::NEUTRAL.values().iter().skip(1) {
-                let ty = if matches!(p.1, Value::Bool(_)) {
-                    "bool"
-                } else {
-                    "float"
-                };
-                y.push_str(&format!("    - {{name: {}, type: {ty}}}\n", p.0));
+            let buttons = Button::ALL.iter().skip(1).map(|b| (b.param(), "bool"));
+            for (name, ty) in buttons.chain(AXES.iter().map(|a| (*a, "float"))) {
+                y.push_str(&format!("    - {{name: {name}, type: {ty}}}\n"));
             }
             Catalog::from_yaml_str(&y, "test").unwrap()
         };

@@ -161,7 +161,7 @@ impl Gamepad {
         let state = self.state(py)?;
         match input {
             Input::Button(b) => state.pressed(b).into_bound_py_any(py),
-            Input::Axis(i) => f64::from(state.axes[i]).into_bound_py_any(py),
+            Input::Axis(i) => f64::from(state.axes()[i]).into_bound_py_any(py),
         }
     }
 

@@ -100,6 +100,7 @@ pub fn parse_scale(s: &str) -> Result<f32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pitcrew_controller::gamepad::PadState;
 
     #[test]
     fn the_routine_drives_for_its_time_then_stops() {
@@ -117,11 +118,12 @@ mod tests {
     }
 
     fn pad(ly: f32, ry: f32, a: bool) -> GamepadState {
-        GamepadState {
-            connected: true,
-            buttons: u32::from(a) << (Button::A as u32),
-            axes: [0.0, ly, 0.0, ry],
-        }
+        GamepadState::from(PadState {
+            ly,
+            ry,
+            btn: u32::from(a) << (Button::A as u32),
+            ..PadState::NEUTRAL
+        })
     }
 
     #[test]
