@@ -35,3 +35,5 @@ mod module;
 mod robot;
 #[cfg(feature = "extension-module")]
 mod rpc;
+#[cfg(feature = "extension-module")]
+mod sim;
