@@ -8,6 +8,7 @@ pub mod device;
 pub mod floor;
 pub mod process;
 pub mod recording;
+pub mod simulated;
 pub mod station;
 pub mod supervised;
 pub mod supervisor;
