@@ -1,5 +1,10 @@
 //! `pitcrew sim state|place|reset`: look at and move the simulated robot of
-//! `pitcrew emulate --sim FILE` (through its `sim` RPC service).
+//! `pitcrew emulate --sim FILE` (through its `sim` RPC service); `pitcrew sim fit`: a
+//! motor's feedforward constants from a recording ([`fit`], by [`feedforward`]), of the
+//! simulated robot or a real one.
+
+mod feedforward;
+mod fit;
 
 use clap::{Args, Subcommand};
 use pitcrew::codec::{self, Value};
@@ -35,14 +40,21 @@ enum SimCommand {
     },
     /// Back to the start: pose, speeds, encoders, battery and simulated time.
     Reset,
+    /// Estimate a motor's feedforward kS, kV, kA (duty = kS·sign(v) + kV·v + kA·a, v in
+    /// encoder counts/s) from a recording of it driven, with the fit's quality.
+    Fit(fit::FitArgs),
 }
 
 impl SimArgs {
     /// Runs the subcommand.
     ///
     /// # Errors
-    /// No simulation is running (the `sim` service is unknown), or the call failed.
+    /// No simulation is running (the `sim` service is unknown), or the call failed; for
+    /// `fit`, as [`fit::FitArgs::run`].
     pub async fn run(self, config: &Config) -> anyhow::Result<()> {
+        if let SimCommand::Fit(args) = self.command {
+            return args.run();
+        }
         let client = Client::connect(&config.frontend_connect(), "cli", config.call_timeout)?;
         let (method, params, json) = match self.command {
             SimCommand::State { json } => ("state", vec![], json),
@@ -50,6 +62,7 @@ impl SimArgs {
                 ("place", vec![x.into(), y.into(), heading.into()], false)
             }
             SimCommand::Reset => ("reset", vec![], false),
+            SimCommand::Fit(_) => unreachable!("answered above, without the router"),
         };
         let state = client.call(SERVICE, method, params).await.map_err(|e| {
             anyhow::anyhow!(
@@ -68,7 +81,11 @@ impl SimArgs {
 
 /// The state as lines for a person.
 fn human(state: &Value) -> String {
-    let get = |k: &str| field(state, k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+    let get = |k: &str| {
+        codec::get(state, k)
+            .and_then(Value::as_f64)
+            .unwrap_or(f64::NAN)
+    };
     let mut out = format!(
         "time     {:.3} s\npose     x {:.3} m  y {:.3} m  heading {:.3} rad ({:.1}°)\n\
          battery  {:.2} V  {:.2} A\n",
@@ -80,10 +97,10 @@ fn human(state: &Value) -> String {
         get("battery_v"),
         get("battery_current"),
     );
-    if let Some(Value::Array(motors)) = field(state, "motors") {
+    if let Some(Value::Array(motors)) = codec::get(state, "motors") {
         for m in motors {
-            let name = field(m, "name").and_then(Value::as_str).unwrap_or("?");
-            let num = |k| field(m, k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+            let name = codec::get(m, "name").and_then(Value::as_str).unwrap_or("?");
+            let num = |k| codec::get(m, k).and_then(Value::as_f64).unwrap_or(f64::NAN);
             out += &format!(
                 "motor    {name:<8} {:>8.2} rad/s  {:>6.2} A\n",
                 num("speed"),
@@ -92,16 +109,6 @@ fn human(state: &Value) -> String {
         }
     }
     out
-}
-
-fn field<'a>(map: &'a Value, key: &str) -> Option<&'a Value> {
-    match map {
-        Value::Map(entries) => entries
-            .iter()
-            .find(|(k, _)| k.as_str() == Some(key))
-            .map(|(_, v)| v),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,18 @@ pub enum DecodeError {
     Trailing(usize),
 }
 
+/// The value of `key` in a map (`None` for a non-map or a missing key): how a reply's or a
+/// record's field is read.
+pub fn get<'a>(map: &'a Value, key: &str) -> Option<&'a Value> {
+    match map {
+        Value::Map(entries) => entries
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v),
+        _ => None,
+    }
+}
+
 /// Encodes `value` as MessagePack, appending to `out`.
 pub fn encode_into(value: &Value, out: &mut Vec<u8>) {
     // Writing into a Vec cannot fail: `Write for Vec<u8>` never returns an error.

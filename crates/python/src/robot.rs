@@ -448,7 +448,8 @@ fn replaced(py: Python<'_>, key: &str) -> PyErr {
     )
 }
 
-fn unknown_param(
+/// The message of an unknown param of `label` (a device), listing the type's params.
+pub(crate) fn unknown_param(
     label: &str,
     type_name: &str,
     param: &str,

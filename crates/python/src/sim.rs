@@ -18,6 +18,7 @@ use pyo3::types::{PyDict, PyList};
 use crate::coerce;
 use crate::convert;
 use crate::errors::{self, Kind};
+use crate::robot;
 
 /// The physics step (s).
 const STEP: f64 = 1e-3;
@@ -40,6 +41,20 @@ impl SimWorld {
         device: &Bound<'_, PyAny>,
         param: &str,
     ) -> PyResult<(Uid, &'static Param)> {
+        let uid = self.device(py, device)?;
+        let ty = self
+            .catalog
+            .type_of(uid)
+            .ok_or_else(|| errors::new(py, Kind::NoDevice, format!("{uid}: no catalog type")))?;
+        let p = ty.param(param).ok_or_else(|| {
+            let message = robot::unknown_param(&uid.to_string(), ty.name(), param, ty.params());
+            errors::new(py, Kind::UnknownParam, message)
+        })?;
+        Ok((uid, p))
+    }
+
+    /// The simulated device `device` names (a decimal UID, `str` or `int`).
+    fn device(&self, py: Python<'_>, device: &Bound<'_, PyAny>) -> PyResult<Uid> {
         let text = device.str()?.to_string();
         let uid: Uid = text.parse().map_err(|e| {
             errors::new(
@@ -55,23 +70,7 @@ impl SimWorld {
                 format!("{uid}: no device of the simulated robot has this UID"),
             ));
         }
-        let ty = self
-            .catalog
-            .type_of(uid)
-            .ok_or_else(|| errors::new(py, Kind::NoDevice, format!("{uid}: no catalog type")))?;
-        let p = ty.param(param).ok_or_else(|| {
-            let names: Vec<&str> = ty.params().iter().map(Param::name).collect();
-            errors::new(
-                py,
-                Kind::UnknownParam,
-                format!(
-                    "{uid}: {} has no param {param} (its params: {})",
-                    ty.name(),
-                    names.join(", ")
-                ),
-            )
-        })?;
-        Ok((uid, p))
+        Ok(uid)
     }
 
     /// `value` as a write of `param`, or the exception `pitcrew.Robot.set_value` raises.
@@ -210,14 +209,7 @@ impl SimWorld {
         params: Option<Vec<String>>,
         disable: bool,
     ) -> PyResult<()> {
-        let text = device.str()?.to_string();
-        let uid: Uid = text.parse().map_err(|e| {
-            errors::new(
-                py,
-                Kind::NoDevice,
-                format!("{text} is not a device UID: {e}"),
-            )
-        })?;
+        let uid = self.device(py, device)?;
         let Some(ty) = self.catalog.type_of(uid) else {
             return Ok(());
         };

@@ -26,15 +26,15 @@
 //!   - {uid: ..., speed: 2.0}                                        # servo-motor
 //! ```
 //!
-//! `examples/sim/robot.yaml` is a whole one. Points on the robot are `[forward, left]` metres from its centre. Every rule is checked
-//! when the file loads and every error names the file and line, like the catalog's.
+//! `examples/sim/robot.yaml` is a whole one. Points on the robot are `[forward, left]`
+//! metres from its centre. Every rule is checked when the file loads and every error names
+//! the file and line, like the catalog's.
 
 mod fields;
 mod parts;
 
 use std::path::Path;
 
-use pitcrew_catalog::yaml;
 use pitcrew_catalog::{Catalog, Uid};
 
 use crate::drivetrain::{Chassis, Pose};
@@ -224,24 +224,8 @@ impl Description {
         dir: Option<&Path>,
         catalog: &Catalog,
     ) -> Result<Description, DescriptionError> {
-        let error = |e: At| DescriptionError {
-            file: origin.to_owned(),
-            line: Some(e.line),
-            message: e.message,
-        };
-        let root = yaml::parse(text, "a robot description")
-            .map_err(|e| {
-                error(At {
-                    line: e.line,
-                    message: format!("YAML syntax error: {}", e.message),
-                })
-            })?
-            .ok_or_else(|| {
-                error(At {
-                    line: 1,
-                    message: "the description is empty".into(),
-                })
-            })?;
+        let error = |e: At| e.in_file(origin);
+        let root = fields::document(text, "a robot description").map_err(error)?;
         let top = Fields::of(
             &root,
             "the description",

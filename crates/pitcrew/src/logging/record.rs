@@ -240,13 +240,7 @@ impl LogRecord {
 
 /// The value of `key` in a record map (`None` for a non-map or a missing key).
 pub fn record_get<'a>(record: &'a Value, key: &str) -> Option<&'a Value> {
-    match record {
-        Value::Map(entries) => entries
-            .iter()
-            .find(|(k, _)| k.as_str() == Some(key))
-            .map(|(_, v)| v),
-        _ => None,
-    }
+    crate::codec::get(record, key)
 }
 
 #[cfg(test)]

@@ -12,6 +12,27 @@ pub struct At {
     pub message: String,
 }
 
+impl At {
+    /// This error in `file`.
+    pub fn in_file(self, file: &str) -> super::DescriptionError {
+        super::DescriptionError {
+            file: file.to_owned(),
+            line: Some(self.line),
+            message: self.message,
+        }
+    }
+}
+
+/// The root of the YAML document `text`, a `what` ("a robot description"): syntax errors
+/// and an empty document are errors at their line.
+pub fn document(text: &str, what: &str) -> Result<Node, At> {
+    let root = pitcrew_catalog::yaml::parse(text, what).map_err(|e| At {
+        line: e.line,
+        message: format!("YAML syntax error: {}", e.message),
+    })?;
+    root.map_or_else(|| fail(1, format!("{what} is empty")), Ok)
+}
+
 /// `Err(At)` at `line`.
 pub fn fail<T>(line: usize, message: impl Into<String>) -> Result<T, At> {
     Err(At {

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use pitcrew_catalog::yaml::{self, Node, NodeKind};
+use pitcrew_catalog::yaml::{Node, NodeKind};
 use pitcrew_catalog::{Catalog, Uid};
 
 use super::fields::{fail, list, point, At, Fields};
@@ -28,25 +28,8 @@ fn physical(line: usize) -> impl Fn(ParamError) -> At {
 /// # Errors
 /// [`DescriptionError`] naming `origin` and the line.
 pub fn field_from_yaml_str(text: &str, origin: &str) -> Result<Field, DescriptionError> {
-    let error = |e: At| DescriptionError {
-        file: origin.to_owned(),
-        line: Some(e.line),
-        message: e.message,
-    };
-    let root = yaml::parse(text, "a field file")
-        .map_err(|e| {
-            error(At {
-                line: e.line,
-                message: format!("YAML syntax error: {}", e.message),
-            })
-        })?
-        .ok_or_else(|| {
-            error(At {
-                line: 1,
-                message: "the field file is empty".into(),
-            })
-        })?;
-    field(&root).map_err(error)
+    let root = super::fields::document(text, "a field file").map_err(|e| e.in_file(origin))?;
+    field(&root).map_err(|e| e.in_file(origin))
 }
 
 /// `size: [w, h]`, `tape: [{from, to, width}]`, `tags: [{at, id, radius}]`.
