@@ -89,6 +89,9 @@ impl Drive {
     }
 }
 
+#[cfg(test)]
+mod in_simulation;
+
 /// `--slow-scale`: a factor in (0, 1].
 pub fn parse_scale(s: &str) -> Result<f32, String> {
     match s.parse::<f32>() {
