@@ -95,6 +95,16 @@ impl Field {
         (self.width, self.height)
     }
 
+    /// The tape lines, in the order they were added (for drawing the field).
+    pub fn tape(&self) -> &[Tape] {
+        &self.tape
+    }
+
+    /// The RFID tags, in the order they were added (for drawing the field).
+    pub fn tags(&self) -> &[Tag] {
+        &self.tags
+    }
+
     /// What a line sensor over `p` reads: [`TAPE_REFLECTANCE`] over tape, else the floor.
     pub fn reflectance(&self, p: (f64, f64)) -> f64 {
         if self.tape.iter().any(|t| t.distance(p) <= t.width / 2.0) {

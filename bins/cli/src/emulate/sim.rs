@@ -6,7 +6,8 @@
 //! frames DEV_DATA, hands the world every value it is written, and tells it of DEV_DISABLE;
 //! everything above the device protocol (broker, buffers, leases, robot state, team code)
 //! runs unchanged. The `sim-service` RPC service (`state`, `place`, `reset`) is what `pitcrew sim`
-//! calls.
+//! calls; its `field` (the field's layout and the robot's footprint) is what the dashboard's
+//! field view draws.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -129,13 +130,18 @@ fn tick(world: &Shared, stop: &AtomicBool) {
     }
 }
 
-/// The `sim-service`: `state`, `place(x, y, heading)`, `reset`.
+/// The `sim-service`: `state`, `field`, `place(x, y, heading)`, `reset`.
 pub fn service(world: &Shared) -> Service {
     let mut service = Service::new("sim").workers(2);
     let w = world.clone();
     service.register("state", &[], move |()| {
         let w = w.clone();
         async move { Ok::<_, RpcError>(state(&w)) }
+    });
+    let w = world.clone();
+    service.register("field", &[], move |()| {
+        let w = w.clone();
+        async move { Ok::<_, RpcError>(field(&w)) }
     });
     let w = world.clone();
     service.register(
@@ -198,5 +204,48 @@ pub fn state(shared: &Shared) -> Value {
             "skipped_steps".into(),
             shared.skipped.load(Ordering::Relaxed).into(),
         ),
+    ])
+}
+
+/// The field as the `field` method answers it, for drawing it: `size` `[width, height]`,
+/// `tape` `[{from: [x, y], to: [x, y], width}]`, `tags` `[{at: [x, y], id, radius}]` (m,
+/// from the field's corner) and `radius`, the robot's footprint (nil without a drivetrain).
+/// It does not change while the emulator runs.
+pub fn field(shared: &Shared) -> Value {
+    let world = shared.lock();
+    let point = |(x, y): (f64, f64)| Value::Array(vec![x.into(), y.into()]);
+    let field = world.field();
+    let tape = field
+        .tape()
+        .iter()
+        .map(|t| {
+            Value::Map(vec![
+                ("from".into(), point(t.a)),
+                ("to".into(), point(t.b)),
+                ("width".into(), t.width.into()),
+            ])
+        })
+        .collect();
+    let tags = field
+        .tags()
+        .iter()
+        .map(|t| {
+            Value::Map(vec![
+                ("at".into(), point(t.at)),
+                ("id".into(), t.id.into()),
+                ("radius".into(), t.radius.into()),
+            ])
+        })
+        .collect();
+    let radius = world
+        .description()
+        .drivetrain
+        .as_ref()
+        .map_or(Value::Nil, |d| d.radius.into());
+    Value::Map(vec![
+        ("size".into(), point(field.size())),
+        ("tape".into(), Value::Array(tape)),
+        ("tags".into(), Value::Array(tags)),
+        ("radius".into(), radius),
     ])
 }
