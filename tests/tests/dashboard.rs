@@ -119,6 +119,12 @@ async fn the_page_shows_the_robot_drives_it_and_a_closed_tab_disables_it() {
         "return document.getElementById('state').textContent === 'DISABLED'",
     )
     .await;
+    // No simulation runs: no field view.
+    assert_eq!(
+        b.eval("return document.getElementById('field-panel').hidden")
+            .await,
+        serde_json::Value::Bool(true)
+    );
 
     // A controller's write shows up in the table.
     let (_, flag) = listed

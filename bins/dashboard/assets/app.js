@@ -6,6 +6,9 @@
 const $ = (id) => document.getElementById(id);
 const token = new URLSearchParams(location.search).get('token') || '';
 const PLOT_SECONDS = 30, SEND_MS = 20, LOG_KEEP = 2000;
+// The simulated robot's trail: its last 30 s of poses (at most 20 a second), broken where
+// it jumped farther than it can drive between two (`pitcrew sim place`, a reset).
+const TRAIL_SECONDS = 30, TRAIL_MAX = 1200, TRAIL_JUMP_M = 0.5;
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error'];
 const BUTTONS = ['A', 'B', 'X', 'Y', 'LB', 'RB', 'LT', 'RT', 'Back', 'Start', 'LS', 'RS', 'Up', 'Down', 'Left', 'Right', 'Home'];
 
@@ -13,6 +16,7 @@ const S = {
   ws: null, hello: null, robot: null, robotAt: 0, values: {}, seen: {}, devices: [], health: null,
   pads: [], logs: [], apps: new Set(), latched: false, selected: null, series: {}, nextId: 1, dirty: {},
   ds: { active: false, mode: 'teleop', enable: false, enable_id: 0, estop: false },
+  sim: { field: null, key: null, pose: null, trail: [] },
 };
 
 function esc(s) {
@@ -57,7 +61,9 @@ function onFrame(f) {
       S.logs.forEach((r) => S.apps.add(r.app));
       S.devices = Array.isArray(f.devices) ? f.devices : [];
       S.health = f.health; S.pads = f.gamepads || [];
-      mark('devices', 'logs', 'health', 'pads', 'header');
+      simField(f.sim ? f.sim.field : null);
+      if (f.sim && f.sim.pose) simPose(f.sim.pose, now);
+      mark('devices', 'logs', 'health', 'pads', 'header', 'field');
       break;
     case 'upd':
       for (const [uid, vals] of Object.entries(f.devices)) {
@@ -77,6 +83,8 @@ function onFrame(f) {
     case 'devices': S.devices = Array.isArray(f.devices) ? f.devices : []; mark('devices'); break;
     case 'health': S.health = f.health; mark('health'); break;
     case 'pads': S.pads = f.gamepads; mark('pads'); break;
+    case 'simfield': simField(f.field); mark('field'); break;
+    case 'simpose': simPose(f.pose, now); mark('field'); break;
     case 'reply':
       // The broker answers an emergency stop once every device has its DEV_DISABLE and
       // the latch is set; it may exit right after (the supervisor then stops the suite),
@@ -95,6 +103,19 @@ function sample(uid, param, v, now) {
   const s = S.series[key] || (S.series[key] = []);
   s.push([now, n]);
   while (s.length && s[0][0] < now - PLOT_SECONDS * 1000) s.shift();
+}
+
+// A simulation's field: another one (or none) starts a new trail.
+function simField(field) {
+  const key = field ? JSON.stringify(field) : null;
+  if (key !== S.sim.key) S.sim = { field, key, pose: null, trail: [] };
+}
+function simPose(pose, now) {
+  if (!S.sim.field || !pose || ![pose.x, pose.y, pose.heading].every(Number.isFinite)) return;
+  S.sim.pose = pose;
+  const t = S.sim.trail;
+  t.push([now, pose.x, pose.y]);
+  if (t.length > TRAIL_MAX) t.splice(0, t.length - TRAIL_MAX);
 }
 
 function send(obj) {
@@ -346,6 +367,59 @@ function drawPad(cv, p) {
   });
 }
 
+// The field to scale (x to the right, y up, as the simulation has them): walls, tape,
+// tags, the trail and the robot's footprint with a line to its front. The pose drawn is
+// also on the canvas's data attributes.
+function renderField() {
+  const sim = S.sim, panel = $('field-panel'), cv = $('field');
+  panel.hidden = !sim.field;
+  if (!sim.field) return;
+  const now = performance.now(), t = sim.trail;
+  while (t.length && t[0][0] < now - TRAIL_SECONDS * 1000) t.shift();
+  const [w, h] = sim.field.size, M = 10, MAX = 520;
+  const scale = Math.min((MAX - 2 * M) / w, (MAX - 2 * M) / h);
+  const cw = Math.round(w * scale + 2 * M), ch = Math.round(h * scale + 2 * M);
+  if (cv.width !== cw || cv.height !== ch) { cv.width = cw; cv.height = ch; }
+  const X = (x) => M + x * scale, Y = (y) => ch - M - y * scale;
+  const g = cv.getContext('2d');
+  g.clearRect(0, 0, cw, ch);
+  g.fillStyle = '#fff'; g.fillRect(X(0), Y(h), w * scale, h * scale);
+  g.strokeStyle = '#222'; g.lineWidth = 4; g.strokeRect(X(0), Y(h), w * scale, h * scale);
+  g.strokeStyle = '#444'; g.lineCap = 'butt';
+  for (const p of sim.field.tape) {
+    g.lineWidth = Math.max(2, p.width * scale);
+    g.beginPath(); g.moveTo(X(p.from[0]), Y(p.from[1])); g.lineTo(X(p.to[0]), Y(p.to[1])); g.stroke();
+  }
+  g.font = '11px sans-serif';
+  for (const tag of sim.field.tags) {
+    g.fillStyle = '#8a2be2'; g.beginPath(); g.arc(X(tag.at[0]), Y(tag.at[1]), Math.max(4, tag.radius * scale), 0, 7); g.fill();
+    g.fillText(String(tag.id), X(tag.at[0]) + 7, Y(tag.at[1]) - 7);
+  }
+  g.strokeStyle = 'rgba(10, 88, 202, .7)'; g.lineWidth = 2; g.lineCap = 'round'; g.beginPath();
+  t.forEach(([, x, y], i) => {
+    const jump = i === 0 || Math.hypot(x - t[i - 1][1], y - t[i - 1][2]) > TRAIL_JUMP_M;
+    if (jump) g.moveTo(X(x), Y(y)); else g.lineTo(X(x), Y(y));
+  });
+  g.stroke();
+  const p = sim.pose;
+  $('field-detail').textContent = `${fmt(w)} m × ${fmt(h)} m, simulated`;
+  cv.dataset.trail = String(t.length);
+  if (!p) { delete cv.dataset.x; delete cv.dataset.y; delete cv.dataset.heading; $('field-pose').textContent = 'no pose yet'; return; }
+  const r = (sim.field.radius || 0.15) * scale;
+  g.fillStyle = 'rgba(25, 135, 84, .35)'; g.strokeStyle = '#146c43'; g.lineWidth = 2;
+  g.beginPath(); g.arc(X(p.x), Y(p.y), r, 0, 7); g.fill(); g.stroke();
+  g.strokeStyle = '#c00'; g.lineWidth = 3; g.beginPath(); g.moveTo(X(p.x), Y(p.y));
+  g.lineTo(X(p.x) + r * Math.cos(p.heading), Y(p.y) - r * Math.sin(p.heading)); g.stroke();
+  cv.dataset.x = String(p.x); cv.dataset.y = String(p.y); cv.dataset.heading = String(p.heading);
+  $('field-pose').textContent = `x ${p.x.toFixed(2)} m · y ${p.y.toFixed(2)} m · heading ${degrees(p.heading)}°`;
+}
+
+// A heading (rad, as many turns as the robot made) in degrees within ±180.
+function degrees(rad) {
+  const d = ((((rad * 180) / Math.PI) % 360) + 540) % 360 - 180;
+  return (d === -180 ? 180 : d).toFixed(0);
+}
+
 function renderLogs() {
   if ($('log-pause').checked) return;
   const min = LEVELS.indexOf($('log-level').value), app = $('log-app').value;
@@ -406,6 +480,7 @@ function frame(now) {
   if (S.dirty.devices || slow) { renderDevices(); S.dirty.devices = false; }
   if (S.dirty.logs) { renderLogs(); S.dirty.logs = false; }
   if (S.dirty.health) { renderHealth(); S.dirty.health = false; }
+  if (S.dirty.field || (slow && S.sim.field)) { renderField(); S.dirty.field = false; }
   renderPads();
   renderPlots();
 }

@@ -1,5 +1,5 @@
 //! The feed: one task takes what the sources read (device updates, the robot state, log
-//! records, RPC polls, gamepads), keeps the current picture, and fans each change out to
+//! records, RPC polls, gamepads, a simulated robot's field and pose), keeps the current picture, and fans each change out to
 //! every browser as one JSON text frame, serialised once.
 //!
 //! Fan-out is a [`broadcast`] ring of [`FRAME_RING`] frames: sending never waits, and each
@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
+
+use crate::sim;
 
 /// Frames a client may fall behind before it skips ahead to a snapshot: about 6 s of
 /// updates at 20 Hz with logs and polls mixed in.
@@ -54,6 +56,10 @@ pub enum Event {
     Health(Value),
     /// Gamepads as the receiver's buffers hold them.
     Gamepads(Value),
+    /// The simulated robot's field, once per simulation; `None` when none runs.
+    SimField(Option<sim::Field>),
+    /// The simulated robot's pose.
+    SimPose(sim::Pose),
 }
 
 /// Counters of the feed, for `dashboard-service.stats` and the health panel.
@@ -87,6 +93,10 @@ struct Picture {
     devices: Value,
     health: Value,
     gamepads: Value,
+    /// The simulated robot's field, while a simulation runs.
+    sim_field: Option<sim::Field>,
+    /// Its last pose.
+    sim_pose: Option<sim::Pose>,
 }
 
 /// The handle every part shares: the source queue in, the frame ring out.
@@ -149,6 +159,7 @@ impl Hub {
             "devices": p.devices,
             "health": p.health,
             "gamepads": p.gamepads,
+            "sim": p.sim_field.as_ref().map(|field| json!({"field": field, "pose": p.sim_pose})),
         })
         .to_string()
     }
@@ -257,7 +268,34 @@ fn apply(hub: &Hub, event: Event, pending_logs: &mut Vec<Value>) -> Option<Value
             p.gamepads = pads.clone();
             Some(json!({"t": "pads", "gamepads": pads}))
         }
+        Event::SimField(field) => sim_field(&mut p, field),
+        Event::SimPose(pose) => sim_pose(&mut p, pose),
     }
+}
+
+/// A simulation's field (or that none runs), sent when it is another than the page shows:
+/// fetched again after a restart or a reset, the same field is no news, and the page keeps
+/// the robot's trail.
+fn sim_field(p: &mut Picture, field: Option<sim::Field>) -> Option<Value> {
+    if p.sim_field == field {
+        return None;
+    }
+    if field.is_none() {
+        p.sim_pose = None;
+    }
+    let frame = json!({"t": "simfield", "field": field});
+    p.sim_field = field;
+    Some(frame)
+}
+
+/// The simulated robot's pose, sent when it moved (a robot at rest costs the pages
+/// nothing).
+fn sim_pose(p: &mut Picture, pose: sim::Pose) -> Option<Value> {
+    if p.sim_field.is_none() || p.sim_pose == Some(pose) {
+        return None;
+    }
+    p.sim_pose = Some(pose);
+    Some(json!({"t": "simpose", "pose": pose}))
 }
 
 fn remember_log(logs: &mut VecDeque<Value>, record: Value) {
@@ -293,6 +331,55 @@ mod tests {
         let frame: Value = serde_json::from_str(&rx.recv().await.unwrap()).unwrap();
         assert_eq!(frame["t"], "logs");
         assert_eq!(frame["recs"][0]["event"], "hello");
+        stop.cancel();
+        task.await.unwrap();
+    }
+
+    async fn next(rx: &mut broadcast::Receiver<Arc<str>>) -> Value {
+        serde_json::from_str(&rx.recv().await.unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_simulation_sends_its_field_once_and_its_pose_when_it_moves() {
+        let (hub, events) = Hub::new();
+        let mut rx = hub.subscribe();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(run(hub.clone(), events, stop.clone()));
+        let field = sim::Field::parse(json!({"size": [4.0, 3.0], "radius": 0.2})).unwrap();
+        let start = sim::Pose {
+            x: 0.5,
+            y: 1.5,
+            heading: 0.0,
+        };
+        let moved = sim::Pose { x: 2.0, ..start };
+        for event in [
+            Event::SimPose(start), // before its field: not shown
+            Event::SimField(Some(field.clone())),
+            Event::SimField(Some(field.clone())), // fetched again: no news
+            Event::SimPose(start),
+            Event::SimPose(start), // at rest
+            Event::SimPose(moved),
+        ] {
+            hub.offer(event);
+        }
+        let f = next(&mut rx).await;
+        assert_eq!(
+            (&f["t"], &f["field"]["size"]),
+            (&json!("simfield"), &json!([4.0, 3.0]))
+        );
+        assert_eq!(next(&mut rx).await["pose"]["x"], 0.5);
+        assert_eq!(next(&mut rx).await["pose"]["x"], 2.0);
+        let snap: Value = serde_json::from_str(&hub.snapshot()).unwrap();
+        assert_eq!(snap["sim"]["field"]["radius"], 0.2);
+        assert_eq!(snap["sim"]["pose"]["x"], 2.0);
+        hub.offer(Event::SimField(None));
+        let gone = next(&mut rx).await;
+        assert_eq!(
+            (&gone["t"], &gone["field"]),
+            (&json!("simfield"), &Value::Null)
+        );
+        let snap: Value = serde_json::from_str(&hub.snapshot()).unwrap();
+        assert_eq!(snap["sim"], Value::Null);
         stop.cancel();
         task.await.unwrap();
     }

@@ -2,6 +2,7 @@
 //!
 //! * [`feed`]: one task keeps the current picture and fans changes out to browsers;
 //! * [`sources`]: what it reads (update multicast, log forwarder, RPC polls, gamepads);
+//! * [`sim`]: a simulated robot's field and pose, for the field view, while a page is open;
 //! * [`server`]: the page and the WebSocket feed, per-client writer and reader;
 //! * [`http`]: the accept loop, with the time to send request headers bounded;
 //! * [`limits`]: connections per address and in all, pages, and refusals logged at a
@@ -22,6 +23,7 @@ pub mod limits;
 pub mod memory;
 pub mod page;
 pub mod server;
+pub mod sim;
 pub mod sources;
 pub mod station;
 
@@ -237,7 +239,7 @@ fn log_serving(link: &str, config: &Config, access: &Access) {
 }
 
 /// Starts the feed and then each source it reads (the update multicast on `updates`, the
-/// log forwarder, the RPC polls through `client`, the gamepads). Started before the
+/// log forwarder, the RPC polls through `client`, the gamepads, a simulation). Started before the
 /// service and the page server, so that they stop after them (stages stop in reverse
 /// order): the pages never outlive the feed they show.
 fn spawn_feed(
@@ -272,6 +274,10 @@ fn spawn_feed(
     {
         let (hub, ns) = (hub.clone(), config.namespace.clone());
         stages.spawn("gamepads", move |token| sources::gamepads(hub, ns, token));
+    }
+    {
+        let (hub, client) = (hub.clone(), client.clone());
+        stages.spawn("sim", move |token| sim::watch(hub, client, token));
     }
 }
 
