@@ -2,6 +2,9 @@
 //! `log_time` in CLOCK_MONOTONIC nanoseconds (the wall-clock anchor is in the
 //! `pitcrew.recording` metadata record). Foxglove and Lichtblick read the schemas to offer
 //! each field for plotting (`/devices/data.values.duty_cycle_a`).
+//!
+//! Most channels are registered when the file is created; [`SIM_POSE`] only when its first
+//! message comes, so a recording of a real robot has no simulation channel at all.
 
 use serde_json::{json, Value};
 
@@ -14,6 +17,9 @@ pub struct Channel {
     pub schema: &'static str,
     /// What a message on it is (for `recording info` and the schema's description).
     pub about: &'static str,
+    /// Registered when its first message comes rather than when the file is created (a
+    /// channel that only some suites have).
+    pub on_demand: bool,
 }
 
 /// Control datagrams the gamepad receiver applied.
@@ -32,48 +38,68 @@ pub const DEVICES_DISABLE: &str = "/devices/disable";
 pub const DEVICES_CONNECTION: &str = "/devices/connection";
 /// Every log record the log forwarder published.
 pub const LOG: &str = "/log";
+/// The simulated robot's pose (`pitcrew emulate --sim`), polled from its `sim-service`.
+pub const SIM_POSE: &str = "/sim/pose";
 
 /// Every channel, in the order they are registered.
-pub const ALL: [Channel; 8] = [
+pub const ALL: [Channel; 9] = [
     Channel {
         topic: CONTROL_APPLIED,
         schema: "pitcrew.ControlApplied",
         about: "a control datagram the gamepad receiver applied",
+        on_demand: false,
     },
     Channel {
         topic: CONTROL_REFUSED,
         schema: "pitcrew.ControlRefused",
         about: "a control datagram the gamepad receiver refused, with why",
+        on_demand: false,
     },
     Channel {
         topic: ROBOT_STATE,
         schema: "pitcrew.RobotState",
         about: "a robot state transition with its reason",
+        on_demand: false,
     },
     Channel {
         topic: DEVICES_DATA,
         schema: "pitcrew.DeviceData",
         about: "values a device sent (DEV_DATA)",
+        on_demand: false,
     },
     Channel {
         topic: DEVICES_WRITE,
         schema: "pitcrew.DeviceWrite",
         about: "values the broker sent a device (DEV_WRITE)",
+        on_demand: false,
     },
     Channel {
         topic: DEVICES_DISABLE,
         schema: "pitcrew.DeviceDisable",
         about: "a DEV_DISABLE the broker sent a device",
+        on_demand: false,
     },
     Channel {
         topic: DEVICES_CONNECTION,
         schema: "pitcrew.DeviceConnection",
         about: "a device connected or disconnected",
+        on_demand: false,
     },
     Channel {
         topic: LOG,
         schema: "pitcrew.LogRecord",
         about: "a log record of any process",
+        on_demand: false,
+    },
+    Channel {
+        topic: SIM_POSE,
+        // Foxglove's own pose type, so its 3D panel draws the robot on the field; the
+        // plain fields beside it plot and export as columns.
+        schema: "foxglove.PoseInFrame",
+        about: "the simulated robot's pose on the field (a foxglove.PoseInFrame in frame \
+                `field`, plus x and y in metres, heading in radians and the simulation's \
+                time in seconds)",
+        on_demand: true,
     },
 ];
 
@@ -131,6 +157,12 @@ pub fn schema(channel: &Channel) -> Value {
             }),
             &["uid", "connected"],
         ),
+        SIM_POSE => object(
+            about,
+            sim_pose_props(),
+            none,
+            &["timestamp", "frame_id", "pose", "time", "x", "y", "heading"],
+        ),
         _ => object(about, log_record_props(), none, &["level", "app", "event"]),
     }
 }
@@ -184,6 +216,34 @@ fn robot_state_props() -> Value {
         "link": {"type": "string"},
         "transitions": {"type": "integer"},
         "phase": {"type": ["string", "null"]},
+    })
+}
+
+/// [`SIM_POSE`]: Foxglove's `PoseInFrame` (its `timestamp`, `frame_id` and `pose` as in
+/// Foxglove's own JSON schema, the timestamp being the message's `log_time`), then the same
+/// pose as a person reads it and the simulation's clock.
+fn sim_pose_props() -> Value {
+    let number = |about: &str| json!({"type": "number", "description": about});
+    let vector = |names: &[&str]| {
+        let props: serde_json::Map<String, Value> =
+            names.iter().map(|n| ((*n).to_owned(), number(n))).collect();
+        json!({"type": "object", "properties": props, "required": names})
+    };
+    json!({
+        "timestamp": {"type": "object", "title": "time", "properties": {
+            "sec": {"type": "integer", "minimum": 0},
+            "nsec": {"type": "integer", "minimum": 0, "maximum": 999_999_999},
+        }},
+        "frame_id": {"type": "string", "description": "always `field`: its corner, x along \
+            its length, y along its width"},
+        "pose": {"type": "object", "title": "foxglove.Pose", "properties": {
+            "position": vector(&["x", "y", "z"]),
+            "orientation": vector(&["x", "y", "z", "w"]),
+        }, "required": ["position", "orientation"]},
+        "time": number("the simulation's time (s since it started or was reset)"),
+        "x": number("metres from the field's corner along its length"),
+        "y": number("metres from the field's corner along its width"),
+        "heading": number("radians counter-clockwise from the field's x axis"),
     })
 }
 

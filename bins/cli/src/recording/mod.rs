@@ -3,7 +3,8 @@
 //! `pitcrew replay` plays their control input back as a driver link.
 //!
 //! * [`channels`]: the topics and their JSON schemas;
-//! * [`record`]: the recorder; [`budget`]: a recordings directory's disk budget;
+//! * [`record`]: the recorder; [`sim_pose`]: the simulated robot's pose it samples;
+//!   [`budget`]: a recordings directory's disk budget;
 //! * [`read`]: reading a file whole, tolerant of a cut one, precise about a corrupt one;
 //! * [`info`], [`export`]: the summary and the CSV export;
 //! * [`replay`]: control input played back; [`check`]: a controller checked against a
@@ -17,6 +18,7 @@ pub mod info;
 pub mod read;
 pub mod record;
 pub mod replay;
+pub mod sim_pose;
 
 /// `pitcrew replay`: the control input played back, or with `--run CMD` a controller
 /// checked against the recording.

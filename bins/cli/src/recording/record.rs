@@ -1,5 +1,6 @@
 //! `pitcrew record`: subscribes to every process's tap and to the log forwarder and writes
-//! what they say into one MCAP file (channels in [`super::channels`]), until a signal or
+//! what they say into one MCAP file (channels in [`super::channels`]), with the simulated
+//! robot's pose while a simulation runs ([`super::sim_pose`]), until a signal or
 //! `--duration`.
 //!
 //! A thread per source receives and hands messages to the writer over a bounded channel
@@ -27,7 +28,7 @@ use pitcrew::robot::monotonic_ns;
 use tokio_util::sync::CancellationToken;
 
 use super::budget::{self, Budget};
-use super::channels;
+use super::{channels, sim_pose};
 
 /// How often a source thread looks at the stop flag while nothing arrives.
 const SOURCE_POLL: Duration = Duration::from_millis(50);
@@ -70,17 +71,22 @@ pub struct RecordArgs {
 }
 
 /// One message for the writer.
-struct Incoming {
-    channel: usize,
-    log_time: u64,
-    data: Vec<u8>,
+pub(super) struct Incoming {
+    /// Its channel's index in [`channels::ALL`].
+    pub(super) channel: usize,
+    /// CLOCK_MONOTONIC ns.
+    pub(super) log_time: u64,
+    /// The JSON message.
+    pub(super) data: Vec<u8>,
 }
 
 /// Counters shared by the sources and the writer.
 #[derive(Default)]
-struct Counters {
-    dropped: AtomicU64,
-    malformed: AtomicU64,
+pub(super) struct Counters {
+    /// Messages a full queue dropped.
+    pub(super) dropped: AtomicU64,
+    /// Messages that could not be understood.
+    pub(super) malformed: AtomicU64,
 }
 
 impl RecordArgs {
@@ -118,7 +124,13 @@ impl RecordArgs {
                     .context("cannot start a source thread")?,
             );
         }
-        drop(tx);
+        let polling = CancellationToken::new();
+        let poller = tokio::spawn(sim_pose::poll(
+            config.frontend_connect(),
+            tx,
+            polling.clone(),
+            Arc::clone(&counters),
+        ));
         let budget = self
             .dir
             .as_ref()
@@ -141,6 +153,8 @@ impl RecordArgs {
             None => stop.cancelled().await,
         }
         flag.store(true, Ordering::Relaxed);
+        polling.cancel();
+        let _ = poller.await;
         for t in threads {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
@@ -273,10 +287,22 @@ async fn call(config: &Config, service: &str, method: &str) -> Option<serde_json
     Some(pitcrew::codec::to_json(&v))
 }
 
+/// Adds `channel` and its schema to the file; returns its id.
+fn register(
+    writer: &mut mcap::Writer<BufWriter<File>>,
+    channel: &channels::Channel,
+) -> anyhow::Result<u16> {
+    let schema = serde_json::to_vec(&channels::schema(channel))?;
+    let schema_id = writer.add_schema(channel.schema, "jsonschema", &schema)?;
+    Ok(writer.add_channel(schema_id, channel.topic, "json", &BTreeMap::new())?)
+}
+
 /// The MCAP file being written.
 struct Recording {
     writer: mcap::Writer<BufWriter<File>>,
-    ids: Vec<u16>,
+    /// Each channel's id in the file, by its index in [`channels::ALL`]; `None` until an
+    /// on-demand channel's first message.
+    ids: Vec<Option<u16>>,
     sequence: Vec<u32>,
     messages: u64,
     path: PathBuf,
@@ -309,9 +335,11 @@ impl Recording {
             .with_context(|| format!("cannot write the recording {}", path.display()))?;
         let mut ids = Vec::new();
         for c in &channels::ALL {
-            let schema = serde_json::to_vec(&channels::schema(c))?;
-            let schema_id = writer.add_schema(c.schema, "jsonschema", &schema)?;
-            ids.push(writer.add_channel(schema_id, c.topic, "json", &BTreeMap::new())?);
+            ids.push(if c.on_demand {
+                None
+            } else {
+                Some(register(&mut writer, c)?)
+            });
         }
         let mut meta = BTreeMap::from([
             ("format_version".to_owned(), FORMAT_VERSION.to_owned()),
@@ -390,15 +418,23 @@ impl Recording {
     }
 
     fn write(&mut self, m: &Incoming) -> anyhow::Result<()> {
-        let (Some(id), Some(seq)) = (self.ids.get(m.channel), self.sequence.get_mut(m.channel))
+        let (Some(id), Some(channel)) = (self.ids.get_mut(m.channel), channels::ALL.get(m.channel))
         else {
+            return Ok(());
+        };
+        let id = match id {
+            Some(id) => *id,
+            None => *id
+                .insert(register(&mut self.writer, channel).context("cannot write the recording")?),
+        };
+        let Some(seq) = self.sequence.get_mut(m.channel) else {
             return Ok(());
         };
         *seq = seq.wrapping_add(1);
         self.writer
             .write_to_known_channel(
                 &mcap::records::MessageHeader {
-                    channel_id: *id,
+                    channel_id: id,
                     sequence: *seq,
                     log_time: m.log_time,
                     publish_time: m.log_time,
