@@ -19,7 +19,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::sim;
+use crate::sim_view;
 
 /// Frames a client may fall behind before it skips ahead to a snapshot: about 6 s of
 /// updates at 20 Hz with logs and polls mixed in.
@@ -57,9 +57,9 @@ pub enum Event {
     /// Gamepads as the receiver's buffers hold them.
     Gamepads(Value),
     /// The simulated robot's field, once per simulation; `None` when none runs.
-    SimField(Option<sim::Field>),
+    SimField(Option<sim_view::Field>),
     /// The simulated robot's pose.
-    SimPose(sim::Pose),
+    SimPose(sim_view::Pose),
 }
 
 /// Counters of the feed, for `dashboard-service.stats` and the health panel.
@@ -94,9 +94,9 @@ struct Picture {
     health: Value,
     gamepads: Value,
     /// The simulated robot's field, while a simulation runs.
-    sim_field: Option<sim::Field>,
+    sim_field: Option<sim_view::Field>,
     /// Its last pose.
-    sim_pose: Option<sim::Pose>,
+    sim_pose: Option<sim_view::Pose>,
 }
 
 /// The handle every part shares: the source queue in, the frame ring out.
@@ -276,7 +276,7 @@ fn apply(hub: &Hub, event: Event, pending_logs: &mut Vec<Value>) -> Option<Value
 /// A simulation's field (or that none runs), sent when it is another than the page shows:
 /// fetched again after a restart or a reset, the same field is no news, and the page keeps
 /// the robot's trail.
-fn sim_field(p: &mut Picture, field: Option<sim::Field>) -> Option<Value> {
+fn sim_field(p: &mut Picture, field: Option<sim_view::Field>) -> Option<Value> {
     if p.sim_field == field {
         return None;
     }
@@ -290,7 +290,7 @@ fn sim_field(p: &mut Picture, field: Option<sim::Field>) -> Option<Value> {
 
 /// The simulated robot's pose, sent when it moved (a robot at rest costs the pages
 /// nothing).
-fn sim_pose(p: &mut Picture, pose: sim::Pose) -> Option<Value> {
+fn sim_pose(p: &mut Picture, pose: sim_view::Pose) -> Option<Value> {
     if p.sim_field.is_none() || p.sim_pose == Some(pose) {
         return None;
     }
@@ -345,13 +345,13 @@ mod tests {
         let mut rx = hub.subscribe();
         let stop = CancellationToken::new();
         let task = tokio::spawn(run(hub.clone(), events, stop.clone()));
-        let field = sim::Field::parse(json!({"size": [4.0, 3.0], "radius": 0.2})).unwrap();
-        let start = sim::Pose {
+        let field = sim_view::Field::parse(json!({"size": [4.0, 3.0], "radius": 0.2})).unwrap();
+        let start = sim_view::Pose {
             x: 0.5,
             y: 1.5,
             heading: 0.0,
         };
-        let moved = sim::Pose { x: 2.0, ..start };
+        let moved = sim_view::Pose { x: 2.0, ..start };
         for event in [
             Event::SimPose(start), // before its field: not shown
             Event::SimField(Some(field.clone())),

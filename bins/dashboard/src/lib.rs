@@ -24,6 +24,7 @@ pub mod memory;
 pub mod page;
 pub mod server;
 pub mod sim;
+pub mod sim_view;
 pub mod sources;
 pub mod station;
 
