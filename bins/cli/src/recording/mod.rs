@@ -15,6 +15,7 @@ pub mod channels;
 pub mod check;
 pub mod export;
 pub mod info;
+mod queue;
 pub mod read;
 pub mod record;
 pub mod replay;

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -28,6 +28,7 @@ use pitcrew::robot::monotonic_ns;
 use tokio_util::sync::CancellationToken;
 
 use super::budget::{self, Budget};
+use super::queue::{Counters, Incoming};
 use super::{channels, sim_pose};
 
 /// How often a source thread looks at the stop flag while nothing arrives.
@@ -68,25 +69,6 @@ pub struct RecordArgs {
     /// killed.
     #[arg(long, default_value = "1s", value_parser = pitcrew::options::parse_positive_duration)]
     pub flush_interval: Duration,
-}
-
-/// One message for the writer.
-pub(super) struct Incoming {
-    /// Its channel's index in [`channels::ALL`].
-    pub(super) channel: usize,
-    /// CLOCK_MONOTONIC ns.
-    pub(super) log_time: u64,
-    /// The JSON message.
-    pub(super) data: Vec<u8>,
-}
-
-/// Counters shared by the sources and the writer.
-#[derive(Default)]
-pub(super) struct Counters {
-    /// Messages a full queue dropped.
-    pub(super) dropped: AtomicU64,
-    /// Messages that could not be understood.
-    pub(super) malformed: AtomicU64,
 }
 
 impl RecordArgs {

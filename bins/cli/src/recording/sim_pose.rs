@@ -20,7 +20,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::channels;
-use super::record::{Counters, Incoming};
+use super::queue::{Counters, Incoming};
 use crate::emulate::sim::SERVICE;
 
 /// How often the pose is sampled: 25 Hz, as often as the devices stream (their interval is
