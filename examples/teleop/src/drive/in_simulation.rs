@@ -2,6 +2,7 @@
 //! `pitcrew-sim`) in virtual time: what a team writes to know its autonomous routine ends
 //! where it should, with no robot and no waiting. One cycle is the controller's: read the
 //! gamepad, write both duty cycles, and the world moves on 20 ms.
+#![cfg(test)]
 
 use std::path::Path;
 use std::time::{Duration, Instant};
