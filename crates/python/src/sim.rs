@@ -260,8 +260,16 @@ impl SimWorld {
     }
 
     /// Puts the robot at `x`, `y`, `heading`, at rest.
-    fn place(&mut self, x: f64, y: f64, heading: f64) {
+    fn place(&mut self, py: Python<'_>, x: f64, y: f64, heading: f64) -> PyResult<()> {
+        if ![x, y, heading].iter().all(|v| v.is_finite()) {
+            return Err(errors::new(
+                py,
+                Kind::InvalidValue,
+                format!("place: x, y and heading must be finite numbers, got {x}, {y}, {heading}"),
+            ));
+        }
         self.world.place(Pose { x, y, heading });
+        Ok(())
     }
 
     /// Back to the start.

@@ -155,3 +155,27 @@ def test_mistakes_are_errors_that_say_what_to_fix(tmp_path):
         sim.value("61396659489217615757314", "enc_pos_a")
     with pytest.raises(pitcrew.AccessError):
         sim.robot.get_value(KOALA, "pid_kp_a")
+    with pytest.raises(ValueError, match="finite"):
+        sim.run(float("inf"))
+    with pytest.raises(pitcrew.InvalidValueError, match="finite"):
+        sim.place(float("nan"), 1.0)
+    assert sim.pose.x == 0.5, "nothing moved"
+
+
+def test_the_codes_endless_or_nan_sleep_fails_as_the_real_one_does(tmp_path):
+    path = code(
+        tmp_path,
+        """
+        import time
+        def autonomous_main():
+            time.sleep(float("inf"))
+        def teleop_main():
+            time.sleep(float("nan"))
+        """,
+    )
+    sim = Simulation(ROBOT, path)
+    sim.enable("autonomous")
+    sim.run(0.1)
+    sim.enable("teleop")
+    sim.run(0.1)
+    assert "OverflowError" in sim.errors[0] and "ValueError" in sim.errors[1], sim.errors

@@ -32,6 +32,7 @@ from __future__ import annotations
 import builtins
 import importlib.util
 import logging
+import math
 import os
 import time as _real_time
 import types
@@ -242,8 +243,8 @@ class Simulation:
 
     def run(self, seconds: float) -> None:
         """Lets ``seconds`` of simulated time pass, the code running as it would."""
-        if seconds < 0:
-            raise ValueError(f"seconds must not be negative, got {seconds}")
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise ValueError(f"seconds must be a finite number not below 0, got {seconds}")
         end = self.time + seconds
         while self.time < end - _EPS:
             if self._looping and self.time >= self._next_main - _EPS:
@@ -284,8 +285,13 @@ class Simulation:
 
     def _sleep(self, seconds: float) -> None:
         """The code's ``time.sleep``: simulated time passes, the code waits."""
+        # As the real time.sleep refuses them: a NaN, a negative or an endless sleep.
+        if math.isnan(seconds):
+            raise ValueError("Invalid value NaN (not a number)")
         if seconds < 0:
             raise ValueError("sleep length must be non-negative")
+        if math.isinf(seconds):
+            raise OverflowError("sleep length is too large")
         self._advance(self.time + seconds)
 
     def _call(self, name: str) -> bool:
