@@ -4,6 +4,7 @@
 //! Every test makes its own [`Namespace`], so tests run in parallel without sharing ports,
 //! sockets or shared-memory names, and without global locks.
 
+pub mod bench;
 pub mod device;
 pub mod floor;
 pub mod process;

@@ -37,6 +37,7 @@ use pitcrew::gamepad::PadState;
 use pitcrew::key::{Key, KeyKind};
 use pitcrew::robot::{Mode, Robot};
 use pitcrew_catalog::Uid;
+use pitcrew_e2e::bench::{broker_args, free_udp_port, stick};
 use pitcrew_e2e::device::{pty, serve};
 use pitcrew_e2e::{bin_dir, floor, Namespace, Proc};
 use pitcrew_sdp::{FrameDecoder, Message};
@@ -55,15 +56,6 @@ const LOST_AFTER: Duration = Duration::from_millis(100);
 const READY_WITHIN: Duration = Duration::from_secs(30);
 
 type Arrivals = mpsc::Receiver<(u32, Instant)>;
-
-fn free_udp_port() -> anyhow::Result<u16> {
-    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// The value of change `i`: never the same twice in a row, so every change is a write.
-fn stick(i: usize) -> f32 {
-    ((i % 200) as f32 - 100.0) / 100.0
-}
 
 /// Plays the koala-bear on `master`: answers PING and heartbeats, and reports each
 /// DEV_WRITE's `duty_cycle_a` (param 0) with its arrival time.
@@ -181,19 +173,9 @@ fn spawn_broker(
     dir: &std::path::Path,
     realtime: &[&str],
 ) -> anyhow::Result<Proc> {
-    let update_addr = format!("udp://239.255.77.3:{}", free_udp_port()?);
     let glob = format!("{}/ttyE2E*", dir.display());
-    let mut broker_args = vec![
-        "--virtual-addr",
-        "tcp://127.0.0.1:0",
-        "--serial-glob",
-        &glob,
-        "--update-interface",
-        "127.0.0.1",
-        "--update-addr",
-        &update_addr,
-    ];
-    broker_args.extend_from_slice(realtime);
+    let args = broker_args(&glob, realtime)?;
+    let broker_args: Vec<&str> = args.iter().map(String::as_str).collect();
     Ok(spawn("pitcrew-devices", &broker_args))
 }
 

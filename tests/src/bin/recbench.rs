@@ -17,6 +17,7 @@ use pitcrew::control::{self, ControlMessage, Meta, PadInput, StationRequest};
 use pitcrew::gamepad::PadState;
 use pitcrew::robot::{Mode, Robot};
 use pitcrew_catalog::Uid;
+use pitcrew_e2e::bench::{broker_args, free_udp_port, stick};
 use pitcrew_e2e::device::{pty, serve};
 use pitcrew_e2e::{bin, Namespace};
 use pitcrew_sdp::{FrameDecoder, Message};
@@ -32,14 +33,6 @@ const LOST_AFTER: Duration = Duration::from_millis(100);
 /// How long a recorder gets to connect to the taps before its block starts (its start
 /// snapshot asks a router that is not running here, and gives up after 2 s).
 const RECORDER_SETTLE: Duration = Duration::from_millis(3000);
-
-fn free_udp_port() -> anyhow::Result<u16> {
-    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn stick(i: usize) -> f32 {
-    ((i % 200) as f32 - 100.0) / 100.0
-}
 
 /// The driver station: every datagram with a new seq and the station's request.
 struct Station {
@@ -158,19 +151,9 @@ fn spawn_broker(
     dir: &std::path::Path,
     realtime: &[&str],
 ) -> anyhow::Result<pitcrew_e2e::Proc> {
-    let update_addr = format!("udp://239.255.77.3:{}", free_udp_port()?);
     let glob = format!("{}/ttyREC*", dir.display());
-    let mut broker_args = vec![
-        "--virtual-addr",
-        "tcp://127.0.0.1:0",
-        "--serial-glob",
-        &glob,
-        "--update-interface",
-        "127.0.0.1",
-        "--update-addr",
-        &update_addr,
-    ];
-    broker_args.extend_from_slice(realtime);
+    let args = broker_args(&glob, realtime)?;
+    let broker_args: Vec<&str> = args.iter().map(String::as_str).collect();
     Ok(ns.spawn("pitcrew-devices", &broker_args))
 }
 
