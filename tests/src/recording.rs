@@ -55,3 +55,28 @@ pub fn export_tables(mut pitcrew: Command, file: &Path, dir: &Path) -> Tables {
     }
     tables
 }
+
+/// Reads `file` with `tests/python/SCRIPT ARGS...`, a script over the `mcap` Python package
+/// (the third-party reader teams use), and returns the JSON it prints.
+///
+/// # Panics
+/// When the script fails (the `mcap` package is missing: `scripts/setup` installs it).
+pub fn read_with_mcap_package(script: &str, file: &Path, args: &[&str]) -> serde_json::Value {
+    let py = Command::new("python3")
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("python")
+                .join(script),
+        )
+        .arg(file)
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("python3 runs");
+    assert!(
+        py.status.success(),
+        "the mcap Python package could not read the file (scripts/setup installs it): {}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    serde_json::from_slice(&py.stdout).expect("the reader prints JSON")
+}

@@ -6,11 +6,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use pitcrew::robot::{monotonic_ns, Mode};
-use pitcrew_e2e::recording::{export_tables, Tables};
+use pitcrew_e2e::recording::{export_tables, read_with_mcap_package, Tables};
 use pitcrew_e2e::supervisor::{
     enable_robot, kill, wait_state, ControlSender, Events, Instance, Supervisor,
 };
@@ -297,18 +297,7 @@ async fn a_session_is_recorded_read_by_a_third_party_reader_and_replayed() {
     assert_eq!(original, [(0.5, -0.5), (0.25, 0.25)], "{recorded_koala:?}");
 
     // The third-party reader: channels, JSON schemas, every message decodes.
-    let py = Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("python/read_recording.py"))
-        .arg(&file)
-        .stderr(Stdio::piped())
-        .output()
-        .expect("python3 runs");
-    assert!(
-        py.status.success(),
-        "the mcap Python package could not read the file (scripts/setup installs it): {}",
-        String::from_utf8_lossy(&py.stderr)
-    );
-    let third: serde_json::Value = serde_json::from_slice(&py.stdout).unwrap();
+    let third = read_with_mcap_package("read_recording.py", &file, &[]);
     let expected = [
         ("/control/applied", "pitcrew.ControlApplied"),
         ("/control/refused", "pitcrew.ControlRefused"),

@@ -6,11 +6,10 @@
 
 use std::f64::consts::TAU;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pitcrew::robot::Mode;
-use pitcrew_e2e::recording::export_tables;
+use pitcrew_e2e::recording::{export_tables, read_with_mcap_package};
 use pitcrew_e2e::supervisor::{enable_robot, wait_state, ControlSender, Instance, Supervisor};
 
 /// Generous bound for what should happen "soon" on a loaded 2-core machine.
@@ -228,19 +227,7 @@ fn check_pose(inst: &Instance, file: &Path) -> usize {
     assert_eq!(number(last, "pose.position.x"), PLACED.0);
 
     // The third-party reader: the schema is JSON, every message decodes, the pose is there.
-    let py = Command::new("python3")
-        .arg(repo("tests/python/read_topic.py"))
-        .arg(file)
-        .arg("/sim/pose")
-        .stderr(Stdio::piped())
-        .output()
-        .expect("python3 runs");
-    assert!(
-        py.status.success(),
-        "the mcap Python package could not read the file (scripts/setup installs it): {}",
-        String::from_utf8_lossy(&py.stderr)
-    );
-    let read: serde_json::Value = serde_json::from_slice(&py.stdout).unwrap();
+    let read = read_with_mcap_package("read_topic.py", file, &["/sim/pose"]);
     assert_eq!(
         read["schema"]["name"], "foxglove.PoseInFrame",
         "{}",
